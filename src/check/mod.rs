@@ -1,0 +1,153 @@
+//! The check pipeline: request → decision.
+//!
+//! Phases, each with one rule (Authorino's shape):
+//! 1. **path**: a path that could be read two ways is refused; a public path
+//!    passes without a credential;
+//! 2. **credential**: exactly one bearer token, from `Authorization` or the
+//!    configured cookie;
+//! 3. **identity**: the token verifies against a configured issuer (cached);
+//! 4. **user**: the principal is a known, enabled user (cached).
+//!
+//! **Invariant:** every path out of [`Checker::check`] is a [`Decision`];
+//! there is no error type. An internal failure is a 503 denial.
+
+pub mod decision;
+pub mod request;
+
+use std::sync::Arc;
+
+use tracing::{Instrument, error, info, info_span};
+
+pub use decision::{Decision, Denial, DenialKind, Permit, UpstreamHeaders};
+pub use request::{ClientHeaders, CredentialSettings, RequestView};
+
+use crate::{
+    domain::Principal,
+    identity::IdentityVerifier,
+    policy::{PublicPaths, RequestPath},
+    store::UserCache,
+};
+
+pub struct Checker {
+    identity: IdentityVerifier,
+    users: UserCache,
+    public: PublicPaths,
+    credentials: CredentialSettings,
+}
+
+impl Checker {
+    pub fn new(
+        identity: IdentityVerifier,
+        users: UserCache,
+        public: PublicPaths,
+        credentials: CredentialSettings,
+    ) -> Self {
+        Self {
+            identity,
+            users,
+            public,
+            credentials,
+        }
+    }
+
+    pub fn users(&self) -> &UserCache {
+        &self.users
+    }
+
+    /// Decides, and writes the one decision line for this request.
+    pub async fn check(&self, request: &RequestView) -> Decision {
+        let span = info_span!(
+            "check",
+            request_id = request.request_id.as_ref().map(|id| id.as_str())
+        );
+        async {
+            let mut principal = None;
+            let decision = self.decide(request, &mut principal).await;
+            log_decision(request, principal.as_deref(), &decision);
+            decision
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn decide(
+        &self,
+        request: &RequestView,
+        principal: &mut Option<Arc<Principal>>,
+    ) -> Decision {
+        let path = match RequestPath::parse(&request.path) {
+            Ok(path) => path,
+            Err(e) => return deny(DenialKind::InvalidRequest, "ambiguous_path", e),
+        };
+        if self.public.is_public(&path) {
+            return Decision::Allow(Permit::PublicPath);
+        }
+        let token = match request::bearer_token(&request.headers, &self.credentials) {
+            Ok(token) => token,
+            Err(e) => {
+                let invalid_token = e != request::CredentialError::Missing;
+                return deny(DenialKind::Unauthenticated { invalid_token }, e.code(), e);
+            }
+        };
+        let identity = match self.identity.verify(token).await {
+            Ok(identity) => identity,
+            Err(e) => {
+                return deny(DenialKind::Unauthenticated { invalid_token: true }, e.code(), e);
+            }
+        };
+        *principal = Some(identity.principal.clone());
+        match self.users.find(&identity.principal).await {
+            Ok(Some(user)) if user.enabled => Decision::Allow(Permit::User(user)),
+            Ok(Some(_)) => deny(DenialKind::Forbidden, "user_disabled", "user is disabled"),
+            Ok(None) => deny(
+                DenialKind::Forbidden,
+                "unknown_user",
+                "user is not registered with dispatch",
+            ),
+            Err(e) => {
+                error!(error = %e, "user store unavailable");
+                deny(
+                    DenialKind::Unavailable,
+                    "store_unavailable",
+                    "authorization is temporarily unavailable; retry later",
+                )
+            }
+        }
+    }
+}
+
+fn deny(kind: DenialKind, reason: &'static str, message: impl ToString) -> Decision {
+    Decision::Deny(Denial::new(kind, reason, message.to_string()))
+}
+
+fn log_decision(request: &RequestView, principal: Option<&Principal>, decision: &Decision) {
+    // The path is logged without its query (which may carry secrets) and
+    // with Debug escaping, since it is client input.
+    let path = request.path.split(['?', '#']).next().unwrap_or_default();
+    let issuer = principal.map(|p| p.issuer.as_str());
+    match decision {
+        Decision::Allow(permit) => {
+            let user = permit.user();
+            info!(
+                decision = "allow",
+                reason = permit.reason(),
+                user_id = user.map(|u| tracing::field::display(u.id)),
+                login = user.map(|u| u.login.as_str()),
+                issuer,
+                method = ?request.method,
+                path = ?path,
+                "decision"
+            );
+        }
+        Decision::Deny(denial) => info!(
+            decision = "deny",
+            reason = denial.reason,
+            status = denial.kind.http_status(),
+            issuer,
+            method = ?request.method,
+            path = ?path,
+            message = %denial.message,
+            "decision"
+        ),
+    }
+}

@@ -1,0 +1,226 @@
+//! The checked request as the pipeline sees it, whatever protocol brought it
+//! (Envoy gRPC today, the HTTP check mode later), and credential extraction.
+
+use thiserror::Error;
+
+use crate::domain::RequestId;
+
+/// What a check is about: the client's request, headers lower-cased.
+#[derive(Debug, Clone, Default)]
+pub struct RequestView {
+    pub method: String,
+    /// As sent: query string included, not percent-decoded.
+    pub path: String,
+    pub request_id: Option<RequestId>,
+    pub headers: ClientHeaders,
+}
+
+/// The client's headers in arrival order. A name may occur more than once
+/// (Envoy's `encode_raw_headers` keeps repeats apart instead of comma-joining).
+#[derive(Debug, Clone, Default)]
+pub struct ClientHeaders(Vec<(String, String)>);
+
+/// Our header namespace: a client's copy of any of these is a forgery.
+pub const DISPATCH_PREFIX: &str = "x-dispatch-";
+
+impl ClientHeaders {
+    pub fn new<K: AsRef<str>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.as_ref().to_ascii_lowercase(), v.into()))
+                .collect(),
+        )
+    }
+
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Names in the `x-dispatch-*` namespace the client sent, each once.
+    pub fn dispatch_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .0
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| k.starts_with(DISPATCH_PREFIX))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+}
+
+/// Where a bearer token may come from.
+#[derive(Debug, Clone)]
+pub struct CredentialSettings {
+    /// A cookie holding the token, read when there is no `Authorization`.
+    pub cookie: Option<String>,
+    /// Longer tokens are refused before any parsing.
+    pub max_token_bytes: usize,
+}
+
+/// Why no usable credential was found. The messages go to the client.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum CredentialError {
+    #[error("no credential: send Authorization: Bearer <token>")]
+    Missing,
+    #[error("more than one Authorization header value")]
+    Repeated,
+    #[error("unsupported authorization scheme; use Bearer")]
+    UnsupportedScheme,
+    #[error("empty bearer token")]
+    Empty,
+    #[error("bearer token contains characters a token cannot have")]
+    InvalidCharacters,
+    #[error("bearer token is longer than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("more than one token cookie")]
+    RepeatedCookie,
+}
+
+impl CredentialError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing_credential",
+            Self::Repeated => "repeated_authorization",
+            Self::UnsupportedScheme => "unsupported_scheme",
+            Self::Empty => "empty_token",
+            Self::InvalidCharacters => "invalid_token_characters",
+            Self::TooLarge { .. } => "token_too_large",
+            Self::RepeatedCookie => "repeated_cookie",
+        }
+    }
+}
+
+/// The bearer token of the request: from `Authorization` (scheme matched
+/// case-insensitively), else from the configured cookie.
+pub fn bearer_token<'h>(
+    headers: &'h ClientHeaders,
+    settings: &CredentialSettings,
+) -> Result<&'h str, CredentialError> {
+    let mut values = headers.get_all("authorization");
+    let token = match (values.next(), values.next()) {
+        (Some(_), Some(_)) => return Err(CredentialError::Repeated),
+        (Some(value), None) => from_authorization(value)?,
+        (None, _) => match &settings.cookie {
+            Some(name) => from_cookie(headers, name)?,
+            None => return Err(CredentialError::Missing),
+        },
+    };
+    if token.len() > settings.max_token_bytes {
+        return Err(CredentialError::TooLarge {
+            limit: settings.max_token_bytes,
+        });
+    }
+    if !token.bytes().all(is_token_byte) {
+        return Err(CredentialError::InvalidCharacters);
+    }
+    Ok(token)
+}
+
+fn from_authorization(value: &str) -> Result<&str, CredentialError> {
+    // Envoy joins repeated headers with ','; a token never contains one.
+    if value.contains(',') {
+        return Err(CredentialError::Repeated);
+    }
+    let value = value.trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(CredentialError::UnsupportedScheme);
+    }
+    let token = token.trim_start();
+    if token.is_empty() {
+        return Err(CredentialError::Empty);
+    }
+    Ok(token)
+}
+
+fn from_cookie<'h>(headers: &'h ClientHeaders, name: &str) -> Result<&'h str, CredentialError> {
+    let mut found = headers
+        .get_all("cookie")
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'));
+    match (found.next(), found.next()) {
+        (Some(_), Some(_)) => Err(CredentialError::RepeatedCookie),
+        (Some(""), None) => Err(CredentialError::Empty),
+        (Some(token), None) => Ok(token),
+        (None, _) => Err(CredentialError::Missing),
+    }
+}
+
+/// RFC 6750's b64token characters; a JWT uses a subset of them.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(cookie: Option<&str>) -> CredentialSettings {
+        CredentialSettings {
+            cookie: cookie.map(str::to_owned),
+            max_token_bytes: 8192,
+        }
+    }
+
+    fn token_of(pairs: &[(&str, &str)]) -> Result<String, CredentialError> {
+        let headers = ClientHeaders::new(pairs.iter().map(|(k, v)| (*k, v.to_string())));
+        bearer_token(&headers, &settings(Some("session"))).map(str::to_owned)
+    }
+
+    #[test]
+    fn bearer_tokens_are_found() {
+        assert_eq!(token_of(&[("Authorization", "Bearer abc.def.ghi")]), Ok("abc.def.ghi".into()));
+        assert_eq!(token_of(&[("authorization", "bearer abc")]), Ok("abc".into()));
+        assert_eq!(token_of(&[("authorization", "BEARER  abc ")]), Ok("abc".into()));
+        assert_eq!(token_of(&[("cookie", "a=1; session=tok.en; b=2")]), Ok("tok.en".into()));
+        // Authorization wins over the cookie.
+        assert_eq!(
+            token_of(&[("cookie", "session=c"), ("authorization", "Bearer h")]),
+            Ok("h".into())
+        );
+    }
+
+    #[test]
+    fn bad_credentials_are_named() {
+        use CredentialError::*;
+        let long = format!("Bearer {}", "a".repeat(64 * 1024));
+        let cases: Vec<(Vec<(&str, &str)>, CredentialError)> = vec![
+            (vec![], Missing),
+            (vec![("cookie", "other=1")], Missing),
+            (vec![("authorization", "Bearer")], Empty),
+            (vec![("authorization", "Bearer ")], Empty),
+            (vec![("authorization", "Basic dXNlcjpwYXNz")], UnsupportedScheme),
+            (vec![("authorization", "Token abc")], UnsupportedScheme),
+            (vec![("authorization", "Bearer a, Bearer b")], Repeated),
+            (vec![("authorization", "Bearer a"), ("authorization", "Bearer b")], Repeated),
+            (vec![("authorization", "Bearer a b")], InvalidCharacters),
+            (vec![("authorization", "Bearer a\"b")], InvalidCharacters),
+            (vec![("authorization", long.as_str())], TooLarge { limit: 8192 }),
+            (vec![("cookie", "session=a"), ("cookie", "session=b")], RepeatedCookie),
+            (vec![("cookie", "session=")], Empty),
+        ];
+        for (headers, want) in cases {
+            assert_eq!(token_of(&headers), Err(want.clone()), "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn dispatch_names_are_collected_once() {
+        let headers = ClientHeaders::new([
+            ("X-Dispatch-User", "mallory"),
+            ("x-dispatch-user", "eve"),
+            ("x-dispatch-org", "acme"),
+            ("x-dispatcher", "no"),
+            ("accept", "*/*"),
+        ]);
+        assert_eq!(headers.dispatch_names(), ["x-dispatch-org", "x-dispatch-user"]);
+    }
+}

@@ -1,0 +1,302 @@
+//! The command line: the binary's edge, where errors become messages (and
+//! the only place `anyhow` is used).
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+use crate::{
+    config::{Config, LogFormat, Overrides, Settings},
+    domain::{DisplayName, Email, IssuerName, Login, Subject},
+    startup::{App, shutdown_signal},
+    store::{NewUser, SqliteStore, User, UserRef, UserStore},
+    telemetry,
+};
+
+/// dispatch-authz: the identity layer for Envoy (ext_authz).
+///
+/// Envoy asks dispatch-authz about every request. It verifies the caller's
+/// bearer token (a JWT from a configured issuer), looks the subject up in its
+/// own user database, and allows the request with x-dispatch-user and related
+/// headers set, or refuses it with 401, 403 or 503.
+///
+/// Start with `dispatch-authz serve`; add users with `dispatch-authz users add`.
+#[derive(Debug, Parser)]
+#[command(name = "dispatch-authz", version, propagate_version = true)]
+pub struct Cli {
+    /// TOML configuration file (see README.md, "Configuration").
+    #[arg(long, short, global = true, env = "DISPATCH_AUTHZ_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// SQLite database file [default: dispatch-authz.db].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub database: Option<PathBuf>,
+
+    /// Log format (RUST_LOG sets the level) [default: pretty].
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the ext_authz gRPC server until SIGTERM or Ctrl-C.
+    Serve {
+        /// HOST:PORT or unix:PATH [default: 127.0.0.1:50051].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Create the database if needed and apply migrations, then exit.
+    Migrate,
+    /// Manage users. Changes reach a running server within
+    /// cache.users_ttl_secs (default 30 s).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Developer tools for tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Register a user: the issuer (by configured name) and its subject.
+    Add(AddUser),
+    /// List users.
+    List {
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user, by id or ISSUER:SUBJECT.
+    Show { user: String },
+    /// Refuse the user's requests from now on (within the cache TTL).
+    Disable { user: String },
+    /// Allow a disabled user again.
+    Enable { user: String },
+    /// Delete a user.
+    Remove { user: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AddUser {
+    /// Configured issuer name (issuers[].name), e.g. dex.
+    #[arg(long)]
+    pub issuer: String,
+    /// The issuer's stable subject (the token's subject claim).
+    #[arg(long)]
+    pub subject: String,
+    /// Login, injected as x-dispatch-user.
+    #[arg(long)]
+    pub login: String,
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Sign a JWT with a private key (for development and tests).
+    Mint(MintToken),
+}
+
+#[derive(Debug, Args)]
+pub struct MintToken {
+    /// PEM private key (for HS256: a file holding the shared secret).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA or HS256.
+    #[arg(long, default_value = "RS256")]
+    pub algorithm: String,
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// `iss` claim.
+    #[arg(long)]
+    pub issuer: String,
+    /// `aud` claim.
+    #[arg(long)]
+    pub audience: String,
+    /// `sub` claim.
+    #[arg(long)]
+    pub subject: String,
+    /// `preferred_username` claim.
+    #[arg(long)]
+    pub login: Option<String>,
+    /// `email` claim.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Lifetime in seconds (negative mints an expired token).
+    #[arg(long, default_value_t = 3600, allow_hyphen_values = true)]
+    pub ttl_secs: i64,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let overrides = Overrides {
+        listen,
+        database: cli.database.clone(),
+        log_format: cli.log_format,
+    };
+    if let Command::Token {
+        command: TokenCommand::Mint(args),
+    } = &cli.command
+    {
+        println!("{}", mint(args)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = Settings::load(cli.config.as_deref(), &overrides)?.compile()?;
+    telemetry::init(config.log_format);
+    match cli.command {
+        Command::Serve { .. } => {
+            let app = App::build(config).await?;
+            app.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            SqliteStore::open(&config.database).await?;
+            println!("database {} is up to date", config.database.display());
+        }
+        Command::Users { command } => users(command, &config).await?,
+        Command::Token { .. } => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&config.database).await?;
+    let parse_ref = |user: &str| UserRef::parse(user);
+    match command {
+        UsersCommand::Add(add) => {
+            let user = store.add(new_user(&add, config)?).await?;
+            print_user(&user);
+        }
+        UsersCommand::List { json } => {
+            let users = store.list().await?;
+            if json {
+                for user in &users {
+                    println!("{}", user_json(user));
+                }
+            } else {
+                print_table(&users);
+            }
+        }
+        UsersCommand::Show { user } => {
+            let r = parse_ref(&user)?;
+            match store.get(&r).await? {
+                Some(user) => print_user(&user),
+                None => bail!("no user {r}"),
+            }
+        }
+        UsersCommand::Disable { user } => print_user(&store.set_enabled(&parse_ref(&user)?, false).await?),
+        UsersCommand::Enable { user } => print_user(&store.set_enabled(&parse_ref(&user)?, true).await?),
+        UsersCommand::Remove { user } => {
+            let removed = store.remove(&parse_ref(&user)?).await?;
+            println!("removed {} ({}:{})", removed.id, removed.issuer, removed.subject);
+        }
+    }
+    Ok(())
+}
+
+fn new_user(add: &AddUser, config: &Config) -> anyhow::Result<NewUser> {
+    let issuer = IssuerName::parse(&add.issuer)?;
+    if !config.issuers.iter().any(|i| i.name == issuer) {
+        let known: Vec<&str> = config.issuers.iter().map(|i| i.name.as_str()).collect();
+        bail!(
+            "issuer {issuer:?} is not configured (configured: {}); pass --config with the server's configuration",
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        );
+    }
+    Ok(NewUser {
+        issuer,
+        subject: Subject::parse(&add.subject)?,
+        login: Login::parse(&add.login)?,
+        email: add.email.as_deref().map(Email::parse).transpose()?,
+        display_name: add.name.as_deref().map(DisplayName::parse).transpose()?,
+    })
+}
+
+fn timestamp(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+fn user_json(user: &User) -> serde_json::Value {
+    serde_json::json!({
+        "id": user.id.to_string(),
+        "issuer": user.issuer.as_str(),
+        "subject": user.subject.as_str(),
+        "login": user.login.as_str(),
+        "email": user.email.as_ref().map(Email::as_str),
+        "display_name": user.display_name.as_ref().map(DisplayName::as_str),
+        "enabled": user.enabled,
+        "created_at": timestamp(user.created_at),
+        "updated_at": timestamp(user.updated_at),
+    })
+}
+
+fn print_user(user: &User) {
+    let json = user_json(user);
+    for (key, value) in json.as_object().into_iter().flatten() {
+        let value = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+        println!("{key:<13}{value}");
+    }
+}
+
+fn print_table(users: &[User]) {
+    println!("{:<36}  {:<16}  {:<24}  {:<20}  ENABLED", "ID", "ISSUER", "SUBJECT", "LOGIN");
+    for u in users {
+        println!(
+            "{:<36}  {:<16}  {:<24}  {:<20}  {}",
+            u.id.to_string(),
+            u.issuer.as_str(),
+            u.subject.as_str(),
+            u.login.as_str(),
+            if u.enabled { "yes" } else { "no" }
+        );
+    }
+}
+
+fn mint(args: &MintToken) -> anyhow::Result<String> {
+    let algorithm: Algorithm = args
+        .algorithm
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown algorithm {:?}", args.algorithm))?;
+    let bytes = std::fs::read(&args.key)
+        .with_context(|| format!("cannot read key {}", args.key.display()))?;
+    let key = match algorithm {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            Ok(EncodingKey::from_secret(String::from_utf8_lossy(&bytes).trim().as_bytes()))
+        }
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&bytes),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&bytes),
+        _ => EncodingKey::from_rsa_pem(&bytes),
+    }
+    .with_context(|| format!("{} is not a PEM private key for {algorithm:?}", args.key.display()))?;
+    let now = crate::identity::unix_now() as i64;
+    let mut claims = serde_json::json!({
+        "iss": args.issuer, "aud": args.audience, "sub": args.subject,
+        "iat": now, "nbf": now, "exp": now + args.ttl_secs,
+    });
+    if let Some(login) = &args.login {
+        claims["preferred_username"] = login.clone().into();
+    }
+    if let Some(email) = &args.email {
+        claims["email"] = email.clone().into();
+    }
+    let mut header = Header::new(algorithm);
+    header.kid = args.kid.clone();
+    Ok(jsonwebtoken::encode(&header, &claims, &key)?)
+}

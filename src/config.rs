@@ -1,0 +1,580 @@
+//! Configuration: raw settings (TOML file, `DISPATCH_AUTHZ_*` environment,
+//! command-line flags, in rising precedence) compiled into a [`Config`].
+//!
+//! Compilation does everything that can fail (parsing addresses, reading
+//! keys, checking issuers) so that a mistake stops start-up with a message
+//! naming the field, instead of surfacing as refused requests later.
+//! Unknown keys are errors: a typo must not silently fall back to a default.
+
+use std::{
+    collections::HashSet,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::{
+    check::CredentialSettings,
+    domain::IssuerName,
+    identity::{
+        ClaimMapping, JwtIssuer,
+        keys::{self, VerifyKey},
+    },
+    policy::PublicPaths,
+    store::CacheSettings,
+};
+
+pub const ENV_PREFIX: &str = "DISPATCH_AUTHZ_";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+fn invalid(field: impl Into<String>, reason: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The settings as written. See README.md's configuration reference.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub cache: CacheConfig,
+    pub check: CheckSettings,
+    pub log: LogSettings,
+    pub issuers: Vec<IssuerSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// `HOST:PORT`, or `unix:/path/to/socket`.
+    pub listen: String,
+    /// How long in-flight checks may take to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50051".into(),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// Path of the SQLite database file; created if missing.
+    pub database: PathBuf,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            database: "dispatch-authz.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub users_capacity: u64,
+    pub users_ttl_secs: u64,
+    pub users_negative_ttl_secs: u64,
+    pub tokens_capacity: u64,
+    pub tokens_max_ttl_secs: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            users_capacity: 100_000,
+            users_ttl_secs: 30,
+            users_negative_ttl_secs: 5,
+            tokens_capacity: 100_000,
+            tokens_max_ttl_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckSettings {
+    /// Path prefixes that need no credential, matched by whole segments.
+    pub public_paths: Vec<String>,
+    /// Cookie to read the bearer token from when there is no Authorization.
+    pub token_cookie: Option<String>,
+    pub max_token_bytes: usize,
+}
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        Self {
+            public_paths: Vec::new(),
+            token_cookie: None,
+            max_token_bytes: 8192,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// Our name for the issuer; users are stored under it.
+    pub name: String,
+    /// The exact `iss` its tokens carry.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one.
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    #[serde(default)]
+    pub public_keys: Vec<PublicKeySettings>,
+    /// HS256 shared secret; requires `development_only = true`.
+    #[serde(default)]
+    pub hmac_secret: Option<Secret>,
+    #[serde(default)]
+    pub development_only: bool,
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    #[serde(default)]
+    pub claims: ClaimSettings,
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeySettings {
+    pub pem_file: PathBuf,
+    /// RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA.
+    pub algorithm: String,
+    #[serde(default)]
+    pub kid: Option<String>,
+}
+
+/// Claim names; an empty string switches an optional claim off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaimSettings {
+    pub subject: String,
+    pub login: String,
+    pub email: String,
+}
+
+impl Default for ClaimSettings {
+    fn default() -> Self {
+        let d = ClaimMapping::default();
+        Self {
+            subject: d.subject,
+            login: d.login.unwrap_or_default(),
+            email: d.email.unwrap_or_default(),
+        }
+    }
+}
+
+/// Values given on the command line; they win over file and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub database: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if let Some(path) = value.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("expected unix:/path/to/socket".into());
+            }
+            return Ok(Self::Unix(path.into()));
+        }
+        value
+            .parse()
+            .map(Self::Tcp)
+            .map_err(|_| format!("{value:?} is not HOST:PORT (e.g. 127.0.0.1:50051) or unix:PATH"))
+    }
+}
+
+/// Everything the server needs, checked.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: ListenAddr,
+    pub shutdown_grace: Duration,
+    pub database: PathBuf,
+    pub users_cache: CacheSettings,
+    pub tokens_capacity: u64,
+    pub tokens_max_ttl: Duration,
+    pub public_paths: PublicPaths,
+    pub credentials: CredentialSettings,
+    pub issuers: Vec<JwtIssuer>,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Reads defaults, then `file` (which must exist when given), then the
+    /// environment, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .split("__")
+                // Read by the CLI itself, not part of the settings.
+                .ignore(&["config"]),
+        );
+        if let Some(listen) = &overrides.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen));
+        }
+        if let Some(database) = &overrides.database {
+            figment = figment.merge(Serialized::default("store.database", database));
+        }
+        if let Some(format) = overrides.log_format {
+            figment = figment.merge(Serialized::default("log.format", format));
+        }
+        figment.extract().map_err(|e| Box::new(e).into())
+    }
+
+    pub fn compile(&self) -> Result<Config, ConfigError> {
+        let listen = ListenAddr::parse(&self.server.listen).map_err(|e| invalid("server.listen", e))?;
+        let c = &self.cache;
+        positive("cache.users_capacity", c.users_capacity)?;
+        positive("cache.tokens_capacity", c.tokens_capacity)?;
+        if !(512..=32768).contains(&self.check.max_token_bytes) {
+            return Err(invalid(
+                "check.max_token_bytes",
+                "must be between 512 and 32768",
+            ));
+        }
+        if let Some(cookie) = &self.check.token_cookie
+            && (cookie.is_empty() || !cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        {
+            return Err(invalid("check.token_cookie", "not a cookie name"));
+        }
+        Ok(Config {
+            listen,
+            shutdown_grace: Duration::from_secs(self.server.shutdown_grace_secs),
+            database: self.store.database.clone(),
+            users_cache: CacheSettings {
+                capacity: c.users_capacity,
+                ttl: Duration::from_secs(c.users_ttl_secs),
+                negative_ttl: Duration::from_secs(c.users_negative_ttl_secs),
+            },
+            tokens_capacity: c.tokens_capacity,
+            tokens_max_ttl: Duration::from_secs(c.tokens_max_ttl_secs),
+            public_paths: PublicPaths::new(&self.check.public_paths)
+                .map_err(|e| invalid("check.public_paths", e))?,
+            credentials: CredentialSettings {
+                cookie: self.check.token_cookie.clone(),
+                max_token_bytes: self.check.max_token_bytes,
+            },
+            issuers: self.compile_issuers()?,
+            log_format: self.log.format,
+        })
+    }
+
+    fn compile_issuers(&self) -> Result<Vec<JwtIssuer>, ConfigError> {
+        let mut names = HashSet::new();
+        let mut isses = HashSet::new();
+        self.issuers
+            .iter()
+            .enumerate()
+            .map(|(i, settings)| {
+                let field = format!("issuers[{i}]");
+                let issuer = settings.compile(&field)?;
+                if !names.insert(issuer.name.clone()) {
+                    return Err(invalid(format!("{field}.name"), "used by another issuer"));
+                }
+                if !isses.insert(issuer.iss.clone()) {
+                    return Err(invalid(format!("{field}.issuer"), "used by another issuer"));
+                }
+                Ok(issuer)
+            })
+            .collect()
+    }
+}
+
+fn positive(field: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(field, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn non_empty(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+impl IssuerSettings {
+    fn compile(&self, field: &str) -> Result<JwtIssuer, ConfigError> {
+        let at = |sub: &str| format!("{field}.{sub}");
+        let name = IssuerName::parse(&self.name).map_err(|e| invalid(at("name"), e))?;
+        if self.issuer.is_empty() {
+            return Err(invalid(at("issuer"), "must not be empty"));
+        }
+        if self.audiences.is_empty() || self.audiences.iter().any(String::is_empty) {
+            return Err(invalid(
+                at("audiences"),
+                "list at least one non-empty audience; tokens for other services must not pass",
+            ));
+        }
+        if self.leeway_secs > 300 {
+            return Err(invalid(at("leeway_secs"), "must be at most 300"));
+        }
+        if self.claims.subject.is_empty() {
+            return Err(invalid(at("claims.subject"), "must name a claim"));
+        }
+        Ok(JwtIssuer {
+            name,
+            iss: self.issuer.clone(),
+            audiences: self.audiences.clone(),
+            keys: self.keys(&at)?,
+            leeway_secs: self.leeway_secs,
+            claims: ClaimMapping {
+                subject: self.claims.subject.clone(),
+                login: non_empty(&self.claims.login),
+                email: non_empty(&self.claims.email),
+            },
+        })
+    }
+
+    fn keys(&self, at: &dyn Fn(&str) -> String) -> Result<Vec<VerifyKey>, ConfigError> {
+        if let Some(secret) = &self.hmac_secret {
+            if !self.development_only {
+                return Err(invalid(
+                    at("hmac_secret"),
+                    "HS256 shared secrets are for development only; set development_only = true to accept the risk",
+                ));
+            }
+            if self.jwks_file.is_some() || !self.public_keys.is_empty() {
+                return Err(invalid(
+                    at("hmac_secret"),
+                    "cannot be combined with public keys in one issuer",
+                ));
+            }
+            if secret.0.len() < 32 {
+                return Err(invalid(at("hmac_secret"), "must be at least 32 bytes"));
+            }
+            return Ok(vec![VerifyKey {
+                kid: None,
+                algorithm: Algorithm::HS256,
+                key: DecodingKey::from_secret(secret.0.as_bytes()),
+            }]);
+        }
+        if self.development_only {
+            return Err(invalid(
+                at("development_only"),
+                "only applies to hmac_secret",
+            ));
+        }
+        let mut keys = Vec::new();
+        if let Some(path) = &self.jwks_file {
+            keys.extend(keys::load_jwks_file(path).map_err(|e| invalid(at("jwks_file"), e))?);
+        }
+        for (i, key) in self.public_keys.iter().enumerate() {
+            let field = at(&format!("public_keys[{i}]"));
+            let algorithm = keys::parse_public_algorithm(&key.algorithm)
+                .map_err(|e| invalid(format!("{field}.algorithm"), e))?;
+            keys.push(
+                keys::load_pem(&key.pem_file, algorithm, key.kid.clone())
+                    .map_err(|e| invalid(format!("{field}.pem_file"), e))?,
+            );
+        }
+        if keys.is_empty() {
+            return Err(invalid(
+                at("jwks_file"),
+                "the issuer has no keys: set jwks_file or public_keys",
+            ));
+        }
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        Settings::load(Some(&path), &Overrides::default())?.compile()
+    }
+
+    fn err(toml: &str) -> String {
+        load_str(toml).unwrap_err().to_string()
+    }
+
+    const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/rsa.pub.pem");
+
+    fn issuer(extra: &str) -> String {
+        format!(
+            "[[issuers]]\nname = \"dex\"\nissuer = \"https://dex.test\"\naudiences = [\"dispatch\"]\n{extra}\n"
+        )
+    }
+
+    #[test]
+    fn defaults_compile() {
+        let config = load_str("").unwrap();
+        assert_eq!(config.listen, ListenAddr::parse("127.0.0.1:50051").unwrap());
+        assert!(config.issuers.is_empty());
+    }
+
+    #[test]
+    fn a_full_issuer_compiles() {
+        let config = load_str(&issuer(&format!(
+            "[[issuers.public_keys]]\npem_file = \"{KEY}\"\nalgorithm = \"RS256\"\nkid = \"k1\"\n[issuers.claims]\nlogin = \"login\"\nemail = \"\""
+        )))
+        .unwrap();
+        let dex = &config.issuers[0];
+        assert_eq!(dex.keys.len(), 1);
+        assert_eq!(dex.claims.login.as_deref(), Some("login"));
+        assert_eq!(dex.claims.email, None);
+    }
+
+    #[test]
+    fn a_typo_names_the_key() {
+        let e = err("[server]\nlisten_addr = \"127.0.0.1:1\"\n");
+        assert!(e.contains("listen_addr"), "{e}");
+        let e = err("[sever]\n");
+        assert!(e.contains("sever"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_field() {
+        let cases = [
+            ("[server]\nlisten = \"localhost\"", "server.listen"),
+            ("[cache]\nusers_capacity = 0", "cache.users_capacity"),
+            ("[check]\npublic_paths = [\"/a/../b\"]", "check.public_paths"),
+            ("[check]\nmax_token_bytes = 70000", "check.max_token_bytes"),
+            ("[cache]\nusers_ttl_secs = \"soon\"", "users_ttl_secs"),
+        ];
+        for (toml, field) in cases {
+            let e = err(toml);
+            assert!(e.contains(field), "{toml}: {e}");
+        }
+    }
+
+    #[test]
+    fn issuers_are_checked() {
+        let pem = format!("[[issuers.public_keys]]\npem_file = \"{KEY}\"\nalgorithm = \"RS256\"");
+        let cases = [
+            (issuer(""), "issuers[0].jwks_file: the issuer has no keys"),
+            (issuer("hmac_secret = \"0123456789abcdef0123456789abcdef\""), "development only"),
+            (issuer("hmac_secret = \"short\"\ndevelopment_only = true"), "at least 32 bytes"),
+            (issuer(&pem.replace("RS256", "HS256")), "not allowed for a public key"),
+            (issuer(&pem.replace("RS256", "RS999")), "unknown algorithm"),
+            (issuer(&pem.replace(KEY, "/nonexistent.pem")), "issuers[0].public_keys[0].pem_file"),
+            (issuer("jwks_file = \"/nonexistent.json\""), "/nonexistent.json"),
+            (issuer(&pem).replace("audiences = [\"dispatch\"]", "audiences = []"), "issuers[0].audiences"),
+            (issuer(&pem).replace("name = \"dex\"", "name = \"Dex\""), "issuers[0].name"),
+            (format!("{}{}", issuer(&pem), issuer(&pem).replace("https://dex.test", "https://x")), "issuers[1].name: used by another issuer"),
+        ];
+        for (toml, want) in cases {
+            let e = err(&toml);
+            assert!(e.contains(want), "want {want:?} in {e}");
+        }
+    }
+
+    #[test]
+    fn a_private_key_is_refused_as_a_public_key() {
+        let private = KEY.replace("rsa.pub.pem", "rsa.pem");
+        let e = err(&issuer(&format!(
+            "[[issuers.public_keys]]\npem_file = \"{private}\"\nalgorithm = \"RS256\""
+        )));
+        assert!(e.contains("private key"), "{e}");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let settings: IssuerSettings = toml_like(
+            r#"name = "dev"
+issuer = "x"
+audiences = ["a"]
+hmac_secret = "super-secret-value-super-secret-value"
+development_only = true"#,
+        );
+        assert!(!format!("{settings:?}").contains("super-secret"));
+    }
+
+    fn toml_like<T: serde::de::DeserializeOwned>(s: &str) -> T {
+        Figment::from(Toml::string(s)).extract().unwrap()
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let e = Settings::load(Some(Path::new("/nonexistent/c.toml")), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/c.toml"), "{e}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        let settings = Settings::load(Some(&path), &overrides).unwrap();
+        assert_eq!(settings.server.listen, "127.0.0.1:2");
+    }
+}

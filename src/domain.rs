@@ -1,0 +1,265 @@
+//! Newtypes for the values that cross module boundaries.
+//!
+//! Each one is parsed once at the edge (config, CLI, token claims, database
+//! rows) and is valid from then on: a `Login` can always be sent as an HTTP
+//! header value, an `IssuerName` can always be printed in a log line. Parse,
+//! don't validate.
+
+use std::fmt;
+
+use thiserror::Error;
+use uuid::Uuid;
+
+/// Why a value was refused. `what` names the kind of value, so messages read
+/// "invalid login: contains a control character".
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("invalid {what}: {reason}")]
+pub struct InvalidValue {
+    pub what: &'static str,
+    pub reason: String,
+}
+
+impl InvalidValue {
+    fn new(what: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            what,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Checks that `value` is non-empty, at most `max` bytes and holds no control
+/// characters, which keeps it safe in an HTTP header and in a log line.
+fn printable(what: &'static str, value: &str, max: usize) -> Result<(), InvalidValue> {
+    if value.is_empty() {
+        return Err(InvalidValue::new(what, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(InvalidValue::new(
+            what,
+            format!("longer than {max} bytes ({} bytes)", value.len()),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(InvalidValue::new(what, "contains a control character"));
+    }
+    if value.trim() != value {
+        return Err(InvalidValue::new(
+            what,
+            "has leading or trailing whitespace",
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! string_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// The configured name of an identity issuer (`dex`, `github-actions`):
+    /// lower-case letters, digits, `-`, `_` and `.`, starting with a letter or
+    /// digit. The name, not the issuer URL, is what users are stored under, so
+    /// moving an issuer to a new URL keeps its users.
+    IssuerName
+);
+
+impl IssuerName {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        const WHAT: &str = "issuer name";
+        printable(WHAT, value, 64)?;
+        let first_ok = value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok = value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+        if !first_ok || !rest_ok {
+            return Err(InvalidValue::new(
+                WHAT,
+                "use lower-case letters, digits, '-', '_' and '.', starting with a letter or digit",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// The issuer's stable identifier for a principal (the `sub` claim, or for
+    /// GitHub the numeric user id). Never a display name: logins can be renamed
+    /// and then reused by someone else.
+    Subject
+);
+
+impl Subject {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        printable("subject", value, 255)?;
+        Ok(Self(value.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// A user's login (e.g. their GitHub login), injected as `x-dispatch-user`.
+    /// For display and auditing only; never used to identify anyone.
+    Login
+);
+
+impl Login {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        printable("login", value, 255)?;
+        Ok(Self(value.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// An e-mail address as the issuer or an administrator gave it.
+    Email
+);
+
+impl Email {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        printable("e-mail", value, 320)?;
+        if value.contains(char::is_whitespace) || !value.contains('@') {
+            return Err(InvalidValue::new("e-mail", "expected name@domain"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// A human-readable name; may contain spaces.
+    DisplayName
+);
+
+impl DisplayName {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        printable("display name", value, 255)?;
+        Ok(Self(value.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// Envoy's `x-request-id` for the checked request, echoed in logs and as
+    /// `x-dispatch-request-id`.
+    RequestId
+);
+
+impl RequestId {
+    /// Envoy generates UUIDs, but a client may supply its own id (Envoy keeps
+    /// it unless told otherwise), so this is untrusted input: anything that is
+    /// not short visible ASCII is dropped rather than echoed.
+    pub fn parse(value: &str) -> Option<Self> {
+        let ok = !value.is_empty()
+            && value.len() <= 128
+            && value.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| Self(value.to_owned()))
+    }
+}
+
+/// Who a credential proves the caller to be: a subject of one configured
+/// issuer. Two issuers may use the same subject for different people, so the
+/// pair, never the subject alone (let alone a login), identifies a user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    pub issuer: IssuerName,
+    pub subject: Subject,
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.issuer, self.subject)
+    }
+}
+
+/// The stable id of a user in our own database, injected as
+/// `x-dispatch-user-id`. A UUIDv7, so ids sort by creation time and can be
+/// minted by any replica without coordination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(Uuid);
+
+impl UserId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        Uuid::parse_str(value)
+            .map(Self)
+            .map_err(|_| InvalidValue::new("user id", "expected a UUID"))
+    }
+}
+
+impl Default for UserId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_names_are_restricted() {
+        assert!(IssuerName::parse("dex").is_ok());
+        assert!(IssuerName::parse("github-actions.v2").is_ok());
+        for bad in ["", "Dex", "-dex", "a b", "dex/1", "é"] {
+            assert!(IssuerName::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn header_unsafe_values_are_refused() {
+        assert!(Login::parse("octocat").is_ok());
+        let err = Login::parse("mallory\r\nx-dispatch-user: root").unwrap_err();
+        assert_eq!(err.to_string(), "invalid login: contains a control character");
+        assert!(Login::parse(" octocat").is_err());
+        assert!(Subject::parse(&"1".repeat(256)).is_err());
+        assert!(Email::parse("not-an-email").is_err());
+        assert!(Email::parse("a@b.example").is_ok());
+    }
+
+    #[test]
+    fn request_ids_from_clients_are_sanitised() {
+        assert!(RequestId::parse("3f1c-aa").is_some());
+        assert!(RequestId::parse("a b").is_none());
+        assert!(RequestId::parse(&"a".repeat(129)).is_none());
+        assert!(RequestId::parse("").is_none());
+    }
+
+    #[test]
+    fn user_ids_round_trip() {
+        let id = UserId::new();
+        assert_eq!(UserId::parse(&id.to_string()), Ok(id));
+        assert!(UserId::parse("octocat").is_err());
+    }
+}

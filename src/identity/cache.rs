@@ -1,0 +1,77 @@
+//! The verified-token cache: a hit costs a SHA-256 and a hash-map lookup, no
+//! signature verification.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use moka::{Expiry, future::Cache};
+use sha2::{Digest, Sha256};
+
+use super::{TokenError, VerifiedIdentity, unix_now};
+
+/// Keyed by the SHA-256 of the token, so the cache never holds a usable
+/// credential. Every entry expires at the token's own `exp` or after
+/// `max_ttl`, whichever comes first.
+#[derive(Clone)]
+pub struct TokenCache {
+    cache: Cache<[u8; 32], Arc<VerifiedIdentity>>,
+}
+
+struct UntilTokenExpiry {
+    max_ttl: Duration,
+}
+
+impl Expiry<[u8; 32], Arc<VerifiedIdentity>> for UntilTokenExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Arc<VerifiedIdentity>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let remaining = Duration::from_secs(value.expires_at.saturating_sub(unix_now()));
+        Some(remaining.min(self.max_ttl))
+    }
+}
+
+impl TokenCache {
+    pub fn new(capacity: u64, max_ttl: Duration) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(UntilTokenExpiry { max_ttl })
+            .build();
+        Self { cache }
+    }
+
+    pub(super) async fn get_or_verify(
+        &self,
+        token: &str,
+        now: u64,
+        verify: impl FnOnce() -> Result<VerifiedIdentity, TokenError>,
+    ) -> Result<Arc<VerifiedIdentity>, TokenError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = self.cache.get(&key).await {
+            // moka's expiry is exact, but a clock step must not resurrect a
+            // token: past its `exp` it is verified again (leeway applies).
+            if hit.expires_at > now {
+                return Ok(hit);
+            }
+            self.cache.invalidate(&key).await;
+        }
+        let identity = Arc::new(verify()?);
+        if identity.expires_at > now {
+            self.cache.insert(key, identity.clone()).await;
+        }
+        Ok(identity)
+    }
+
+    /// Number of cached tokens (approximate; for tests and metrics).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    pub async fn sync(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+}

@@ -1,0 +1,144 @@
+//! Identity: from a bearer token to a verified `(issuer, subject)`.
+//!
+//! Today the sources are JWT issuers with local keys (JWKS file, PEM public
+//! keys, or a development-only HMAC secret). Remote JWKS, GitHub OAuth tokens
+//! and service accounts slot in as further sources behind [`IdentityVerifier`].
+//!
+//! **Invariant:** a token is never logged, stored or put into an error
+//! message; the cache keys it by its SHA-256 digest.
+
+mod cache;
+mod jwt;
+pub mod keys;
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use jsonwebtoken::Algorithm;
+use thiserror::Error;
+
+pub use cache::TokenCache;
+pub use jwt::{ClaimMapping, JwtIssuer};
+
+use crate::domain::{Email, Login, Principal};
+
+/// What a valid token proves. Cached until the token's `exp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedIdentity {
+    /// Shared with the user cache's key, so a cache hit allocates nothing.
+    pub principal: Arc<Principal>,
+    /// The login the token claims; informational (the store's login is what
+    /// gets injected).
+    pub login: Option<Login>,
+    pub email: Option<Email>,
+    /// The token's `exp`, seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// Why a token was refused. The messages go to the client in the 401 body
+/// and to the decision log: they name the problem and never echo the token,
+/// its claims' values or key material.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error("unsigned tokens (alg \"none\") are not accepted")]
+    Unsigned,
+    #[error("token algorithm is not supported")]
+    UnsupportedAlgorithm,
+    #[error("token issuer is not trusted")]
+    UntrustedIssuer,
+    #[error("token key id (kid) is not known for its issuer")]
+    UnknownKey,
+    #[error("token algorithm {token:?} does not match the key's pinned algorithm {pinned:?}")]
+    AlgorithmNotAllowed { token: Algorithm, pinned: Algorithm },
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("token was issued in the future (iat)")]
+    IssuedInFuture,
+    #[error("token audience is not accepted")]
+    WrongAudience,
+    #[error("token has no {0} claim")]
+    MissingClaim(String),
+    #[error("token claim {0} has an unusable value")]
+    BadClaim(String),
+}
+
+impl TokenError {
+    /// A short stable code for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed_token",
+            Self::Unsigned => "unsigned_token",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::UntrustedIssuer => "untrusted_issuer",
+            Self::UnknownKey => "unknown_key",
+            Self::AlgorithmNotAllowed { .. } => "algorithm_not_allowed",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "token_expired",
+            Self::NotYetValid => "token_not_yet_valid",
+            Self::IssuedInFuture => "token_issued_in_future",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::BadClaim(_) => "bad_claim",
+        }
+    }
+}
+
+/// Every configured issuer, found by the `iss` its tokens carry, in front of
+/// a cache of verified tokens.
+pub struct IdentityVerifier {
+    by_iss: HashMap<String, Arc<JwtIssuer>>,
+    cache: TokenCache,
+}
+
+impl IdentityVerifier {
+    pub fn new(issuers: Vec<JwtIssuer>, cache: TokenCache) -> Self {
+        let by_iss = issuers
+            .into_iter()
+            .map(|i| (i.iss.clone(), Arc::new(i)))
+            .collect();
+        Self { by_iss, cache }
+    }
+
+    pub fn issuer_count(&self) -> usize {
+        self.by_iss.len()
+    }
+
+    /// Verifies `token`, from the cache when it was verified before.
+    pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedIdentity>, TokenError> {
+        let now = unix_now();
+        self.cache
+            .get_or_verify(token, now, || self.verify_uncached(token, now))
+            .await
+    }
+
+    fn verify_uncached(&self, token: &str, now: u64) -> Result<VerifiedIdentity, TokenError> {
+        let unverified = jwt::Unverified::parse(token)?;
+        // Refuse `none` before looking at the issuer, so the answer is the
+        // same whoever the token claims to come from.
+        jwt::header_algorithm(&unverified.header)?;
+        let issuer = self
+            .by_iss
+            .get(unverified.iss()?)
+            .ok_or(TokenError::UntrustedIssuer)?;
+        issuer.verify(&unverified, now)
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,30 @@
+//! dispatch-authz: an Envoy ext_authz sidecar that verifies GitHub-derived
+//! identities, looks them up in its own user database, and tells Envoy who
+//! is calling through `x-dispatch-*` headers that clients cannot forge.
+//!
+//! The modules follow a request: [`config`] → [`server`] → [`check`] →
+//! [`identity`] → [`store`] → [`policy`], with [`telemetry`] beside them.
+//! See ARCHITECTURE.md.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod identity;
+pub mod policy;
+pub mod server;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+/// Code generated from `proto/` by build.rs.
+pub mod proto {
+    #[allow(clippy::all, clippy::pedantic)]
+    pub mod admin {
+        tonic::include_proto!("dispatch.authz.admin.v1");
+    }
+
+    /// The encoded descriptor set of our protos, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/dispatch_authz_descriptor.bin"));
+}

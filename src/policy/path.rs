@@ -1,0 +1,218 @@
+//! Request paths: parsed so that there is exactly one way to read them.
+//!
+//! Envoy hands us the path as the client sent it, query string included and
+//! not percent-decoded. The upstream may decode `%2F`, collapse `//` or resolve
+//! `..` differently from us; if we match `/healthz/../admin` as "under
+//! `/healthz`" and the upstream serves `/admin`, a public prefix becomes a
+//! bypass. So a path that could be read two ways is refused outright instead
+//! of being guessed at.
+
+use thiserror::Error;
+
+/// Why a path was refused. The messages are shown to the client.
+#[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
+pub enum AmbiguousPath {
+    #[error("request path must start with '/'")]
+    NotAbsolute,
+    #[error("request path contains an empty segment ('//')")]
+    EmptySegment,
+    #[error("request path contains a '.' or '..' segment")]
+    DotSegment,
+    #[error("request path contains a backslash")]
+    Backslash,
+    #[error("request path contains an encoded '/', '\\' or control character")]
+    EncodedSeparator,
+    #[error("request path contains an invalid percent-encoding")]
+    BadEncoding,
+    #[error("request path contains a control character")]
+    ControlCharacter,
+}
+
+/// A path with its query and fragment cut off and every segment checked to
+/// mean one thing. Segments are kept as sent (still percent-encoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestPath(String);
+
+impl RequestPath {
+    pub fn parse(raw: &str) -> Result<Self, AmbiguousPath> {
+        let path = raw.split(['?', '#']).next().unwrap_or_default();
+        if !path.starts_with('/') {
+            return Err(AmbiguousPath::NotAbsolute);
+        }
+        let segments: Vec<&str> = path[1..].split('/').collect();
+        let (last, inner) = segments.split_last().unwrap_or((&"", &[]));
+        // A trailing slash (`/healthz/`) has one reading; `a//b` does not.
+        if inner.iter().any(|s| s.is_empty()) {
+            return Err(AmbiguousPath::EmptySegment);
+        }
+        inner.iter().chain([last]).try_for_each(|s| check_segment(s))?;
+        Ok(Self(path.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The segments after the leading `/`; `/` alone has none.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0[1..].split('/').filter(|s| !s.is_empty())
+    }
+}
+
+fn check_segment(segment: &str) -> Result<(), AmbiguousPath> {
+    if segment.contains('\\') {
+        return Err(AmbiguousPath::Backslash);
+    }
+    if segment.chars().any(char::is_control) {
+        return Err(AmbiguousPath::ControlCharacter);
+    }
+    let decoded = decode(segment)?;
+    if decoded.iter().any(|&b| b == b'/' || b == b'\\' || b < 0x20 || b == 0x7f) {
+        return Err(AmbiguousPath::EncodedSeparator);
+    }
+    if decoded == b"." || decoded == b".." {
+        return Err(AmbiguousPath::DotSegment);
+    }
+    Ok(())
+}
+
+/// Percent-decodes strictly: a `%` not followed by two hex digits is an error,
+/// because servers disagree on what it means.
+fn decode(segment: &str) -> Result<Vec<u8>, AmbiguousPath> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(AmbiguousPath::BadEncoding)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| AmbiguousPath::BadEncoding)?;
+            let byte = u8::from_str_radix(hex, 16).map_err(|_| AmbiguousPath::BadEncoding)?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Path prefixes that need no credential (`/healthz`, `/public/docs`).
+///
+/// A prefix covers itself and everything below it, by whole segments:
+/// `/healthz` covers `/healthz` and `/healthz/live`, never `/healthz-admin`.
+#[derive(Debug, Clone, Default)]
+pub struct PublicPaths {
+    prefixes: Vec<Vec<String>>,
+}
+
+/// A configured prefix that is not a plain absolute path.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("public path {path:?} is not usable: {reason}")]
+pub struct InvalidPublicPath {
+    pub path: String,
+    pub reason: String,
+}
+
+impl PublicPaths {
+    pub fn new<S: AsRef<str>>(prefixes: &[S]) -> Result<Self, InvalidPublicPath> {
+        let prefixes = prefixes
+            .iter()
+            .map(|p| Self::parse_prefix(p.as_ref()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { prefixes })
+    }
+
+    fn parse_prefix(prefix: &str) -> Result<Vec<String>, InvalidPublicPath> {
+        let invalid = |reason: String| InvalidPublicPath {
+            path: prefix.to_owned(),
+            reason,
+        };
+        if prefix.contains(['?', '#', '%']) {
+            return Err(invalid("use a plain path without '?', '#' or '%'".into()));
+        }
+        let parsed = RequestPath::parse(prefix).map_err(|e| invalid(e.to_string()))?;
+        let segments: Vec<String> = parsed.segments().map(str::to_owned).collect();
+        if segments.is_empty() {
+            return Err(invalid(
+                "'/' would make every path public; list the paths instead".into(),
+            ));
+        }
+        Ok(segments)
+    }
+
+    pub fn is_public(&self, path: &RequestPath) -> bool {
+        self.prefixes.iter().any(|prefix| {
+            let mut segments = path.segments();
+            prefix.iter().all(|p| segments.next() == Some(p.as_str()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_and_fragment_are_cut_off() {
+        assert_eq!(RequestPath::parse("/a/b?x=/../y").unwrap().as_str(), "/a/b");
+        assert_eq!(RequestPath::parse("/a#frag").unwrap().as_str(), "/a");
+    }
+
+    #[test]
+    fn paths_with_two_readings_are_refused() {
+        let cases = [
+            ("a/b", AmbiguousPath::NotAbsolute),
+            ("*", AmbiguousPath::NotAbsolute),
+            ("http://evil/x", AmbiguousPath::NotAbsolute),
+            ("/a//b", AmbiguousPath::EmptySegment),
+            ("/a/b//", AmbiguousPath::EmptySegment),
+            ("//a", AmbiguousPath::EmptySegment),
+            ("/a/../b", AmbiguousPath::DotSegment),
+            ("/a/./b", AmbiguousPath::DotSegment),
+            ("/a/..", AmbiguousPath::DotSegment),
+            ("/a/%2e%2E/b", AmbiguousPath::DotSegment),
+            ("/a/.%2e", AmbiguousPath::DotSegment),
+            ("/a%2fb", AmbiguousPath::EncodedSeparator),
+            ("/a%5Cb", AmbiguousPath::EncodedSeparator),
+            ("/a%00", AmbiguousPath::EncodedSeparator),
+            ("/a\\..\\b", AmbiguousPath::Backslash),
+            ("/a%zz", AmbiguousPath::BadEncoding),
+            ("/a%2", AmbiguousPath::BadEncoding),
+            ("/a\u{7f}", AmbiguousPath::ControlCharacter),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(RequestPath::parse(raw), Err(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn ordinary_paths_are_accepted() {
+        for ok in ["/", "/healthz", "/healthz/", "/v1/function/my.fn", "/a%20b", "/a..b"] {
+            assert!(RequestPath::parse(ok).is_ok(), "{ok} refused");
+        }
+    }
+
+    #[test]
+    fn public_prefixes_match_whole_segments() {
+        let public = PublicPaths::new(&["/healthz", "/docs/api"]).unwrap();
+        let is_public = |p: &str| public.is_public(&RequestPath::parse(p).unwrap());
+        assert!(is_public("/healthz"));
+        assert!(is_public("/healthz/"));
+        assert!(is_public("/healthz/live?verbose=1"));
+        assert!(is_public("/docs/api/v1"));
+        assert!(!is_public("/healthz-admin"));
+        assert!(!is_public("/healthzz"));
+        assert!(!is_public("/docs"));
+        assert!(!is_public("/docs/apis"));
+        assert!(!is_public("/"));
+        assert!(!is_public("/HEALTHZ"));
+    }
+
+    #[test]
+    fn bad_public_prefixes_are_config_errors() {
+        for bad in ["/", "healthz", "/a/../b", "/a?x", "/a%2f"] {
+            assert!(PublicPaths::new(&[bad]).is_err(), "{bad} accepted");
+        }
+    }
+}

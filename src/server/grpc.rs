@@ -1,0 +1,190 @@
+//! Envoy's `envoy.service.auth.v3.Authorization/Check`. The only module that
+//! knows Envoy's protos: it turns a `CheckRequest` into a [`RequestView`] and
+//! a [`Decision`] into a `CheckResponse`.
+//!
+//! **Invariant:** `check` always returns `Ok(CheckResponse)`. A gRPC error is
+//! what Envoy's `failure_mode_allow: true` turns into an allow, so every
+//! failure, even a malformed request, is answered as a denial.
+
+use std::sync::Arc;
+
+use envoy_types::{
+    ext_authz::v3::pb::{
+        Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
+        HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
+    },
+    pb::google::{
+        protobuf::{BoolValue, Struct, Value, value::Kind},
+        rpc,
+    },
+};
+use tonic::{Code, Request, Response, Status};
+
+use crate::{
+    check::{Checker, ClientHeaders, Decision, Denial, DenialKind, Permit, RequestView},
+    domain::RequestId,
+};
+
+pub struct AuthorizationService {
+    checker: Arc<Checker>,
+}
+
+impl AuthorizationService {
+    pub fn new(checker: Arc<Checker>) -> Self {
+        Self { checker }
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for AuthorizationService {
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        let request = request.into_inner();
+        let response = match request_view(&request) {
+            Ok(view) => {
+                let decision = self.checker.check(&view).await;
+                check_response(&decision, &view)
+            }
+            Err(message) => {
+                tracing::info!(
+                    decision = "deny",
+                    reason = "malformed_check_request",
+                    status = 400,
+                    message,
+                    "decision"
+                );
+                denied(&Denial::new(DenialKind::InvalidRequest, "malformed_check_request", message))
+            }
+        };
+        Ok(Response::new(response))
+    }
+}
+
+/// Reads what the pipeline needs; `Err` names what is missing.
+pub fn request_view(request: &CheckRequest) -> Result<RequestView, &'static str> {
+    let http = request
+        .attributes
+        .as_ref()
+        .ok_or("check request has no attributes")?
+        .request
+        .as_ref()
+        .and_then(|r| r.http.as_ref())
+        .ok_or("check request has no attributes.request.http")?;
+    let mut pairs: Vec<(&str, String)> = http
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    // With `encode_raw_headers: true` Envoy sends headers here instead,
+    // repeats kept apart and values as bytes.
+    if let Some(map) = &http.header_map {
+        pairs.extend(map.headers.iter().map(|h| {
+            let value = if h.raw_value.is_empty() {
+                h.value.clone()
+            } else {
+                String::from_utf8_lossy(&h.raw_value).into_owned()
+            };
+            (h.key.as_str(), value)
+        }));
+    }
+    Ok(RequestView {
+        method: http.method.clone(),
+        path: http.path.clone(),
+        request_id: RequestId::parse(&http.id),
+        headers: ClientHeaders::new(pairs),
+    })
+}
+
+pub fn check_response(decision: &Decision, request: &RequestView) -> CheckResponse {
+    match decision {
+        Decision::Allow(permit) => allowed(permit, request),
+        Decision::Deny(denial) => denied(denial),
+    }
+}
+
+fn allowed(permit: &Permit, request: &RequestView) -> CheckResponse {
+    let headers = permit.upstream_headers(request);
+    CheckResponse {
+        status: Some(rpc::Status {
+            code: Code::Ok as i32,
+            ..Default::default()
+        }),
+        dynamic_metadata: permit.user().map(|user| {
+            metadata([
+                ("user_id", user.id.to_string()),
+                ("login", user.login.to_string()),
+                ("issuer", user.issuer.to_string()),
+            ])
+        }),
+        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+            headers: headers
+                .set
+                .into_iter()
+                .map(|(k, v)| overwrite(k, v))
+                .collect(),
+            headers_to_remove: headers.remove,
+            ..Default::default()
+        })),
+    }
+}
+
+fn denied(denial: &Denial) -> CheckResponse {
+    let code = match denial.kind {
+        DenialKind::Unauthenticated { .. } => Code::Unauthenticated,
+        DenialKind::Forbidden => Code::PermissionDenied,
+        DenialKind::InvalidRequest => Code::InvalidArgument,
+        DenialKind::Unavailable => Code::Unavailable,
+    };
+    CheckResponse {
+        status: Some(rpc::Status {
+            code: code as i32,
+            message: denial.message.clone(),
+            details: vec![],
+        }),
+        dynamic_metadata: None,
+        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus {
+                code: i32::from(denial.kind.http_status()),
+            }),
+            headers: denial
+                .kind
+                .client_headers()
+                .into_iter()
+                .map(|(k, v)| overwrite(k, v))
+                .collect(),
+            body: denial.body(),
+        })),
+    }
+}
+
+/// A header that replaces any value of the same name. Both the deprecated
+/// `append = false` and `OVERWRITE_IF_EXISTS_OR_ADD` are sent: Envoy versions
+/// have read one or the other, and together they overwrite on all of them.
+#[allow(deprecated)]
+fn overwrite(key: &str, value: String) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.to_owned(),
+            value,
+            raw_value: Vec::new(),
+        }),
+        append: Some(BoolValue { value: false }),
+        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        keep_empty_value: false,
+    }
+}
+
+fn metadata<const N: usize>(fields: [(&str, String); N]) -> Struct {
+    Struct {
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.to_owned(),
+                    Value {
+                        kind: Some(Kind::StringValue(v)),
+                    },
+                )
+            })
+            .collect(),
+    }
+}

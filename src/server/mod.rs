@@ -1,0 +1,98 @@
+//! The gRPC listener: Envoy's Authorization service, `grpc.health.v1.Health`
+//! and server reflection (v1 and v1alpha) on one port.
+
+pub mod grpc;
+
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
+use thiserror::Error;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::server::HealthReporter;
+
+use crate::check::Checker;
+
+pub use grpc::AuthorizationService;
+
+/// A bound listener; binding happens before serving so that tests can bind
+/// port 0 and read the port back.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("cannot build reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, reports
+/// NOT_SERVING, and lets in-flight checks finish for up to `grace`.
+pub async fn serve(
+    listener: Listener,
+    checker: Arc<Checker>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> Result<(), ServeError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<AuthorizationServer<AuthorizationService>>()
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let router = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(AuthorizationServer::new(AuthorizationService::new(checker)));
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopped = async {
+        let _ = stop_rx.await;
+    };
+    let server = async {
+        match listener {
+            // TCP_NODELAY: without it the first response on a connection
+            // waits ~40 ms for Nagle (see crates.md).
+            Listener::Tcp(l) => {
+                let incoming = TcpIncoming::from(l).with_nodelay(Some(true));
+                router.serve_with_incoming_shutdown(incoming, stopped).await
+            }
+            Listener::Unix(l, _) => {
+                router
+                    .serve_with_incoming_shutdown(UnixListenerStream::new(l), stopped)
+                    .await
+            }
+        }
+    };
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return Ok(result?),
+        () = shutdown => {}
+    }
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight checks");
+    set_not_serving(&health).await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!("shutdown grace period elapsed; closing remaining connections"),
+    }
+    Ok(())
+}
+
+async fn set_not_serving(health: &HealthReporter) {
+    health
+        .set_not_serving::<AuthorizationServer<AuthorizationService>>()
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+}

@@ -1,0 +1,146 @@
+//! Assembling the application: open the store, build the pipeline, bind the
+//! listener (all fallible, all before serving), then run.
+
+use std::{future::Future, io, net::SocketAddr, os::unix::fs::FileTypeExt, path::Path, sync::Arc};
+
+use thiserror::Error;
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::{
+    check::Checker,
+    config::{Config, ListenAddr},
+    identity::{IdentityVerifier, TokenCache},
+    server::{self, Listener, ServeError},
+    store::{SqliteStore, StoreError, UserCache},
+};
+
+#[derive(Debug, Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: io::Error },
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+pub struct App {
+    listener: Listener,
+    checker: Arc<Checker>,
+    store: SqliteStore,
+    shutdown_grace: std::time::Duration,
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let store = SqliteStore::open(&config.database).await?;
+        if config.issuers.is_empty() {
+            tracing::warn!(
+                "no identity issuers configured: every request outside the public paths will be refused"
+            );
+        }
+        let identity = IdentityVerifier::new(
+            config.issuers,
+            TokenCache::new(config.tokens_capacity, config.tokens_max_ttl),
+        );
+        let users = UserCache::new(Arc::new(store.clone()), config.users_cache);
+        let checker = Arc::new(Checker::new(
+            identity,
+            users,
+            config.public_paths,
+            config.credentials,
+        ));
+        let listener = bind(&config.listen).await?;
+        Ok(Self {
+            listener,
+            checker,
+            store,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    /// The bound TCP address (`None` on a Unix socket).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.listener {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(..) => None,
+        }
+    }
+
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    pub fn checker(&self) -> &Arc<Checker> {
+        &self.checker
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), StartupError> {
+        match &self.listener {
+            Listener::Tcp(l) => tracing::info!(addr = %l.local_addr().map_err(|e| bind_error("tcp", e))?, "serving ext_authz"),
+            Listener::Unix(_, path) => tracing::info!(path = %path.display(), "serving ext_authz"),
+        }
+        let socket = match &self.listener {
+            Listener::Unix(_, path) => Some(path.clone()),
+            Listener::Tcp(_) => None,
+        };
+        let result = server::serve(self.listener, self.checker, shutdown, self.shutdown_grace).await;
+        if let Some(path) = socket {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(result?)
+    }
+}
+
+fn bind_error(addr: impl ToString, source: io::Error) -> StartupError {
+    StartupError::Bind {
+        addr: addr.to_string(),
+        source,
+    }
+}
+
+async fn bind(addr: &ListenAddr) -> Result<Listener, StartupError> {
+    match addr {
+        ListenAddr::Tcp(addr) => TcpListener::bind(addr)
+            .await
+            .map(Listener::Tcp)
+            .map_err(|e| bind_error(addr, e)),
+        ListenAddr::Unix(path) => {
+            remove_stale_socket(path).map_err(|e| bind_error(path.display(), e))?;
+            UnixListener::bind(path)
+                .map(|l| Listener::Unix(l, path.clone()))
+                .map_err(|e| bind_error(path.display(), e))
+        }
+    }
+}
+
+/// A socket file left by a crashed run would make bind fail; anything that
+/// is not a socket is left alone (and bind reports it).
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        _ => Ok(()),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,189 @@
+//! The user cache in front of the store: the check path's only way to users.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use moka::{Expiry, future::Cache};
+
+use super::{StoreError, User, UserStore};
+use crate::domain::Principal;
+
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    pub capacity: u64,
+    /// How long a found user is served from memory. Changes made by another
+    /// process (the CLI) take effect within this time.
+    pub ttl: Duration,
+    /// How long "no such user" is remembered, so a flood of valid tokens of
+    /// unknown subjects does not become a flood of queries.
+    pub negative_ttl: Duration,
+}
+
+type Entry = Option<Arc<User>>;
+
+struct PositiveOrNegative(CacheSettings);
+
+impl Expiry<Arc<Principal>, Entry> for PositiveOrNegative {
+    fn expire_after_create(
+        &self,
+        _key: &Arc<Principal>,
+        value: &Entry,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(match value {
+            Some(_) => self.0.ttl,
+            None => self.0.negative_ttl,
+        })
+    }
+}
+
+/// Users by principal, positive and negative entries, with concurrent misses
+/// for one principal coalesced into a single query. Errors are not cached:
+/// the next check asks the database again.
+#[derive(Clone)]
+pub struct UserCache {
+    store: Arc<dyn UserStore>,
+    cache: Cache<Arc<Principal>, Entry>,
+}
+
+impl UserCache {
+    pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(settings.capacity)
+            .expire_after(PositiveOrNegative(settings))
+            .build();
+        Self { store, cache }
+    }
+
+    pub async fn find(&self, principal: &Arc<Principal>) -> Result<Entry, Arc<StoreError>> {
+        self.cache
+            .try_get_with_by_ref(principal, async {
+                let user = self
+                    .store
+                    .find_by_identity(&principal.issuer, &principal.subject)
+                    .await?;
+                Ok(user.map(Arc::new))
+            })
+            .await
+    }
+
+    /// Forgets one principal, so the next check reads the store.
+    pub async fn invalidate(&self, principal: &Principal) {
+        self.cache.invalidate(principal).await;
+    }
+
+    pub fn store(&self) -> &Arc<dyn UserStore> {
+        &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::{
+        domain::{IssuerName, Login, Subject, UserId},
+        store::{NewUser, UserRef},
+    };
+
+    /// A store that counts queries and answers slowly, to observe coalescing.
+    #[derive(Default)]
+    struct CountingStore {
+        queries: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl UserStore for CountingStore {
+        async fn find_by_identity(
+            &self,
+            issuer: &IssuerName,
+            subject: &Subject,
+        ) -> Result<Option<User>, StoreError> {
+            self.queries.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok((subject.as_str() == "known").then(|| User {
+                id: UserId::new(),
+                issuer: issuer.clone(),
+                subject: subject.clone(),
+                login: Login::parse("octocat").unwrap(),
+                email: None,
+                display_name: None,
+                enabled: true,
+                created_at: 0,
+                updated_at: 0,
+            }))
+        }
+        async fn get(&self, _: &UserRef) -> Result<Option<User>, StoreError> {
+            unimplemented!("not used by the cache")
+        }
+        async fn list(&self) -> Result<Vec<User>, StoreError> {
+            unimplemented!("not used by the cache")
+        }
+        async fn add(&self, _: NewUser) -> Result<User, StoreError> {
+            unimplemented!("not used by the cache")
+        }
+        async fn set_enabled(&self, _: &UserRef, _: bool) -> Result<User, StoreError> {
+            unimplemented!("not used by the cache")
+        }
+        async fn remove(&self, _: &UserRef) -> Result<User, StoreError> {
+            unimplemented!("not used by the cache")
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn principal(subject: &str) -> Arc<Principal> {
+        Arc::new(Principal {
+            issuer: IssuerName::parse("dex").unwrap(),
+            subject: Subject::parse(subject).unwrap(),
+        })
+    }
+
+    fn cache(store: Arc<CountingStore>) -> UserCache {
+        UserCache::new(
+            store,
+            CacheSettings {
+                capacity: 100,
+                ttl: Duration::from_secs(60),
+                negative_ttl: Duration::from_millis(200),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_make_one_query() {
+        let store = Arc::new(CountingStore::default());
+        let users = cache(store.clone());
+        let p = principal("known");
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let (users, p) = (users.clone(), p.clone());
+            tasks.spawn(async move { users.find(&p).await });
+        }
+        while let Some(result) = tasks.join_next().await {
+            assert!(matches!(result.unwrap(), Ok(Some(_))));
+        }
+        assert_eq!(store.queries.load(Ordering::SeqCst), 1);
+        users.find(&p).await.unwrap();
+        assert_eq!(store.queries.load(Ordering::SeqCst), 1, "hit went to the store");
+    }
+
+    #[tokio::test]
+    async fn unknown_subjects_are_remembered_briefly() {
+        let store = Arc::new(CountingStore::default());
+        let users = cache(store.clone());
+        let p = principal("unknown");
+        assert!(users.find(&p).await.unwrap().is_none());
+        assert!(users.find(&p).await.unwrap().is_none());
+        assert_eq!(store.queries.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        users.find(&p).await.unwrap();
+        assert_eq!(store.queries.load(Ordering::SeqCst), 2, "negative entry outlived its ttl");
+    }
+}

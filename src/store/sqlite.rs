@@ -1,0 +1,279 @@
+//! The embedded SQLite user store: one file, created and migrated at start,
+//! in WAL mode so the CLI can write while the server reads.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::{
+    FromRow, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use super::{NewUser, StoreError, User, UserRef, UserStore};
+use crate::domain::{DisplayName, Email, IssuerName, Login, Subject, UserId};
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+// Macros rather than consts: sqlx only takes literal SQL, and `concat!`
+// only joins literals.
+macro_rules! columns {
+    () => {
+        "id, issuer, subject, login, email, display_name, enabled, created_at, updated_at"
+    };
+}
+
+/// One shape of `WHERE` for both ways of naming a user, so each statement is
+/// written once: bind the id, or the issuer and subject.
+macro_rules! where_user {
+    () => {
+        "(?1 IS NOT NULL AND id = ?1) OR (issuer = ?2 AND subject = ?3)"
+    };
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|source| open_error(path, source))?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            // A check waiting longer than this is better answered with 503.
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_with(options)
+            .await
+            .map_err(|source| open_error(path, source))?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests that need to damage the database on purpose.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn open_error(path: &Path, source: sqlx::Error) -> StoreError {
+    StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    issuer: String,
+    subject: String,
+    login: String,
+    email: Option<String>,
+    display_name: Option<String>,
+    enabled: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> Result<Self, StoreError> {
+        let corrupt = |e: crate::domain::InvalidValue| StoreError::Corrupt {
+            id: row.id.clone(),
+            reason: e.to_string(),
+        };
+        Ok(User {
+            id: UserId::parse(&row.id).map_err(corrupt)?,
+            issuer: IssuerName::parse(&row.issuer).map_err(corrupt)?,
+            subject: Subject::parse(&row.subject).map_err(corrupt)?,
+            login: Login::parse(&row.login).map_err(corrupt)?,
+            email: row.email.as_deref().map(Email::parse).transpose().map_err(corrupt)?,
+            display_name: row
+                .display_name
+                .as_deref()
+                .map(DisplayName::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            enabled: row.enabled,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+fn binds(user: &UserRef) -> (Option<String>, Option<&str>, Option<&str>) {
+    match user {
+        UserRef::Id(id) => (Some(id.to_string()), None, None),
+        UserRef::Identity(issuer, subject) => (None, Some(issuer.as_str()), Some(subject.as_str())),
+    }
+}
+
+fn now() -> i64 {
+    crate::identity::unix_now() as i64
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn find_by_identity(
+        &self,
+        issuer: &IssuerName,
+        subject: &Subject,
+    ) -> Result<Option<User>, StoreError> {
+        let sql = concat!("SELECT ", columns!(), " FROM users WHERE issuer = ?1 AND subject = ?2");
+        let row: Option<UserRow> = sqlx::query_as(sql)
+            .bind(issuer.as_str())
+            .bind(subject.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn get(&self, user: &UserRef) -> Result<Option<User>, StoreError> {
+        let (id, issuer, subject) = binds(user);
+        let sql = concat!("SELECT ", columns!(), " FROM users WHERE ", where_user!());
+        let row: Option<UserRow> = sqlx::query_as(sql)
+            .bind(id)
+            .bind(issuer)
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn list(&self) -> Result<Vec<User>, StoreError> {
+        let sql = concat!("SELECT ", columns!(), " FROM users ORDER BY issuer, login, id");
+        let rows: Vec<UserRow> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    async fn add(&self, user: NewUser) -> Result<User, StoreError> {
+        let now = now();
+        let sql = concat!(
+            "INSERT INTO users (", columns!(), ") ",
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7) RETURNING ", columns!()
+        );
+        let result = sqlx::query_as::<_, UserRow>(sql)
+            .bind(UserId::new().to_string())
+            .bind(user.issuer.as_str())
+            .bind(user.subject.as_str())
+            .bind(user.login.as_str())
+            .bind(user.email.as_ref().map(Email::as_str))
+            .bind(user.display_name.as_ref().map(DisplayName::as_str))
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await;
+        match result {
+            Ok(row) => row.try_into(),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Duplicate {
+                issuer: user.issuer.to_string(),
+                subject: user.subject.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn set_enabled(&self, user: &UserRef, enabled: bool) -> Result<User, StoreError> {
+        let (id, issuer, subject) = binds(user);
+        let sql = concat!(
+            "UPDATE users SET enabled = ?4, updated_at = ?5 WHERE ", where_user!(),
+            " RETURNING ", columns!()
+        );
+        let row: Option<UserRow> = sqlx::query_as(sql)
+            .bind(id)
+            .bind(issuer)
+            .bind(subject)
+            .bind(enabled)
+            .bind(now())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| StoreError::NotFound(user.to_string()))?
+            .try_into()
+    }
+
+    async fn remove(&self, user: &UserRef) -> Result<User, StoreError> {
+        let (id, issuer, subject) = binds(user);
+        let sql = concat!("DELETE FROM users WHERE ", where_user!(), " RETURNING ", columns!());
+        let row: Option<UserRow> = sqlx::query_as(sql)
+            .bind(id)
+            .bind(issuer)
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| StoreError::NotFound(user.to_string()))?
+            .try_into()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1 FROM users LIMIT 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_user(subject: &str, login: &str) -> NewUser {
+        NewUser {
+            issuer: IssuerName::parse("dex").unwrap(),
+            subject: Subject::parse(subject).unwrap(),
+            login: Login::parse(login).unwrap(),
+            email: Some(Email::parse("o@example.com").unwrap()),
+            display_name: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn users_round_trip_and_duplicates_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("users.db")).await.unwrap();
+        let added = store.add(new_user("1", "octocat")).await.unwrap();
+        assert!(added.enabled);
+        let by_identity = UserRef::parse("dex:1").unwrap();
+        assert_eq!(store.get(&by_identity).await.unwrap(), Some(added.clone()));
+        assert_eq!(
+            store.get(&UserRef::Id(added.id)).await.unwrap(),
+            Some(added.clone())
+        );
+
+        let err = store.add(new_user("1", "someone-else")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate { .. }), "{err}");
+        assert_eq!(store.list().await.unwrap().len(), 1, "the duplicate left a row");
+
+        let disabled = store.set_enabled(&by_identity, false).await.unwrap();
+        assert!(!disabled.enabled);
+        store.remove(&UserRef::Id(added.id)).await.unwrap();
+        assert_eq!(store.get(&by_identity).await.unwrap(), None);
+        assert!(matches!(
+            store.remove(&by_identity).await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_users_and_reapplies_no_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.db");
+        SqliteStore::open(&path).await.unwrap().add(new_user("2", "hubot")).await.unwrap();
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_missing_directory_is_a_clear_error() {
+        let err = SqliteStore::open(Path::new("/nonexistent/dir/users.db"))
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("/nonexistent/dir/users.db"), "{err}");
+    }
+}
