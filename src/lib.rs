@@ -17,14 +17,11 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 
-/// Code generated from `proto/` by build.rs.
+/// Code generated from `proto/` by build.rs. The admin service is not
+/// served yet, so reflection does not list it.
 pub mod proto {
     #[allow(clippy::all, clippy::pedantic)]
     pub mod admin {
         tonic::include_proto!("dispatch.authz.admin.v1");
     }
-
-    /// The encoded descriptor set of our protos, for gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/dispatch_authz_descriptor.bin"));
 }

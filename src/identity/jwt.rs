@@ -236,8 +236,9 @@ fn map_jwt_error(kind: ErrorKind) -> TokenError {
         ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
             TokenError::UnsupportedAlgorithm
         }
+        // Header and payload were decoded before: only the signature is left.
         ErrorKind::Base64(_) | ErrorKind::Utf8(_) | ErrorKind::InvalidToken => {
-            TokenError::Malformed("token is not valid base64url")
+            TokenError::Malformed("token signature is not valid base64url")
         }
         // The payload parsed as JSON before, so this is a registered claim of
         // the wrong type (`"exp": "soon"`, `"sub": {}`).

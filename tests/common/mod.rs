@@ -1,0 +1,230 @@
+//! Shared test harness: spawn the real server on port 0 with a fresh
+//! database, mint tokens with the fixture keys, call Check like Envoy does.
+#![allow(dead_code)]
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use dispatch_authz::{
+    config::{Overrides, Settings},
+    domain::{IssuerName, Login, Subject},
+    startup::App,
+    store::{NewUser, SqliteStore, User, UserStore},
+};
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, CheckResponse, attribute_context,
+    authorization_client::AuthorizationClient,
+};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+
+pub const ISS: &str = "https://issuer.test";
+pub const AUD: &str = "dispatch";
+pub const ISSUER_NAME: &str = "test";
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name)
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub fn claims(subject: &str) -> Value {
+    let now = now();
+    json!({"iss": ISS, "aud": AUD, "sub": subject, "iat": now, "exp": now + 600,
+           "preferred_username": "token-login"})
+}
+
+/// Signs `claims` with the fixture RSA key, `kid` k1.
+pub fn token(claims: &Value) -> String {
+    sign(Algorithm::RS256, "rsa.pem", Some("k1"), claims)
+}
+
+pub fn sign(alg: Algorithm, key_file: &str, kid: Option<&str>, claims: &Value) -> String {
+    let pem = std::fs::read(fixture(key_file)).unwrap();
+    let key = match alg {
+        Algorithm::HS256 => EncodingKey::from_secret(&pem),
+        _ => EncodingKey::from_rsa_pem(&pem).unwrap(),
+    };
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: SqliteStore,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+pub struct Options {
+    pub users_ttl_secs: u64,
+    pub extra: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            users_ttl_secs: 60,
+            extra: "",
+        }
+    }
+}
+
+pub fn config_toml(dir: &std::path::Path, opts: &Options) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace_secs = 2
+
+[store]
+database = "{db}"
+
+[cache]
+users_ttl_secs = {ttl}
+users_negative_ttl_secs = 1
+
+[check]
+public_paths = ["/healthz"]
+token_cookie = "dispatch_token"
+{extra}
+
+[[issuers]]
+name = "{ISSUER_NAME}"
+issuer = "{ISS}"
+audiences = ["{AUD}"]
+leeway_secs = 5
+
+[[issuers.public_keys]]
+pem_file = "{key}"
+algorithm = "RS256"
+kid = "k1"
+"#,
+        db = dir.join("users.db").display(),
+        ttl = opts.users_ttl_secs,
+        extra = opts.extra,
+        key = fixture("rsa.pub.pem").display(),
+    )
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(opts: Options) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dispatch-authz.toml");
+    std::fs::write(&path, config_toml(dir.path(), &opts)).unwrap();
+    let config = Settings::load(Some(&path), &Overrides::default())
+        .unwrap()
+        .compile()
+        .unwrap();
+    let app = App::build(config).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let store = app.store().clone();
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(async move {
+        app.run_until_stopped(async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        addr,
+        store,
+        dir,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub async fn client(&self) -> AuthorizationClient<Channel> {
+        AuthorizationClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
+    }
+
+    pub async fn add_user(&self, subject: &str, login: &str) -> User {
+        self.store
+            .add(NewUser {
+                issuer: IssuerName::parse(ISSUER_NAME).unwrap(),
+                subject: Subject::parse(subject).unwrap(),
+                login: Login::parse(login).unwrap(),
+                email: None,
+                display_name: None,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Makes every query fail, as a broken database would.
+    pub async fn break_database(&self) {
+        sqlx::query("ALTER TABLE users RENAME TO users_gone")
+            .execute(self.store.pool())
+            .await
+            .unwrap();
+    }
+
+    pub async fn repair_database(&self) {
+        sqlx::query("ALTER TABLE users_gone RENAME TO users")
+            .execute(self.store.pool())
+            .await
+            .unwrap();
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(10), handle)
+                .await
+                .expect("server did not stop")
+                .unwrap();
+        }
+    }
+
+    pub async fn check(&self, path: &str, headers: &[(&str, &str)]) -> CheckResponse {
+        let mut client = self.client().await;
+        client
+            .check(check_request("GET", path, headers))
+            .await
+            .expect("Check must answer, never fail")
+            .into_inner()
+    }
+}
+
+pub fn check_request(method: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+    let headers: HashMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(attribute_context::Request {
+                time: None,
+                http: Some(attribute_context::HttpRequest {
+                    id: "req-42".into(),
+                    method: method.into(),
+                    path: path.into(),
+                    host: "api.test".into(),
+                    scheme: "http".into(),
+                    protocol: "HTTP/1.1".into(),
+                    headers,
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        }),
+    }
+}
