@@ -27,7 +27,13 @@ use crate::{
 #[command(name = "dispatch-authz", version, propagate_version = true)]
 pub struct Cli {
     /// TOML configuration file (see README.md, "Configuration").
-    #[arg(long, short, global = true, env = "DISPATCH_AUTHZ_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "DISPATCH_AUTHZ_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// SQLite database file [default: dispatch-authz.db].
@@ -198,11 +204,18 @@ async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
                 None => bail!("no user {r}"),
             }
         }
-        UsersCommand::Disable { user } => print_user(&store.set_enabled(&parse_ref(&user)?, false).await?),
-        UsersCommand::Enable { user } => print_user(&store.set_enabled(&parse_ref(&user)?, true).await?),
+        UsersCommand::Disable { user } => {
+            print_user(&store.set_enabled(&parse_ref(&user)?, false).await?)
+        }
+        UsersCommand::Enable { user } => {
+            print_user(&store.set_enabled(&parse_ref(&user)?, true).await?)
+        }
         UsersCommand::Remove { user } => {
             let removed = store.remove(&parse_ref(&user)?).await?;
-            println!("removed {} ({}:{})", removed.id, removed.issuer, removed.subject);
+            println!(
+                "removed {} ({}:{})",
+                removed.id, removed.issuer, removed.subject
+            );
         }
     }
     Ok(())
@@ -214,7 +227,11 @@ fn new_user(add: &AddUser, config: &Config) -> anyhow::Result<NewUser> {
         let known: Vec<&str> = config.issuers.iter().map(|i| i.name.as_str()).collect();
         bail!(
             "issuer {issuer:?} is not configured (configured: {}); pass --config with the server's configuration",
-            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
         );
     }
     Ok(NewUser {
@@ -229,7 +246,10 @@ fn new_user(add: &AddUser, config: &Config) -> anyhow::Result<NewUser> {
 fn timestamp(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| secs.to_string())
 }
 
@@ -250,13 +270,18 @@ fn user_json(user: &User) -> serde_json::Value {
 fn print_user(user: &User) {
     let json = user_json(user);
     for (key, value) in json.as_object().into_iter().flatten() {
-        let value = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+        let value = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned);
         println!("{key:<13}{value}");
     }
 }
 
 fn print_table(users: &[User]) {
-    println!("{:<36}  {:<16}  {:<24}  {:<20}  ENABLED", "ID", "ISSUER", "SUBJECT", "LOGIN");
+    println!(
+        "{:<36}  {:<16}  {:<24}  {:<20}  ENABLED",
+        "ID", "ISSUER", "SUBJECT", "LOGIN"
+    );
     for u in users {
         println!(
             "{:<36}  {:<16}  {:<24}  {:<20}  {}",
@@ -277,14 +302,19 @@ fn mint(args: &MintToken) -> anyhow::Result<String> {
     let bytes = std::fs::read(&args.key)
         .with_context(|| format!("cannot read key {}", args.key.display()))?;
     let key = match algorithm {
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-            Ok(EncodingKey::from_secret(String::from_utf8_lossy(&bytes).trim().as_bytes()))
-        }
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Ok(EncodingKey::from_secret(
+            String::from_utf8_lossy(&bytes).trim().as_bytes(),
+        )),
         Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&bytes),
         Algorithm::EdDSA => EncodingKey::from_ed_pem(&bytes),
         _ => EncodingKey::from_rsa_pem(&bytes),
     }
-    .with_context(|| format!("{} is not a PEM private key for {algorithm:?}", args.key.display()))?;
+    .with_context(|| {
+        format!(
+            "{} is not a PEM private key for {algorithm:?}",
+            args.key.display()
+        )
+    })?;
     let now = crate::identity::unix_now() as i64;
     let mut claims = serde_json::json!({
         "iss": args.issuer, "aud": args.audience, "sub": args.subject,

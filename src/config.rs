@@ -292,7 +292,8 @@ impl Settings {
     }
 
     pub fn compile(&self) -> Result<Config, ConfigError> {
-        let listen = ListenAddr::parse(&self.server.listen).map_err(|e| invalid("server.listen", e))?;
+        let listen =
+            ListenAddr::parse(&self.server.listen).map_err(|e| invalid("server.listen", e))?;
         let c = &self.cache;
         positive("cache.users_capacity", c.users_capacity)?;
         positive("cache.tokens_capacity", c.tokens_capacity)?;
@@ -303,7 +304,10 @@ impl Settings {
             ));
         }
         if let Some(cookie) = &self.check.token_cookie
-            && (cookie.is_empty() || !cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+            && (cookie.is_empty()
+                || !cookie
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
         {
             return Err(invalid("check.token_cookie", "not a cookie name"));
         }
@@ -461,7 +465,10 @@ mod tests {
         load_str(toml).unwrap_err().to_string()
     }
 
-    const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/rsa.pub.pem");
+    const KEY: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/keys/rsa.pub.pem"
+    );
 
     fn issuer(extra: &str) -> String {
         format!(
@@ -501,7 +508,10 @@ mod tests {
         let cases = [
             ("[server]\nlisten = \"localhost\"", "server.listen"),
             ("[cache]\nusers_capacity = 0", "cache.users_capacity"),
-            ("[check]\npublic_paths = [\"/a/../b\"]", "check.public_paths"),
+            (
+                "[check]\npublic_paths = [\"/a/../b\"]",
+                "check.public_paths",
+            ),
             ("[check]\nmax_token_bytes = 70000", "check.max_token_bytes"),
             ("[cache]\nusers_ttl_secs = \"soon\"", "users_ttl_secs"),
         ];
@@ -516,15 +526,43 @@ mod tests {
         let pem = format!("[[issuers.public_keys]]\npem_file = \"{KEY}\"\nalgorithm = \"RS256\"");
         let cases = [
             (issuer(""), "issuers[0].jwks_file: the issuer has no keys"),
-            (issuer("hmac_secret = \"0123456789abcdef0123456789abcdef\""), "development only"),
-            (issuer("hmac_secret = \"short\"\ndevelopment_only = true"), "at least 32 bytes"),
-            (issuer(&pem.replace("RS256", "HS256")), "not allowed for a public key"),
+            (
+                issuer("hmac_secret = \"0123456789abcdef0123456789abcdef\""),
+                "development only",
+            ),
+            (
+                issuer("hmac_secret = \"short\"\ndevelopment_only = true"),
+                "at least 32 bytes",
+            ),
+            (
+                issuer(&pem.replace("RS256", "HS256")),
+                "not allowed for a public key",
+            ),
             (issuer(&pem.replace("RS256", "RS999")), "unknown algorithm"),
-            (issuer(&pem.replace(KEY, "/nonexistent.pem")), "issuers[0].public_keys[0].pem_file"),
-            (issuer("jwks_file = \"/nonexistent.json\""), "/nonexistent.json"),
-            (issuer(&pem).replace("audiences = [\"dispatch\"]", "audiences = []"), "issuers[0].audiences"),
-            (issuer(&pem).replace("name = \"dex\"", "name = \"Dex\""), "issuers[0].name"),
-            (format!("{}{}", issuer(&pem), issuer(&pem).replace("https://dex.test", "https://x")), "issuers[1].name: used by another issuer"),
+            (
+                issuer(&pem.replace(KEY, "/nonexistent.pem")),
+                "issuers[0].public_keys[0].pem_file",
+            ),
+            (
+                issuer("jwks_file = \"/nonexistent.json\""),
+                "/nonexistent.json",
+            ),
+            (
+                issuer(&pem).replace("audiences = [\"dispatch\"]", "audiences = []"),
+                "issuers[0].audiences",
+            ),
+            (
+                issuer(&pem).replace("name = \"dex\"", "name = \"Dex\""),
+                "issuers[0].name",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    issuer(&pem),
+                    issuer(&pem).replace("https://dex.test", "https://x")
+                ),
+                "issuers[1].name: used by another issuer",
+            ),
         ];
         for (toml, want) in cases {
             let e = err(&toml);
@@ -559,9 +597,12 @@ development_only = true"#,
 
     #[test]
     fn a_missing_config_file_is_an_error() {
-        let e = Settings::load(Some(Path::new("/nonexistent/c.toml")), &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let e = Settings::load(
+            Some(Path::new("/nonexistent/c.toml")),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("/nonexistent/c.toml"), "{e}");
     }
 

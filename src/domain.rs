@@ -172,9 +172,8 @@ impl RequestId {
     /// it unless told otherwise), so this is untrusted input: anything that is
     /// not short visible ASCII is dropped rather than echoed.
     pub fn parse(value: &str) -> Option<Self> {
-        let ok = !value.is_empty()
-            && value.len() <= 128
-            && value.bytes().all(|b| b.is_ascii_graphic());
+        let ok =
+            !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
         ok.then(|| Self(value.to_owned()))
     }
 }
@@ -241,7 +240,10 @@ mod tests {
     fn header_unsafe_values_are_refused() {
         assert!(Login::parse("octocat").is_ok());
         let err = Login::parse("mallory\r\nx-dispatch-user: root").unwrap_err();
-        assert_eq!(err.to_string(), "invalid login: contains a control character");
+        assert_eq!(
+            err.to_string(),
+            "invalid login: contains a control character"
+        );
         assert!(Login::parse(" octocat").is_err());
         assert!(Subject::parse(&"1".repeat(256)).is_err());
         assert!(Email::parse("not-an-email").is_err());

@@ -80,14 +80,17 @@ impl App {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), StartupError> {
         match &self.listener {
-            Listener::Tcp(l) => tracing::info!(addr = %l.local_addr().map_err(|e| bind_error("tcp", e))?, "serving ext_authz"),
+            Listener::Tcp(l) => {
+                tracing::info!(addr = %l.local_addr().map_err(|e| bind_error("tcp", e))?, "serving ext_authz")
+            }
             Listener::Unix(_, path) => tracing::info!(path = %path.display(), "serving ext_authz"),
         }
         let socket = match &self.listener {
             Listener::Unix(_, path) => Some(path.clone()),
             Listener::Tcp(_) => None,
         };
-        let result = server::serve(self.listener, self.checker, shutdown, self.shutdown_grace).await;
+        let result =
+            server::serve(self.listener, self.checker, shutdown, self.shutdown_grace).await;
         if let Some(path) = socket {
             let _ = std::fs::remove_file(path);
         }

@@ -6,12 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use dispatch_authz::store::UserStore;
 use envoy_types::{
     ext_authz::v3::pb::{CheckResponse, HeaderAppendAction, HttpResponse},
     pb::envoy::service::auth::v3::CheckRequest,
 };
 use jsonwebtoken::Algorithm;
-use dispatch_authz::store::UserStore;
 use serde_json::json;
 
 const OK: i32 = 0;
@@ -32,7 +32,10 @@ fn upstream_headers(r: &CheckResponse) -> Vec<(String, String)> {
     ok.headers
         .iter()
         .map(|h| {
-            assert_eq!(h.append_action, HeaderAppendAction::OverwriteIfExistsOrAdd as i32);
+            assert_eq!(
+                h.append_action,
+                HeaderAppendAction::OverwriteIfExistsOrAdd as i32
+            );
             #[allow(deprecated)]
             let append = h.append.as_ref().map(|a| a.value);
             assert_eq!(append, Some(false));
@@ -50,7 +53,10 @@ fn removed(r: &CheckResponse) -> Vec<String> {
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 struct Denied {
@@ -99,12 +105,26 @@ async fn a_known_user_is_allowed_with_our_headers_and_forgeries_removed() {
         .await;
     assert_eq!(code(&r), OK);
     let set = upstream_headers(&r);
-    assert_eq!(header(&set, "x-dispatch-user"), Some("octocat"), "login from the store, not the token");
-    assert_eq!(header(&set, "x-dispatch-user-id"), Some(user.id.to_string().as_str()));
+    assert_eq!(
+        header(&set, "x-dispatch-user"),
+        Some("octocat"),
+        "login from the store, not the token"
+    );
+    assert_eq!(
+        header(&set, "x-dispatch-user-id"),
+        Some(user.id.to_string().as_str())
+    );
     assert_eq!(header(&set, "x-dispatch-issuer"), Some("test"));
     assert_eq!(header(&set, "x-dispatch-request-id"), Some("req-42"));
-    assert_eq!(removed(&r), ["x-dispatch-org"], "never remove a header we set");
-    let meta = r.dynamic_metadata.as_ref().expect("metadata for access logs");
+    assert_eq!(
+        removed(&r),
+        ["x-dispatch-org"],
+        "never remove a header we set"
+    );
+    let meta = r
+        .dynamic_metadata
+        .as_ref()
+        .expect("metadata for access logs");
     let field = |k: &str| match &meta.fields[k].kind {
         Some(envoy_types::pb::google::protobuf::value::Kind::StringValue(s)) => s.clone(),
         other => panic!("{other:?}"),
@@ -130,47 +150,82 @@ async fn no_credential_is_a_401_challenge() {
     assert_eq!(code(&r), UNAUTHENTICATED);
     let d = denied(&r);
     assert_eq!(d.http, 401);
-    assert_eq!(header(&d.headers, "www-authenticate"), Some(r#"Bearer realm="dispatch""#));
+    assert_eq!(
+        header(&d.headers, "www-authenticate"),
+        Some(r#"Bearer realm="dispatch""#)
+    );
     assert_eq!(header(&d.headers, "content-type"), Some("application/json"));
     assert_eq!(d.body["code"], 401);
-    assert!(d.body["message"].as_str().unwrap().contains("no credential"));
+    assert!(
+        d.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no credential")
+    );
 }
 
 #[tokio::test]
 async fn unknown_and_disabled_users_are_forbidden() {
     let app = spawn_app().await;
-    let r = app.check("/", &[("authorization", &bearer(&token(&claims("404"))))]).await;
+    let r = app
+        .check("/", &[("authorization", &bearer(&token(&claims("404"))))])
+        .await;
     assert_eq!(code(&r), PERMISSION_DENIED);
     let d = denied(&r);
     assert_eq!((d.http, d.body["code"].as_i64()), (403, Some(403)));
-    assert!(d.body["message"].as_str().unwrap().contains("not registered"));
+    assert!(
+        d.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not registered")
+    );
 
     let user = app.add_user("7", "ghost").await;
     app.store
         .set_enabled(&dispatch_authz::store::UserRef::Id(user.id), false)
         .await
         .unwrap();
-    let r = app.check("/", &[("authorization", &bearer(&token(&claims("7"))))]).await;
+    let r = app
+        .check("/", &[("authorization", &bearer(&token(&claims("7"))))])
+        .await;
     assert_eq!(code(&r), PERMISSION_DENIED);
-    assert!(denied(&r).body["message"].as_str().unwrap().contains("disabled"));
+    assert!(
+        denied(&r).body["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled")
+    );
 }
 
 #[tokio::test]
 async fn public_paths_pass_without_credential_but_lose_forged_headers() {
     let app = spawn_app().await;
     let r = app
-        .check("/healthz/live?probe=1", &[("x-dispatch-user", "mallory"), ("X-Dispatch-Admin", "1")])
+        .check(
+            "/healthz/live?probe=1",
+            &[("x-dispatch-user", "mallory"), ("X-Dispatch-Admin", "1")],
+        )
         .await;
     assert_eq!(code(&r), OK);
     let set = upstream_headers(&r);
-    assert_eq!(header(&set, "x-dispatch-user"), None, "no identity on a public path");
+    assert_eq!(
+        header(&set, "x-dispatch-user"),
+        None,
+        "no identity on a public path"
+    );
     assert_eq!(removed(&r), ["x-dispatch-admin", "x-dispatch-user"]);
 
     // Whole segments only, and no way around the prefix.
     for path in ["/healthz-admin", "/healthzz"] {
         assert_eq!(code(&app.check(path, &[]).await), UNAUTHENTICATED, "{path}");
     }
-    for path in ["/healthz/../admin", "/healthz/%2e%2e/admin", "/healthz%2f..%2fadmin", "/healthz//x", "/healthz\\..\\admin"] {
+    for path in [
+        "/healthz/../admin",
+        "/healthz/%2e%2e/admin",
+        "/healthz%2f..%2fadmin",
+        "/healthz//x",
+        "/healthz\\..\\admin",
+    ] {
         let r = app.check(path, &[]).await;
         assert_eq!(code(&r), INVALID_ARGUMENT, "{path}");
         assert_eq!(denied(&r).http, 400);
@@ -187,11 +242,19 @@ async fn a_malformed_check_request_is_a_400_denial_not_an_error() {
             attributes: Some(Default::default()),
         },
     ] {
-        let r = client.check(request).await.expect("denial, not a transport error").into_inner();
+        let r = client
+            .check(request)
+            .await
+            .expect("denial, not a transport error")
+            .into_inner();
         assert_eq!(code(&r), INVALID_ARGUMENT);
         let d = denied(&r);
         assert_eq!(d.http, 400);
-        assert!(d.body["message"].as_str().unwrap().contains("attributes"), "{}", d.body);
+        assert!(
+            d.body["message"].as_str().unwrap().contains("attributes"),
+            "{}",
+            d.body
+        );
     }
 }
 
@@ -200,14 +263,18 @@ async fn a_database_fault_is_a_503_denial_never_an_allow() {
     let app = spawn_app().await;
     app.add_user("1001", "octocat").await;
     app.break_database().await;
-    let r = app.check("/", &[("authorization", &bearer(&token(&claims("1001"))))]).await;
+    let r = app
+        .check("/", &[("authorization", &bearer(&token(&claims("1001"))))])
+        .await;
     assert_eq!(code(&r), UNAVAILABLE);
     let d = denied(&r);
     assert_eq!(d.http, 503);
     assert_eq!(header(&d.headers, "retry-after"), Some("5"));
     // The fault was not cached: once repaired, the user is allowed again.
     app.repair_database().await;
-    let r = app.check("/", &[("authorization", &bearer(&token(&claims("1001"))))]).await;
+    let r = app
+        .check("/", &[("authorization", &bearer(&token(&claims("1001"))))])
+        .await;
     assert_eq!(code(&r), OK);
 }
 
@@ -221,7 +288,10 @@ async fn a_cache_hit_needs_neither_the_database_nor_a_signature_check() {
     app.break_database().await;
     assert_eq!(code(&app.check("/", &[("authorization", &auth)]).await), OK);
     let other = bearer(&token(&claims("2002")));
-    assert_eq!(code(&app.check("/", &[("authorization", &other)]).await), UNAVAILABLE);
+    assert_eq!(
+        code(&app.check("/", &[("authorization", &other)]).await),
+        UNAVAILABLE
+    );
 }
 
 #[tokio::test]
@@ -239,7 +309,10 @@ async fn store_changes_reach_the_server_within_the_user_ttl() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(code(&app.check("/", &[("authorization", &auth)]).await), PERMISSION_DENIED);
+    assert_eq!(
+        code(&app.check("/", &[("authorization", &auth)]).await),
+        PERMISSION_DENIED
+    );
 }
 
 #[tokio::test]
@@ -256,25 +329,87 @@ async fn bad_credentials_get_a_401_naming_the_problem() {
     let hs256_with_public_key = sign(Algorithm::HS256, "rsa.pub.pem", Some("k1"), &claims("1001"));
     let none = {
         use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-        format!("{}.{}.", B64.encode(r#"{"alg":"none"}"#), B64.encode(claims("1001").to_string()))
+        format!(
+            "{}.{}.",
+            B64.encode(r#"{"alg":"none"}"#),
+            B64.encode(claims("1001").to_string())
+        )
     };
     let huge = format!("{}.{}.sig", "a".repeat(32 * 1024), "b".repeat(32 * 1024));
     let cases: Vec<(&str, String, &str)> = vec![
         ("empty bearer", "Bearer ".into(), "empty bearer token"),
-        ("wrong scheme", "Basic dXNlcjpwYXNz".into(), "unsupported authorization scheme"),
-        ("two Authorization headers", format!("Bearer {valid}, Bearer {valid}"), "more than one Authorization"),
-        ("truncated", bearer(&valid[..valid.rfind('.').unwrap()]), "not a JWT"),
-        ("truncated signature", bearer(&valid[..valid.len() - 3]), "signature"),
-        ("not base64", bearer("e30!.e30.sig"), "characters a token cannot have"),
-        ("header not base64 json", bearer("aGVsbG8.e30.c2ln"), "header is not base64url"),
+        (
+            "wrong scheme",
+            "Basic dXNlcjpwYXNz".into(),
+            "unsupported authorization scheme",
+        ),
+        (
+            "two Authorization headers",
+            format!("Bearer {valid}, Bearer {valid}"),
+            "more than one Authorization",
+        ),
+        (
+            "truncated",
+            bearer(&valid[..valid.rfind('.').unwrap()]),
+            "not a JWT",
+        ),
+        (
+            "truncated signature",
+            bearer(&valid[..valid.len() - 3]),
+            "signature",
+        ),
+        (
+            "not base64",
+            bearer("e30!.e30.sig"),
+            "characters a token cannot have",
+        ),
+        (
+            "header not base64 json",
+            bearer("aGVsbG8.e30.c2ln"),
+            "header is not base64url",
+        ),
         ("alg none", bearer(&none), "alg \\\"none\\\""),
-        ("hs256 with the public key", bearer(&hs256_with_public_key), "pinned algorithm RS256"),
-        ("unknown kid", bearer(&sign(Algorithm::RS256, "rsa.pem", Some("k9"), &claims("1001"))), "kid"),
-        ("other key", bearer(&sign(Algorithm::RS256, "rsa-other.pem", Some("k1"), &claims("1001"))), "signature is invalid"),
-        ("wrong iss", bearer(&with("iss", json!("https://evil.test"))), "issuer is not trusted"),
-        ("wrong aud", bearer(&with("aud", json!("other"))), "audience"),
+        (
+            "hs256 with the public key",
+            bearer(&hs256_with_public_key),
+            "pinned algorithm RS256",
+        ),
+        (
+            "unknown kid",
+            bearer(&sign(
+                Algorithm::RS256,
+                "rsa.pem",
+                Some("k9"),
+                &claims("1001"),
+            )),
+            "kid",
+        ),
+        (
+            "other key",
+            bearer(&sign(
+                Algorithm::RS256,
+                "rsa-other.pem",
+                Some("k1"),
+                &claims("1001"),
+            )),
+            "signature is invalid",
+        ),
+        (
+            "wrong iss",
+            bearer(&with("iss", json!("https://evil.test"))),
+            "issuer is not trusted",
+        ),
+        (
+            "wrong aud",
+            bearer(&with("aud", json!("other"))),
+            "audience",
+        ),
         ("expired", bearer(&with("exp", json!(now - 60))), "expired"),
-        ("not yet valid", bearer(&with("nbf", json!(now + 120))), "not valid yet"),
+        (
+            "not yet valid",
+            bearer(&with("nbf", json!(now + 120))),
+            "not valid yet",
+        ),
         ("64 KiB token", bearer(&huge), "longer than 8192 bytes"),
     ];
     for (name, authorization, want) in cases {
@@ -295,7 +430,9 @@ async fn bad_credentials_get_a_401_naming_the_problem() {
 
 #[tokio::test]
 async fn health_and_reflection_are_served_on_the_same_port() {
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
     let app = spawn_app().await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
         .unwrap()
@@ -305,7 +442,9 @@ async fn health_and_reflection_are_served_on_the_same_port() {
     let mut health = HealthClient::new(channel.clone());
     for service in ["", "envoy.service.auth.v3.Authorization"] {
         let status = health
-            .check(HealthCheckRequest { service: service.into() })
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .unwrap()
             .into_inner()
@@ -333,7 +472,10 @@ async fn health_and_reflection_are_served_on_the_same_port() {
         panic!("no service list")
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_owned()),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]
@@ -341,5 +483,8 @@ async fn shutdown_finishes_and_closes_the_port() {
     let mut app = spawn_app().await;
     let addr = app.addr;
     app.stop().await;
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting"
+    );
 }

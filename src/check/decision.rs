@@ -65,13 +65,15 @@ impl DenialKind {
             ("cache-control", "no-store".to_owned()),
         ];
         match self {
-            Self::Unauthenticated { invalid_token: true } => headers.push((
+            Self::Unauthenticated {
+                invalid_token: true,
+            } => headers.push((
                 "www-authenticate",
                 r#"Bearer realm="dispatch", error="invalid_token""#.to_owned(),
             )),
-            Self::Unauthenticated { invalid_token: false } => {
-                headers.push(("www-authenticate", r#"Bearer realm="dispatch""#.to_owned()))
-            }
+            Self::Unauthenticated {
+                invalid_token: false,
+            } => headers.push(("www-authenticate", r#"Bearer realm="dispatch""#.to_owned())),
             Self::Unavailable => headers.push(("retry-after", RETRY_AFTER_SECS.to_string())),
             Self::Forbidden | Self::InvalidRequest => {}
         }
@@ -208,7 +210,10 @@ mod tests {
 
     #[test]
     fn a_public_path_asserts_no_identity_and_strips_forgeries() {
-        let req = request(&[("x-dispatch-user", "mallory"), ("x-dispatch-request-id", "f")]);
+        let req = request(&[
+            ("x-dispatch-user", "mallory"),
+            ("x-dispatch-request-id", "f"),
+        ]);
         let h = Permit::PublicPath.upstream_headers(&req);
         assert_eq!(h.set, vec![(names::REQUEST_ID, "req-1".to_owned())]);
         assert_eq!(h.remove, ["x-dispatch-user"]);
@@ -226,7 +231,9 @@ mod tests {
     #[test]
     fn denials_carry_the_right_status_headers_and_body() {
         let d = Denial::new(
-            DenialKind::Unauthenticated { invalid_token: true },
+            DenialKind::Unauthenticated {
+                invalid_token: true,
+            },
             "token_expired",
             "token has expired",
         );

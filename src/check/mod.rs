@@ -92,7 +92,13 @@ impl Checker {
         let identity = match self.identity.verify(token).await {
             Ok(identity) => identity,
             Err(e) => {
-                return deny(DenialKind::Unauthenticated { invalid_token: true }, e.code(), e);
+                return deny(
+                    DenialKind::Unauthenticated {
+                        invalid_token: true,
+                    },
+                    e.code(),
+                    e,
+                );
             }
         };
         *principal = Some(identity.principal.clone());

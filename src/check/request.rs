@@ -177,10 +177,22 @@ mod tests {
 
     #[test]
     fn bearer_tokens_are_found() {
-        assert_eq!(token_of(&[("Authorization", "Bearer abc.def.ghi")]), Ok("abc.def.ghi".into()));
-        assert_eq!(token_of(&[("authorization", "bearer abc")]), Ok("abc".into()));
-        assert_eq!(token_of(&[("authorization", "BEARER  abc ")]), Ok("abc".into()));
-        assert_eq!(token_of(&[("cookie", "a=1; session=tok.en; b=2")]), Ok("tok.en".into()));
+        assert_eq!(
+            token_of(&[("Authorization", "Bearer abc.def.ghi")]),
+            Ok("abc.def.ghi".into())
+        );
+        assert_eq!(
+            token_of(&[("authorization", "bearer abc")]),
+            Ok("abc".into())
+        );
+        assert_eq!(
+            token_of(&[("authorization", "BEARER  abc ")]),
+            Ok("abc".into())
+        );
+        assert_eq!(
+            token_of(&[("cookie", "a=1; session=tok.en; b=2")]),
+            Ok("tok.en".into())
+        );
         // Authorization wins over the cookie.
         assert_eq!(
             token_of(&[("cookie", "session=c"), ("authorization", "Bearer h")]),
@@ -197,14 +209,26 @@ mod tests {
             (vec![("cookie", "other=1")], Missing),
             (vec![("authorization", "Bearer")], Empty),
             (vec![("authorization", "Bearer ")], Empty),
-            (vec![("authorization", "Basic dXNlcjpwYXNz")], UnsupportedScheme),
+            (
+                vec![("authorization", "Basic dXNlcjpwYXNz")],
+                UnsupportedScheme,
+            ),
             (vec![("authorization", "Token abc")], UnsupportedScheme),
             (vec![("authorization", "Bearer a, Bearer b")], Repeated),
-            (vec![("authorization", "Bearer a"), ("authorization", "Bearer b")], Repeated),
+            (
+                vec![("authorization", "Bearer a"), ("authorization", "Bearer b")],
+                Repeated,
+            ),
             (vec![("authorization", "Bearer a b")], InvalidCharacters),
             (vec![("authorization", "Bearer a\"b")], InvalidCharacters),
-            (vec![("authorization", long.as_str())], TooLarge { limit: 8192 }),
-            (vec![("cookie", "session=a"), ("cookie", "session=b")], RepeatedCookie),
+            (
+                vec![("authorization", long.as_str())],
+                TooLarge { limit: 8192 },
+            ),
+            (
+                vec![("cookie", "session=a"), ("cookie", "session=b")],
+                RepeatedCookie,
+            ),
             (vec![("cookie", "session=")], Empty),
         ];
         for (headers, want) in cases {
@@ -221,6 +245,9 @@ mod tests {
             ("x-dispatcher", "no"),
             ("accept", "*/*"),
         ]);
-        assert_eq!(headers.dispatch_names(), ["x-dispatch-org", "x-dispatch-user"]);
+        assert_eq!(
+            headers.dispatch_names(),
+            ["x-dispatch-org", "x-dispatch-user"]
+        );
     }
 }

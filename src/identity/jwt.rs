@@ -73,10 +73,12 @@ impl<'t> Unverified<'t> {
                 "token is not a JWT (expected three dot-separated parts)",
             ));
         };
-        let header: RawHeader = decode_part(header)
-            .ok_or(TokenError::Malformed("token header is not base64url-encoded JSON"))?;
-        let payload: Map<String, Value> = decode_part(payload)
-            .ok_or(TokenError::Malformed("token payload is not base64url-encoded JSON"))?;
+        let header: RawHeader = decode_part(header).ok_or(TokenError::Malformed(
+            "token header is not base64url-encoded JSON",
+        ))?;
+        let payload: Map<String, Value> = decode_part(payload).ok_or(TokenError::Malformed(
+            "token payload is not base64url-encoded JSON",
+        ))?;
         Ok(Self {
             token,
             header,
@@ -170,9 +172,15 @@ impl JwtIssuer {
             .map_err(|e| map_jwt_error(e.into_kind()))
     }
 
-    fn identity(&self, claims: &Map<String, Value>, now: u64) -> Result<VerifiedIdentity, TokenError> {
+    fn identity(
+        &self,
+        claims: &Map<String, Value>,
+        now: u64,
+    ) -> Result<VerifiedIdentity, TokenError> {
         if let Some(iat) = claims.get("iat") {
-            let iat = iat.as_u64().ok_or_else(|| TokenError::BadClaim("iat".into()))?;
+            let iat = iat
+                .as_u64()
+                .ok_or_else(|| TokenError::BadClaim("iat".into()))?;
             if iat > now + self.leeway_secs {
                 return Err(TokenError::IssuedInFuture);
             }

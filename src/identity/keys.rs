@@ -52,7 +52,9 @@ pub enum KeyError {
     },
     #[error("{path}: {reason}")]
     BadPem { path: String, reason: String },
-    #[error("unknown algorithm {0:?} (expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)")]
+    #[error(
+        "unknown algorithm {0:?} (expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"
+    )]
     UnknownAlgorithm(String),
     #[error("algorithm {0:?} is not allowed for a public key")]
     SymmetricAlgorithm(String),
@@ -73,7 +75,11 @@ pub fn parse_public_algorithm(name: &str) -> Result<Algorithm, KeyError> {
 }
 
 /// Loads a PEM public key (SPKI or PKCS#1 RSA) for the given algorithm.
-pub fn load_pem(path: &Path, algorithm: Algorithm, kid: Option<String>) -> Result<VerifyKey, KeyError> {
+pub fn load_pem(
+    path: &Path,
+    algorithm: Algorithm,
+    kid: Option<String>,
+) -> Result<VerifyKey, KeyError> {
     let display = path.display().to_string();
     let pem = std::fs::read(path).map_err(|source| KeyError::Read {
         path: display.clone(),
@@ -182,9 +188,7 @@ fn jwk_algorithm(jwk: &Jwk) -> Result<Algorithm, String> {
             EllipticCurve::P384 => (|a| a == Algorithm::ES384, Some(Algorithm::ES384)),
             _ => return Err("unsupported elliptic curve".into()),
         },
-        AlgorithmParameters::OctetKeyPair(_) => {
-            (|a| a == Algorithm::EdDSA, Some(Algorithm::EdDSA))
-        }
+        AlgorithmParameters::OctetKeyPair(_) => (|a| a == Algorithm::EdDSA, Some(Algorithm::EdDSA)),
         AlgorithmParameters::OctetKey(_) => {
             return Err(
                 "symmetric (oct) keys are not accepted from a JWKS; use hmac_secret for development"
@@ -212,6 +216,10 @@ fn signing_algorithm(alg: KeyAlgorithm) -> Result<Algorithm, String> {
         KeyAlgorithm::ES256 => Algorithm::ES256,
         KeyAlgorithm::ES384 => Algorithm::ES384,
         KeyAlgorithm::EdDSA => Algorithm::EdDSA,
-        other => return Err(format!("alg {other:?} is not an accepted signing algorithm")),
+        other => {
+            return Err(format!(
+                "alg {other:?} is not an accepted signing algorithm"
+            ));
+        }
     })
 }

@@ -141,8 +141,16 @@ async fn jwks_keys_are_selected_by_kid() {
     }
     let keys = keys::keys_from_jwks(&set, "test").unwrap();
     let v = verifier(keys);
-    assert!(verify(&v, &mint(Algorithm::ES256, EC256, Some("ec"), &claims())).await.is_ok());
-    assert!(verify(&v, &mint(Algorithm::EdDSA, ED, Some("ed"), &claims())).await.is_ok());
+    assert!(
+        verify(&v, &mint(Algorithm::ES256, EC256, Some("ec"), &claims()))
+            .await
+            .is_ok()
+    );
+    assert!(
+        verify(&v, &mint(Algorithm::EdDSA, ED, Some("ed"), &claims()))
+            .await
+            .is_ok()
+    );
     // The right key id with another key's algorithm is refused.
     assert_eq!(
         verify(&v, &mint(Algorithm::ES256, EC256, Some("rsa"), &claims())).await,
@@ -179,30 +187,132 @@ async fn rejections_name_the_problem() {
     let valid = good(claims());
     let hs256_with_public_key = mint(Algorithm::HS256, RSA_PUB, Some("k1"), &claims());
     let cases: Vec<(&str, String, TokenError)> = vec![
-        ("empty", String::new(), TokenError::Malformed("token is not a JWT (expected three dot-separated parts)")),
-        ("truncated", valid[..valid.rfind('.').unwrap()].to_owned(), TokenError::Malformed("token is not a JWT (expected three dot-separated parts)")),
-        ("not base64", "!!!.???.***".into(), TokenError::Malformed("token header is not base64url-encoded JSON")),
-        ("payload not json", format!("{}.bm90IGpzb24.c2ln", valid.split('.').next().unwrap()), TokenError::Malformed("token payload is not base64url-encoded JSON")),
-        ("alg none", forge(&json!({"alg": "none"}), &claims(), b""), TokenError::Unsigned),
-        ("alg NONE", forge(&json!({"alg": "NONE", "kid": "k1"}), &claims(), b""), TokenError::Unsigned),
-        ("unknown alg", forge(&json!({"alg": "XS999"}), &claims(), b"x"), TokenError::UnsupportedAlgorithm),
-        ("hs256 signed with the rsa public key", hs256_with_public_key, TokenError::AlgorithmNotAllowed { token: Algorithm::HS256, pinned: Algorithm::RS256 }),
-        ("unknown kid", mint(Algorithm::RS256, RSA, Some("nope"), &claims()), TokenError::UnknownKey),
-        ("other key", mint(Algorithm::RS256, RSA_OTHER, Some("k1"), &claims()), TokenError::BadSignature),
-        ("tampered", { let mut p: Vec<&str> = valid.split('.').collect(); let c = URL_SAFE_NO_PAD.encode(with(claims(), "sub", json!("0")).to_string()); p[1] = &c; p.join(".") }, TokenError::BadSignature),
-        ("wrong iss", good(with(claims(), "iss", json!("https://evil.test"))), TokenError::UntrustedIssuer),
-        ("no iss", good(without(claims(), "iss")), TokenError::MissingClaim("iss".into())),
-        ("wrong aud", good(with(claims(), "aud", json!("someone-else"))), TokenError::WrongAudience),
-        ("no aud", good(without(claims(), "aud")), TokenError::MissingClaim("aud".into())),
-        ("expired", good(with(claims(), "exp", json!(now - 60))), TokenError::Expired),
-        ("no exp", good(without(claims(), "exp")), TokenError::MissingClaim("exp".into())),
-        ("not yet valid", good(with(claims(), "nbf", json!(now + 60))), TokenError::NotYetValid),
-        ("issued in the future", good(with(claims(), "iat", json!(now + 60))), TokenError::IssuedInFuture),
-        ("no subject", good(without(claims(), "sub")), TokenError::MissingClaim("sub".into())),
-        ("object subject", good(with(claims(), "sub", json!({"a": 1}))), TokenError::Malformed("token has a registered claim (exp, nbf, iss, sub, aud) of the wrong type")),
+        (
+            "empty",
+            String::new(),
+            TokenError::Malformed("token is not a JWT (expected three dot-separated parts)"),
+        ),
+        (
+            "truncated",
+            valid[..valid.rfind('.').unwrap()].to_owned(),
+            TokenError::Malformed("token is not a JWT (expected three dot-separated parts)"),
+        ),
+        (
+            "not base64",
+            "!!!.???.***".into(),
+            TokenError::Malformed("token header is not base64url-encoded JSON"),
+        ),
+        (
+            "payload not json",
+            format!("{}.bm90IGpzb24.c2ln", valid.split('.').next().unwrap()),
+            TokenError::Malformed("token payload is not base64url-encoded JSON"),
+        ),
+        (
+            "alg none",
+            forge(&json!({"alg": "none"}), &claims(), b""),
+            TokenError::Unsigned,
+        ),
+        (
+            "alg NONE",
+            forge(&json!({"alg": "NONE", "kid": "k1"}), &claims(), b""),
+            TokenError::Unsigned,
+        ),
+        (
+            "unknown alg",
+            forge(&json!({"alg": "XS999"}), &claims(), b"x"),
+            TokenError::UnsupportedAlgorithm,
+        ),
+        (
+            "hs256 signed with the rsa public key",
+            hs256_with_public_key,
+            TokenError::AlgorithmNotAllowed {
+                token: Algorithm::HS256,
+                pinned: Algorithm::RS256,
+            },
+        ),
+        (
+            "unknown kid",
+            mint(Algorithm::RS256, RSA, Some("nope"), &claims()),
+            TokenError::UnknownKey,
+        ),
+        (
+            "other key",
+            mint(Algorithm::RS256, RSA_OTHER, Some("k1"), &claims()),
+            TokenError::BadSignature,
+        ),
+        (
+            "tampered",
+            {
+                let mut p: Vec<&str> = valid.split('.').collect();
+                let c = URL_SAFE_NO_PAD.encode(with(claims(), "sub", json!("0")).to_string());
+                p[1] = &c;
+                p.join(".")
+            },
+            TokenError::BadSignature,
+        ),
+        (
+            "wrong iss",
+            good(with(claims(), "iss", json!("https://evil.test"))),
+            TokenError::UntrustedIssuer,
+        ),
+        (
+            "no iss",
+            good(without(claims(), "iss")),
+            TokenError::MissingClaim("iss".into()),
+        ),
+        (
+            "wrong aud",
+            good(with(claims(), "aud", json!("someone-else"))),
+            TokenError::WrongAudience,
+        ),
+        (
+            "no aud",
+            good(without(claims(), "aud")),
+            TokenError::MissingClaim("aud".into()),
+        ),
+        (
+            "expired",
+            good(with(claims(), "exp", json!(now - 60))),
+            TokenError::Expired,
+        ),
+        (
+            "no exp",
+            good(without(claims(), "exp")),
+            TokenError::MissingClaim("exp".into()),
+        ),
+        (
+            "not yet valid",
+            good(with(claims(), "nbf", json!(now + 60))),
+            TokenError::NotYetValid,
+        ),
+        (
+            "issued in the future",
+            good(with(claims(), "iat", json!(now + 60))),
+            TokenError::IssuedInFuture,
+        ),
+        (
+            "no subject",
+            good(without(claims(), "sub")),
+            TokenError::MissingClaim("sub".into()),
+        ),
+        (
+            "object subject",
+            good(with(claims(), "sub", json!({"a": 1}))),
+            TokenError::Malformed(
+                "token has a registered claim (exp, nbf, iss, sub, aud) of the wrong type",
+            ),
+        ),
         // jsonwebtoken reads a non-numeric exp as absent.
-        ("string exp", good(with(claims(), "exp", json!("soon"))), TokenError::MissingClaim("exp".into())),
-        ("control chars in subject", good(with(claims(), "sub", json!("a\nb"))), TokenError::BadClaim("sub".into())),
+        (
+            "string exp",
+            good(with(claims(), "exp", json!("soon"))),
+            TokenError::MissingClaim("exp".into()),
+        ),
+        (
+            "control chars in subject",
+            good(with(claims(), "sub", json!("a\nb"))),
+            TokenError::BadClaim("sub".into()),
+        ),
     ];
     for (name, token, want) in cases {
         assert_eq!(verify(&v, &token).await, Err(want), "{name}");
@@ -213,7 +323,12 @@ async fn rejections_name_the_problem() {
 async fn leeway_tolerates_small_clock_skew() {
     let v = rsa_verifier();
     let now = unix_now();
-    let token = mint(Algorithm::RS256, RSA, Some("k1"), &with(claims(), "nbf", json!(now + 3)));
+    let token = mint(
+        Algorithm::RS256,
+        RSA,
+        Some("k1"),
+        &with(claims(), "nbf", json!(now + 3)),
+    );
     assert!(verify(&v, &token).await.is_ok());
 }
 
@@ -226,14 +341,22 @@ async fn numeric_subjects_and_custom_claims_map() {
         email: None,
     };
     let v = IdentityVerifier::new(vec![iss], TokenCache::new(10, Duration::from_secs(60)));
-    let c = with(with(claims(), "user_id", json!(583231)), "login", json!("octocat"));
-    let id = verify(&v, &mint(Algorithm::RS256, RSA, None, &c)).await.unwrap();
+    let c = with(
+        with(claims(), "user_id", json!(583231)),
+        "login",
+        json!("octocat"),
+    );
+    let id = verify(&v, &mint(Algorithm::RS256, RSA, None, &c))
+        .await
+        .unwrap();
     assert_eq!(id.principal.subject.as_str(), "583231");
     assert_eq!(id.login.unwrap().as_str(), "octocat");
     assert_eq!(id.email, None, "e-mail mapping switched off");
     // A bad optional claim is dropped, not fatal.
     let c = with(with(claims(), "user_id", json!("7")), "login", json!(["x"]));
-    let id = verify(&v, &mint(Algorithm::RS256, RSA, None, &c)).await.unwrap();
+    let id = verify(&v, &mint(Algorithm::RS256, RSA, None, &c))
+        .await
+        .unwrap();
     assert_eq!(id.login, None);
 }
 
@@ -260,7 +383,10 @@ async fn a_verified_token_is_cached_until_its_expiry() {
     let token = mint(Algorithm::RS256, RSA, Some("k1"), &claims());
     let first = v.verify(&token).await.unwrap();
     let second = v.verify(&token).await.unwrap();
-    assert!(Arc::ptr_eq(&first, &second), "second call was not a cache hit");
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "second call was not a cache hit"
+    );
     v.cache.sync().await;
     assert_eq!(v.cache.entry_count(), 1);
 
@@ -280,5 +406,8 @@ async fn a_verified_token_is_cached_until_its_expiry() {
     );
     assert!(strict.verify(&short).await.is_ok());
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(strict.verify(&short).await.unwrap_err(), TokenError::Expired);
+    assert_eq!(
+        strict.verify(&short).await.unwrap_err(),
+        TokenError::Expired
+    );
 }

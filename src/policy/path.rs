@@ -45,7 +45,10 @@ impl RequestPath {
         if inner.iter().any(|s| s.is_empty()) {
             return Err(AmbiguousPath::EmptySegment);
         }
-        inner.iter().chain([last]).try_for_each(|s| check_segment(s))?;
+        inner
+            .iter()
+            .chain([last])
+            .try_for_each(|s| check_segment(s))?;
         Ok(Self(path.to_owned()))
     }
 
@@ -67,7 +70,10 @@ fn check_segment(segment: &str) -> Result<(), AmbiguousPath> {
         return Err(AmbiguousPath::ControlCharacter);
     }
     let decoded = decode(segment)?;
-    if decoded.iter().any(|&b| b == b'/' || b == b'\\' || b < 0x20 || b == 0x7f) {
+    if decoded
+        .iter()
+        .any(|&b| b == b'/' || b == b'\\' || b < 0x20 || b == 0x7f)
+    {
         return Err(AmbiguousPath::EncodedSeparator);
     }
     if decoded == b"." || decoded == b".." {
@@ -188,7 +194,14 @@ mod tests {
 
     #[test]
     fn ordinary_paths_are_accepted() {
-        for ok in ["/", "/healthz", "/healthz/", "/v1/function/my.fn", "/a%20b", "/a..b"] {
+        for ok in [
+            "/",
+            "/healthz",
+            "/healthz/",
+            "/v1/function/my.fn",
+            "/a%20b",
+            "/a..b",
+        ] {
             assert!(RequestPath::parse(ok).is_ok(), "{ok} refused");
         }
     }

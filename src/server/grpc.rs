@@ -37,7 +37,10 @@ impl AuthorizationService {
 
 #[tonic::async_trait]
 impl Authorization for AuthorizationService {
-    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
         let request = request.into_inner();
         let response = match request_view(&request) {
             Ok(view) => {
@@ -52,7 +55,11 @@ impl Authorization for AuthorizationService {
                     message,
                     "decision"
                 );
-                denied(&Denial::new(DenialKind::InvalidRequest, "malformed_check_request", message))
+                denied(&Denial::new(
+                    DenialKind::InvalidRequest,
+                    "malformed_check_request",
+                    message,
+                ))
             }
         };
         Ok(Response::new(response))

@@ -77,7 +77,10 @@ pub async fn serve(
         result = &mut server => return Ok(result?),
         () = shutdown => {}
     }
-    tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing in-flight checks");
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: finishing in-flight checks"
+    );
     set_not_serving(&health).await;
     let _ = stop_tx.send(());
     match tokio::time::timeout(grace, server).await {

@@ -171,7 +171,11 @@ mod tests {
         }
         assert_eq!(store.queries.load(Ordering::SeqCst), 1);
         users.find(&p).await.unwrap();
-        assert_eq!(store.queries.load(Ordering::SeqCst), 1, "hit went to the store");
+        assert_eq!(
+            store.queries.load(Ordering::SeqCst),
+            1,
+            "hit went to the store"
+        );
     }
 
     #[tokio::test]
@@ -184,6 +188,10 @@ mod tests {
         assert_eq!(store.queries.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_millis(300)).await;
         users.find(&p).await.unwrap();
-        assert_eq!(store.queries.load(Ordering::SeqCst), 2, "negative entry outlived its ttl");
+        assert_eq!(
+            store.queries.load(Ordering::SeqCst),
+            2,
+            "negative entry outlived its ttl"
+        );
     }
 }

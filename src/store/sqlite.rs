@@ -94,7 +94,12 @@ impl TryFrom<UserRow> for User {
             issuer: IssuerName::parse(&row.issuer).map_err(corrupt)?,
             subject: Subject::parse(&row.subject).map_err(corrupt)?,
             login: Login::parse(&row.login).map_err(corrupt)?,
-            email: row.email.as_deref().map(Email::parse).transpose().map_err(corrupt)?,
+            email: row
+                .email
+                .as_deref()
+                .map(Email::parse)
+                .transpose()
+                .map_err(corrupt)?,
             display_name: row
                 .display_name
                 .as_deref()
@@ -126,7 +131,11 @@ impl UserStore for SqliteStore {
         issuer: &IssuerName,
         subject: &Subject,
     ) -> Result<Option<User>, StoreError> {
-        let sql = concat!("SELECT ", columns!(), " FROM users WHERE issuer = ?1 AND subject = ?2");
+        let sql = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM users WHERE issuer = ?1 AND subject = ?2"
+        );
         let row: Option<UserRow> = sqlx::query_as(sql)
             .bind(issuer.as_str())
             .bind(subject.as_str())
@@ -148,7 +157,11 @@ impl UserStore for SqliteStore {
     }
 
     async fn list(&self) -> Result<Vec<User>, StoreError> {
-        let sql = concat!("SELECT ", columns!(), " FROM users ORDER BY issuer, login, id");
+        let sql = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM users ORDER BY issuer, login, id"
+        );
         let rows: Vec<UserRow> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
         rows.into_iter().map(User::try_from).collect()
     }
@@ -156,8 +169,11 @@ impl UserStore for SqliteStore {
     async fn add(&self, user: NewUser) -> Result<User, StoreError> {
         let now = now();
         let sql = concat!(
-            "INSERT INTO users (", columns!(), ") ",
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7) RETURNING ", columns!()
+            "INSERT INTO users (",
+            columns!(),
+            ") ",
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7) RETURNING ",
+            columns!()
         );
         let result = sqlx::query_as::<_, UserRow>(sql)
             .bind(UserId::new().to_string())
@@ -171,10 +187,12 @@ impl UserStore for SqliteStore {
             .await;
         match result {
             Ok(row) => row.try_into(),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Duplicate {
-                issuer: user.issuer.to_string(),
-                subject: user.subject.to_string(),
-            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Duplicate {
+                    issuer: user.issuer.to_string(),
+                    subject: user.subject.to_string(),
+                })
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -182,8 +200,10 @@ impl UserStore for SqliteStore {
     async fn set_enabled(&self, user: &UserRef, enabled: bool) -> Result<User, StoreError> {
         let (id, issuer, subject) = binds(user);
         let sql = concat!(
-            "UPDATE users SET enabled = ?4, updated_at = ?5 WHERE ", where_user!(),
-            " RETURNING ", columns!()
+            "UPDATE users SET enabled = ?4, updated_at = ?5 WHERE ",
+            where_user!(),
+            " RETURNING ",
+            columns!()
         );
         let row: Option<UserRow> = sqlx::query_as(sql)
             .bind(id)
@@ -199,7 +219,12 @@ impl UserStore for SqliteStore {
 
     async fn remove(&self, user: &UserRef) -> Result<User, StoreError> {
         let (id, issuer, subject) = binds(user);
-        let sql = concat!("DELETE FROM users WHERE ", where_user!(), " RETURNING ", columns!());
+        let sql = concat!(
+            "DELETE FROM users WHERE ",
+            where_user!(),
+            " RETURNING ",
+            columns!()
+        );
         let row: Option<UserRow> = sqlx::query_as(sql)
             .bind(id)
             .bind(issuer)
@@ -235,7 +260,9 @@ mod tests {
     #[tokio::test]
     async fn users_round_trip_and_duplicates_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("users.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("users.db"))
+            .await
+            .unwrap();
         let added = store.add(new_user("1", "octocat")).await.unwrap();
         assert!(added.enabled);
         let by_identity = UserRef::parse("dex:1").unwrap();
@@ -247,7 +274,11 @@ mod tests {
 
         let err = store.add(new_user("1", "someone-else")).await.unwrap_err();
         assert!(matches!(err, StoreError::Duplicate { .. }), "{err}");
-        assert_eq!(store.list().await.unwrap().len(), 1, "the duplicate left a row");
+        assert_eq!(
+            store.list().await.unwrap().len(),
+            1,
+            "the duplicate left a row"
+        );
 
         let disabled = store.set_enabled(&by_identity, false).await.unwrap();
         assert!(!disabled.enabled);
@@ -263,7 +294,12 @@ mod tests {
     async fn reopening_keeps_users_and_reapplies_no_migration() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.db");
-        SqliteStore::open(&path).await.unwrap().add(new_user("2", "hubot")).await.unwrap();
+        SqliteStore::open(&path)
+            .await
+            .unwrap()
+            .add(new_user("2", "hubot"))
+            .await
+            .unwrap();
         let store = SqliteStore::open(&path).await.unwrap();
         assert_eq!(store.list().await.unwrap().len(), 1);
     }
@@ -274,6 +310,9 @@ mod tests {
             .await
             .err()
             .unwrap();
-        assert!(err.to_string().contains("/nonexistent/dir/users.db"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/dir/users.db"),
+            "{err}"
+        );
     }
 }

