@@ -226,7 +226,7 @@ fn new_user(add: &AddUser, config: &Config) -> anyhow::Result<NewUser> {
     if !config.issuers.iter().any(|i| i.name == issuer) {
         let known: Vec<&str> = config.issuers.iter().map(|i| i.name.as_str()).collect();
         bail!(
-            "issuer {issuer:?} is not configured (configured: {}); pass --config with the server's configuration",
+            "issuer \"{issuer}\" is not configured (configured: {}); pass --config with the server's configuration",
             if known.is_empty() {
                 "none".to_owned()
             } else {

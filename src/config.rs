@@ -37,10 +37,18 @@ pub const ENV_PREFIX: &str = "DISPATCH_AUTHZ_";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
+    /// Figment's message names the key and where it came from (file or
+    /// environment). Not a `#[source]`: the message already holds it.
     #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(Box<figment::Error>),
     #[error("configuration: {field}: {reason}")]
     Invalid { field: String, reason: String },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        Self::Load(Box::new(e))
+    }
 }
 
 fn invalid(field: impl Into<String>, reason: impl ToString) -> ConfigError {
@@ -288,7 +296,7 @@ impl Settings {
         if let Some(format) = overrides.log_format {
             figment = figment.merge(Serialized::default("log.format", format));
         }
-        figment.extract().map_err(|e| Box::new(e).into())
+        Ok(figment.extract()?)
     }
 
     pub fn compile(&self) -> Result<Config, ConfigError> {

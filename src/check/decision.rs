@@ -33,8 +33,8 @@ pub struct Denial {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DenialKind {
-    /// 401. `challenge` says whether a credential was presented and found
-    /// wrong (RFC 6750 `error="invalid_token"`) or was simply absent.
+    /// Answered with 401; `invalid_token` when a credential was presented
+    /// and found wrong (RFC 6750 `error="invalid_token"`), not just absent.
     Unauthenticated { invalid_token: bool },
     /// 403: valid credential, but not allowed.
     Forbidden,

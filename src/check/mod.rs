@@ -127,9 +127,11 @@ fn deny(kind: DenialKind, reason: &'static str, message: impl ToString) -> Decis
 }
 
 fn log_decision(request: &RequestView, principal: Option<&Principal>, decision: &Decision) {
-    // The path is logged without its query (which may carry secrets) and
-    // with Debug escaping, since it is client input.
+    // The path is logged without its query (which may carry secrets), and
+    // method and path with control characters escaped: both are client input.
     let path = request.path.split(['?', '#']).next().unwrap_or_default();
+    let path = path.escape_debug();
+    let method = request.method.escape_debug();
     let issuer = principal.map(|p| p.issuer.as_str());
     match decision {
         Decision::Allow(permit) => {
@@ -140,8 +142,8 @@ fn log_decision(request: &RequestView, principal: Option<&Principal>, decision: 
                 user_id = user.map(|u| tracing::field::display(u.id)),
                 login = user.map(|u| u.login.as_str()),
                 issuer,
-                method = ?request.method,
-                path = ?path,
+                %method,
+                %path,
                 "decision"
             );
         }
@@ -150,9 +152,9 @@ fn log_decision(request: &RequestView, principal: Option<&Principal>, decision: 
             reason = denial.reason,
             status = denial.kind.http_status(),
             issuer,
-            method = ?request.method,
-            path = ?path,
-            message = %denial.message,
+            %method,
+            %path,
+            detail = %denial.message,
             "decision"
         ),
     }

@@ -52,7 +52,7 @@ impl Authorization for AuthorizationService {
                     decision = "deny",
                     reason = "malformed_check_request",
                     status = 400,
-                    message,
+                    detail = message,
                     "decision"
                 );
                 denied(&Denial::new(

@@ -1,0 +1,368 @@
+//! The `dispatch-authz` binary as a user runs it.
+
+mod common;
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use common::*;
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Command,
+    sync::mpsc,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dispatch-authz");
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(config: &Path, args: &[&str]) -> Run {
+    run_env(config, args, &[])
+}
+
+fn run_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = std::process::Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn config_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dispatch-authz.toml");
+    std::fs::write(&path, config_toml(dir.path(), &Options::default())).unwrap();
+    (dir, path)
+}
+
+const ADD: &[&str] = &[
+    "users",
+    "add",
+    "--issuer",
+    "test",
+    "--subject",
+    "583231",
+    "--login",
+    "octocat",
+    "--email",
+    "octocat@example.com",
+];
+
+#[test]
+fn users_can_be_added_listed_disabled_and_removed() {
+    let (_dir, config) = config_dir();
+    let added = run(&config, ADD);
+    assert!(added.ok, "{}", added.stderr);
+    assert!(added.stdout.contains("octocat"));
+
+    let list = run(&config, &["users", "list", "--json"]);
+    let users: Vec<Value> = list
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["subject"], "583231");
+    assert_eq!(users[0]["enabled"], true);
+    let id = users[0]["id"].as_str().unwrap().to_owned();
+
+    let disabled = run(&config, &["users", "disable", "test:583231"]);
+    assert!(
+        disabled.ok && disabled.stdout.contains("false"),
+        "{}",
+        disabled.stdout
+    );
+    let enabled = run(&config, &["users", "enable", &id]);
+    assert!(enabled.ok && enabled.stdout.contains("true"));
+    let shown = run(&config, &["users", "show", &id]);
+    assert!(shown.stdout.contains("octocat@example.com"));
+    assert!(run(&config, &["users", "list"]).stdout.contains("octocat"));
+
+    assert!(run(&config, &["users", "remove", &id]).ok);
+    let gone = run(&config, &["users", "show", &id]);
+    assert!(!gone.ok);
+    assert!(gone.stderr.contains("no user"), "{}", gone.stderr);
+}
+
+#[test]
+fn a_duplicate_subject_is_refused_and_changes_nothing() {
+    let (_dir, config) = config_dir();
+    assert!(run(&config, ADD).ok);
+    let again = run(
+        &config,
+        &[
+            "users",
+            "add",
+            "--issuer",
+            "test",
+            "--subject",
+            "583231",
+            "--login",
+            "other",
+        ],
+    );
+    assert!(!again.ok);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    assert!(!again.stderr.contains("panicked"));
+    let list = run(&config, &["users", "list", "--json"]);
+    assert_eq!(list.stdout.lines().count(), 1);
+    assert!(list.stdout.contains("octocat") && !list.stdout.contains("other"));
+}
+
+#[test]
+fn bad_arguments_name_the_problem() {
+    let (_dir, config) = config_dir();
+    let cases: &[(&[&str], &str)] = &[
+        (&["users", "add", "--issuer", "test"], "--subject"),
+        (
+            &[
+                "users",
+                "add",
+                "--issuer",
+                "nope",
+                "--subject",
+                "1",
+                "--login",
+                "x",
+            ],
+            "issuer \"nope\" is not configured (configured: test)",
+        ),
+        (
+            &[
+                "users",
+                "add",
+                "--issuer",
+                "test",
+                "--subject",
+                "1",
+                "--login",
+                "a\nb",
+            ],
+            "invalid login",
+        ),
+        (
+            &[
+                "users",
+                "add",
+                "--issuer",
+                "test",
+                "--subject",
+                "1",
+                "--login",
+                "x",
+                "--email",
+                "nope",
+            ],
+            "invalid e-mail",
+        ),
+        (&["users", "show", "octocat"], "neither a user id"),
+        (&["serve", "--listen", "localhost"], "server.listen"),
+        (&["frobnicate"], "unrecognized subcommand"),
+        (&["--log-format", "xml", "migrate"], "invalid value 'xml'"),
+    ];
+    for (args, want) in cases {
+        let r = run(&config, args);
+        assert!(!r.ok, "{args:?} succeeded");
+        assert!(
+            r.stderr.contains(want),
+            "{args:?}: want {want:?} in {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn config_mistakes_stop_start_up_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[server]\nlisten_adress = \"127.0.0.1:1\"\n").unwrap();
+    let r = run(&config, &["migrate"]);
+    assert!(!r.ok);
+    assert!(r.stderr.contains("listen_adress"), "{}", r.stderr);
+
+    std::fs::write(&config, "[server\nlisten = 1").unwrap();
+    let r = run(&config, &["migrate"]);
+    assert!(!r.ok && r.stderr.contains("TOML"), "{}", r.stderr);
+
+    let r = run(&dir.path().join("missing.toml"), &["migrate"]);
+    assert!(!r.ok && r.stderr.contains("missing.toml"), "{}", r.stderr);
+}
+
+#[test]
+fn environment_overrides_the_file_and_flags_override_both() {
+    let (dir, config) = config_dir();
+    let env_db = dir.path().join("from-env.db");
+    let r = run_env(
+        &config,
+        &["migrate"],
+        &[("DISPATCH_AUTHZ_STORE__DATABASE", env_db.to_str().unwrap())],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert!(r.stdout.contains("from-env.db"), "{}", r.stdout);
+
+    let flag_db = dir.path().join("from-flag.db");
+    let r = run_env(
+        &config,
+        &["--database", flag_db.to_str().unwrap(), "migrate"],
+        &[("DISPATCH_AUTHZ_STORE__DATABASE", env_db.to_str().unwrap())],
+    );
+    assert!(r.stdout.contains("from-flag.db"), "{}", r.stdout);
+    assert!(flag_db.exists());
+
+    let r = run_env(
+        &config,
+        &["migrate"],
+        &[("DISPATCH_AUTHZ_CACHE__USERS_TTL_SECS", "soon")],
+    );
+    assert!(
+        !r.ok && r.stderr.to_lowercase().contains("cache.users_ttl_secs"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let out = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["serve", "migrate", "users", "--config", "x-dispatch-user"] {
+        assert!(help.contains(word), "--help lacks {word}: {help}");
+    }
+}
+
+/// `serve` as a process: JSON decision lines, no token in any log line, and
+/// a clean exit on SIGTERM.
+#[tokio::test]
+async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
+    let (_dir, config) = config_dir();
+    assert!(run(&config, ADD).ok);
+    let minted = run(
+        &config,
+        &[
+            "token",
+            "mint",
+            "--key",
+            fixture("rsa.pem").to_str().unwrap(),
+            "--kid",
+            "k1",
+            "--issuer",
+            ISS,
+            "--audience",
+            AUD,
+            "--subject",
+            "583231",
+        ],
+    );
+    assert!(minted.ok, "{}", minted.stderr);
+    let good = minted.stdout.trim().to_owned();
+    // Same header and claims, another signature.
+    let dot = good.rfind('.').unwrap();
+    let flipped = if &good[dot + 1..dot + 2] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    let bad = format!("{}{flipped}{}", &good[..=dot], &good[dot + 2..]);
+
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "debug")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (tx, mut lines) = mpsc::unbounded_channel();
+    let mut reader = BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = reader.next_line().await {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
+            .await
+            .expect("server did not start")
+            .expect("server exited");
+        log.push(line.clone());
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["message"] == "serving ext_authz"
+        {
+            break v["addr"].as_str().unwrap().to_owned();
+        }
+    };
+
+    let mut client = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::connect(format!("http://{addr}")).await.unwrap();
+    for (token, want) in [(&good, 0), (&bad, 16)] {
+        let auth = format!("Bearer {token}");
+        let r = client
+            .check(check_request(
+                "POST",
+                "/v1/secret?token=querysecret",
+                &[("authorization", &auth)],
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.status.unwrap().code, want);
+    }
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("no exit after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    while let Ok(line) = lines.try_recv() {
+        log.push(line);
+    }
+    let all = log.join("\n");
+    assert!(!all.contains(&good[20..60]), "a token reached the log");
+    assert!(
+        !all.contains("querysecret"),
+        "the query string reached the log"
+    );
+
+    let decisions: Vec<Value> = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "decision")
+        .collect();
+    assert_eq!(decisions.len(), 2, "{all}");
+    let allow = &decisions[0];
+    assert_eq!(allow["decision"], "allow");
+    assert_eq!(allow["reason"], "authenticated");
+    assert_eq!(allow["login"], "octocat");
+    assert_eq!(allow["issuer"], "test");
+    assert!(allow["user_id"].is_string());
+    assert_eq!(allow["method"], "POST");
+    assert_eq!(allow["path"], "/v1/secret");
+    assert_eq!(allow["span"]["request_id"], "req-42");
+    assert_eq!(decisions[1]["decision"], "deny");
+    assert_eq!(decisions[1]["reason"], "bad_signature");
+    assert!(all.contains("shutting down"), "{all}");
+}
