@@ -248,7 +248,11 @@ async fn envoy_passes_our_identity_and_never_a_forged_one() {
             Some(&vec![json!(user.id.to_string())])
         );
         assert_eq!(seen(&echo, "x-dispatch-issuer"), Some(&vec![json!("test")]));
-        assert!(seen(&echo, "x-dispatch-request-id").is_some());
+        assert_eq!(
+            seen(&echo, "x-dispatch-request-id"),
+            seen(&echo, "x-request-id")
+        );
+        assert!(seen(&echo, "x-request-id").is_some());
         assert_eq!(seen(&echo, "x-dispatch-admin"), None, "strip={strip}");
 
         // Without a token: refused, and the upstream is never reached.

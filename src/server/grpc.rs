@@ -93,11 +93,19 @@ pub fn request_view(request: &CheckRequest) -> Result<RequestView, &'static str>
             (h.key.as_str(), value)
         }));
     }
+    let headers = ClientHeaders::new(pairs);
+    // `http.id` is Envoy's internal stream id; `x-request-id` (which Envoy
+    // sets before ext_authz runs) is what its access logs and the upstream see.
+    let request_id = headers
+        .get_all("x-request-id")
+        .next()
+        .and_then(RequestId::parse)
+        .or_else(|| RequestId::parse(&http.id));
     Ok(RequestView {
         method: http.method.clone(),
         path: http.path.clone(),
-        request_id: RequestId::parse(&http.id),
-        headers: ClientHeaders::new(pairs),
+        request_id,
+        headers,
     })
 }
 
