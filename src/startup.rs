@@ -71,10 +71,6 @@ impl App {
         &self.store
     }
 
-    pub fn checker(&self) -> &Arc<Checker> {
-        &self.checker
-    }
-
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()>,

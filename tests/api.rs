@@ -488,3 +488,53 @@ async fn shutdown_finishes_and_closes_the_port() {
         "still accepting"
     );
 }
+
+#[tokio::test]
+async fn the_server_can_listen_on_a_unix_socket() {
+    use dispatch_authz::{
+        config::{Overrides, Settings},
+        startup::App,
+    };
+    use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+    use hyper_util::rt::TokioIo;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, config_toml(dir.path(), &Options::default())).unwrap();
+    let socket = dir.path().join("authz.sock");
+    let overrides = Overrides {
+        listen: Some(format!("unix:{}", socket.display())),
+        ..Default::default()
+    };
+    let config = Settings::load(Some(&path), &overrides)
+        .unwrap()
+        .compile()
+        .unwrap();
+    let app = App::build(config).await.unwrap();
+    assert_eq!(app.local_addr(), None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+
+    let connect_to = socket.clone();
+    let channel = tonic::transport::Endpoint::from_static("http://unix.socket")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = connect_to.clone();
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
+        }))
+        .await
+        .unwrap();
+    let r = AuthorizationClient::new(channel)
+        .check(check_request("GET", "/healthz", &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r), OK);
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    assert!(!socket.exists(), "socket file left behind");
+}

@@ -50,10 +50,6 @@ impl Checker {
         }
     }
 
-    pub fn users(&self) -> &UserCache {
-        &self.users
-    }
-
     /// Decides, and writes the one decision line for this request.
     pub async fn check(&self, request: &RequestView) -> Decision {
         let span = info_span!(

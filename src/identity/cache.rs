@@ -66,11 +66,12 @@ impl TokenCache {
         Ok(identity)
     }
 
-    /// Number of cached tokens (approximate; for tests and metrics).
+    #[cfg(test)]
     pub fn entry_count(&self) -> u64 {
         self.cache.entry_count()
     }
 
+    #[cfg(test)]
     pub async fn sync(&self) {
         self.cache.run_pending_tasks().await;
     }

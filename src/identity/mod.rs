@@ -108,10 +108,6 @@ impl IdentityVerifier {
         Self { by_iss, cache }
     }
 
-    pub fn issuer_count(&self) -> usize {
-        self.by_iss.len()
-    }
-
     /// Verifies `token`, from the cache when it was verified before.
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedIdentity>, TokenError> {
         let now = unix_now();

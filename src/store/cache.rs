@@ -68,15 +68,6 @@ impl UserCache {
             })
             .await
     }
-
-    /// Forgets one principal, so the next check reads the store.
-    pub async fn invalidate(&self, principal: &Principal) {
-        self.cache.invalidate(principal).await;
-    }
-
-    pub fn store(&self) -> &Arc<dyn UserStore> {
-        &self.store
-    }
 }
 
 #[cfg(test)]
