@@ -3,7 +3,7 @@
 //! the headers it received.
 //!
 //! Without an Envoy binary these tests skip with a message, except under CI
-//! (`CI` or `DISPATCH_AUTHZ_REQUIRE_ENVOY` set), where they fail.
+//! (`CI` or `DISPATCH_TEST_REQUIRE_ENVOY` set), where they fail.
 
 mod common;
 
@@ -40,7 +40,7 @@ fn envoy_binary() -> Option<PathBuf> {
 fn require_envoy() -> Option<PathBuf> {
     let found = envoy_binary();
     let required = std::env::var_os("CI").is_some()
-        || std::env::var_os("DISPATCH_AUTHZ_REQUIRE_ENVOY").is_some();
+        || std::env::var_os("DISPATCH_TEST_REQUIRE_ENVOY").is_some();
     match (&found, required) {
         (None, true) => {
             panic!("Envoy is required here but was not found: run `bash .ci/run` or set ENVOY_BIN")
