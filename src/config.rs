@@ -504,6 +504,57 @@ mod tests {
     }
 
     #[test]
+    fn a_jwks_file_compiles_with_pinned_algorithms() {
+        use jsonwebtoken::{
+            EncodingKey,
+            jwk::{Jwk, JwkSet},
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let pem = |name: &str| std::fs::read(KEY.replace("rsa.pub.pem", name)).unwrap();
+        let mut rsa = Jwk::from_encoding_key(
+            &EncodingKey::from_rsa_pem(&pem("rsa.pem")).unwrap(),
+            Algorithm::PS256,
+        )
+        .unwrap();
+        rsa.common.key_id = Some("r".into());
+        let mut ec = Jwk::from_encoding_key(
+            &EncodingKey::from_ec_pem(&pem("ec256.pem")).unwrap(),
+            Algorithm::ES256,
+        )
+        .unwrap();
+        ec.common.key_id = Some("e".into());
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(
+            &jwks,
+            serde_json::to_string(&JwkSet {
+                keys: vec![rsa, ec],
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        let config = load_str(&issuer(&format!("jwks_file = \"{}\"", jwks.display()))).unwrap();
+        let algs: Vec<_> = config.issuers[0]
+            .keys
+            .iter()
+            .map(|k| (k.kid.clone().unwrap(), k.algorithm))
+            .collect();
+        assert_eq!(
+            algs,
+            [
+                ("r".to_owned(), Algorithm::PS256),
+                ("e".to_owned(), Algorithm::ES256)
+            ]
+        );
+
+        std::fs::write(&jwks, "{\"keys\": 3}").unwrap();
+        let e = err(&issuer(&format!("jwks_file = \"{}\"", jwks.display())));
+        assert!(
+            e.contains("issuers[0].jwks_file") && e.contains("not a JWKS document"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_typo_names_the_key() {
         let e = err("[server]\nlisten_addr = \"127.0.0.1:1\"\n");
         assert!(e.contains("listen_addr"), "{e}");
