@@ -1,15 +1,30 @@
 //! Logging: `tracing` to stderr, human-readable or JSON, filtered by
 //! `RUST_LOG` (default `info`). Standard output stays free for CLI results.
+//!
+//! Lines are formatted on the calling thread but written by a background
+//! thread through a buffer: a synchronous, unbuffered write to stderr per
+//! decision line cost more than the rest of a cached Check (BENCHMARKS.md).
+//! The writer is not lossy: when it falls behind, callers wait rather than
+//! drop decision lines.
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber; a second call (tests) is a no-op.
-pub fn init(format: LogFormat) {
+/// Flushes buffered log lines when dropped: keep it alive until exit.
+#[must_use = "dropping the guard stops logging"]
+pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
+
+/// Installs the global subscriber; when one is already installed (tests),
+/// this is a no-op.
+pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let builder = fmt().with_env_filter(filter).with_writer(writer);
+    let installed = match format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -17,4 +32,5 @@ pub fn init(format: LogFormat) {
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+    LogGuard(installed.is_ok().then_some(guard))
 }

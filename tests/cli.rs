@@ -361,7 +361,7 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
     assert!(allow["user_id"].is_string());
     assert_eq!(allow["method"], "POST");
     assert_eq!(allow["path"], "/v1/secret");
-    assert_eq!(allow["span"]["request_id"], "req-42");
+    assert_eq!(allow["request_id"], "req-42");
     assert_eq!(decisions[1]["decision"], "deny");
     assert_eq!(decisions[1]["reason"], "bad_signature");
     assert!(all.contains("shutting down"), "{all}");

@@ -16,7 +16,7 @@ pub mod request;
 
 use std::sync::Arc;
 
-use tracing::{Instrument, error, info, info_span};
+use tracing::{Instrument, debug_span, error, info};
 
 pub use decision::{Decision, Denial, DenialKind, Permit, UpstreamHeaders};
 pub use request::{ClientHeaders, CredentialSettings, RequestView};
@@ -52,7 +52,10 @@ impl Checker {
 
     /// Decides, and writes the one decision line for this request.
     pub async fn check(&self, request: &RequestView) -> Decision {
-        let span = info_span!(
+        // A debug-level span: at the default level the decision line carries
+        // the request id itself, which spares formatting the span's fields
+        // for every check (measured: a few µs per check with JSON logs).
+        let span = debug_span!(
             "check",
             request_id = request.request_id.as_ref().map(|id| id.as_str())
         );
@@ -107,7 +110,11 @@ impl Checker {
                 "user is not registered with dispatch",
             ),
             Err(e) => {
-                error!(error = %e, "user store unavailable");
+                error!(
+                    error = %e,
+                    request_id = request.request_id.as_ref().map(|id| id.as_str()),
+                    "user store unavailable"
+                );
                 deny(
                     DenialKind::Unavailable,
                     "store_unavailable",
@@ -129,6 +136,7 @@ fn log_decision(request: &RequestView, principal: Option<&Principal>, decision: 
     let path = path.escape_debug();
     let method = request.method.escape_debug();
     let issuer = principal.map(|p| p.issuer.as_str());
+    let request_id = request.request_id.as_ref().map(|id| id.as_str());
     match decision {
         Decision::Allow(permit) => {
             let user = permit.user();
@@ -140,6 +148,7 @@ fn log_decision(request: &RequestView, principal: Option<&Principal>, decision: 
                 issuer,
                 %method,
                 %path,
+                request_id,
                 "decision"
             );
         }
@@ -150,6 +159,7 @@ fn log_decision(request: &RequestView, principal: Option<&Principal>, decision: 
             issuer,
             %method,
             %path,
+            request_id,
             detail = %denial.message,
             "decision"
         ),
