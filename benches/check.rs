@@ -62,7 +62,9 @@ static GLOBAL: Counting = Counting;
 const ISS: &str = "https://issuer.bench";
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keys")
+        .join(name)
 }
 
 fn token(alg: Algorithm, private: &str, subject: &str) -> String {
@@ -112,7 +114,9 @@ fn bench_verify(c: &mut Criterion) {
     for (name, alg, private, public) in cases {
         let v = verifier(pem_key(alg, public));
         let t = token(alg, private, "1");
-        group.bench_function(name, |b| b.iter(|| v.verify_uncached(&t, unix_now()).unwrap()));
+        group.bench_function(name, |b| {
+            b.iter(|| v.verify_uncached(&t, unix_now()).unwrap())
+        });
     }
     let v = verifier(keys::VerifyKey {
         kid: None,
@@ -120,7 +124,9 @@ fn bench_verify(c: &mut Criterion) {
         key: DecodingKey::from_secret(secret.as_bytes()),
     });
     let t = token(Algorithm::HS256, secret, "1");
-    group.bench_function("HS256", |b| b.iter(|| v.verify_uncached(&t, unix_now()).unwrap()));
+    group.bench_function("HS256", |b| {
+        b.iter(|| v.verify_uncached(&t, unix_now()).unwrap())
+    });
     group.finish();
 }
 
@@ -141,7 +147,9 @@ impl HotPath {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let checker = runtime.block_on(async {
-            let store = SqliteStore::open(&dir.path().join("bench.db")).await.unwrap();
+            let store = SqliteStore::open(&dir.path().join("bench.db"))
+                .await
+                .unwrap();
             store
                 .add(NewUser {
                     issuer: IssuerName::parse("bench").unwrap(),
@@ -224,6 +232,23 @@ fn bench_check(c: &mut Criterion) {
     let hot = HotPath::new();
     let mut group = c.benchmark_group("check");
     group.bench_function("cache_hit", |b| b.iter(|| hot.check()));
+    // The same with the decision line formatted as in production (JSON),
+    // written to a sink: the cost of logging itself.
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function("cache_hit_json_log", |b| b.iter(|| hot.check()));
+    });
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function("cache_hit_pretty_log", |b| b.iter(|| hot.check()));
+    });
     let encoded = hot.request.encode_to_vec();
     let response = hot.check();
     group.bench_function("encode_decode", |b| {
@@ -265,9 +290,13 @@ fn bench_headers(c: &mut Criterion) {
             _ => unreachable!(),
         }
     });
-    c.bench_function("headers/upstream", |b| b.iter(|| user.upstream_headers(&view)));
+    c.bench_function("headers/upstream", |b| {
+        b.iter(|| user.upstream_headers(&view))
+    });
     let public = Permit::PublicPath;
-    c.bench_function("headers/public", |b| b.iter(|| public.upstream_headers(&view)));
+    c.bench_function("headers/public", |b| {
+        b.iter(|| public.upstream_headers(&view))
+    });
 }
 
 /// Allocations of one cache-hit Check, request decoding and response encoding
@@ -286,7 +315,13 @@ fn report_allocations() {
     println!("allocations per cache-hit Check (CheckRequest -> CheckResponse): {per_check:.1}");
 }
 
-criterion_group!(benches, bench_verify, bench_check, bench_paths, bench_headers);
+criterion_group!(
+    benches,
+    bench_verify,
+    bench_check,
+    bench_paths,
+    bench_headers
+);
 
 fn main() {
     report_allocations();

@@ -10,11 +10,14 @@
 //! requests/s, latency percentiles, server CPU per check and RSS for:
 //!
 //! - `hit`: every token and user already cached (closed loop, `--concurrency`);
+//! - `latency`: the same at a fixed `--latency-rate` (open loop), for latency
+//!   below saturation;
 //! - `cold`: a new token of a new user on every request (signature + query),
 //!   open loop at `--cold-rate` requests/s;
 //! - `deny`: valid tokens of unknown subjects (negative cache), closed loop;
-//! - `envoy`: HTTP through a real Envoy with ext_authz to the sidecar,
-//!   against the same Envoy without ext_authz (needs `--envoy` or ENVOY_BIN).
+//! - `envoy`: HTTP through a real Envoy (one worker) answering a static 200:
+//!   without ext_authz, with ext_authz to the baseline, and with ext_authz to
+//!   the sidecar (needs `--envoy`, ENVOY_BIN or .ci/venv/bin/envoy).
 //!
 //! Every response's status is checked; a wrong answer counts as an error.
 
@@ -94,11 +97,18 @@ struct RunArgs {
     /// New tokens per second in the cold phase.
     #[arg(long, default_value_t = 1000)]
     cold_rate: u64,
+    /// Cached checks per second in the latency phase (open loop).
+    #[arg(long, default_value_t = 5000)]
+    latency_rate: u64,
     /// Baseline/sidecar alternations per phase.
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Phases to run.
-    #[arg(long, value_delimiter = ',', default_value = "hit,cold,deny,envoy")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "hit,latency,cold,deny,envoy"
+    )]
     phases: Vec<Phase>,
     /// Pin server processes (and Envoy) to core 0 with taskset.
     #[arg(long)]
@@ -114,15 +124,30 @@ struct RunArgs {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
 enum Phase {
     Hit,
+    Latency,
     Cold,
     Deny,
     Envoy,
 }
 
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Latency => "latency",
+            Self::Cold => "cold",
+            Self::Deny => "deny",
+            Self::Envoy => "envoy",
+        }
+    }
+}
+
 const ISS: &str = "https://issuer.loadtest";
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keys")
+        .join(name)
 }
 
 #[tokio::main]
@@ -290,9 +315,17 @@ algorithm = "ES256"
     eprintln!("seeded {} users in {:.1?}", args.users, started.elapsed());
     let started = Instant::now();
     let key = EncodingKey::from_ec_pem(&std::fs::read(fixture("ec256.pem"))?)?;
-    let hit = (0..args.users).map(|i| request(&key, &format!("u{i}"))).collect();
-    let deny = (0..1000).map(|i| request(&key, &format!("nobody{i}"))).collect();
-    eprintln!("minted {} tokens in {:.1?}", args.users + 1000, started.elapsed());
+    let hit = (0..args.users)
+        .map(|i| request(&key, &format!("u{i}")))
+        .collect();
+    let deny = (0..1000)
+        .map(|i| request(&key, &format!("nobody{i}")))
+        .collect();
+    eprintln!(
+        "minted {} tokens in {:.1?}",
+        args.users + 1000,
+        started.elapsed()
+    );
     Ok(Fixture {
         dir,
         config,
@@ -339,7 +372,10 @@ fn request(key: &EncodingKey, subject: &str) -> CheckRequest {
                     host: "api.example.com".into(),
                     headers: [
                         ("authorization".to_owned(), format!("Bearer {token}")),
-                        ("x-request-id".to_owned(), "6c1f4a8e-0b1d-4f0e-9a3c-2f6e1d0b9c7a".to_owned()),
+                        (
+                            "x-request-id".to_owned(),
+                            "6c1f4a8e-0b1d-4f0e-9a3c-2f6e1d0b9c7a".to_owned(),
+                        ),
                         ("user-agent".to_owned(), "loadtest".to_owned()),
                     ]
                     .into(),
@@ -453,29 +489,38 @@ async fn open_loop(
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
+    // Each task reports only its latency: a histogram per task would cost
+    // the generator more than the request.
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..total {
         ticker.tick().await;
         let mut client = clients[i % clients.len()].clone();
         let request = requests[i].clone();
         tasks.spawn(async move {
-            let mut out = Outcome {
-                latency: Some(histogram()),
-                ..Default::default()
-            };
             let sent = Instant::now();
             match client.check(request).await {
                 Ok(r) if r.get_ref().status.as_ref().map(|s| s.code) == Some(expect) => {
-                    out.ok = 1;
-                    let took = sent.elapsed().as_micros() as u64;
-                    out.latency.as_mut().unwrap().record(took.max(1)).ok();
+                    Some((sent.elapsed().as_micros() as u64).max(1))
                 }
-                _ => out.errors = 1,
+                _ => None,
             }
-            out
         });
     }
-    merge(tasks, started).await
+    let mut out = Outcome {
+        latency: Some(histogram()),
+        ..Default::default()
+    };
+    while let Some(result) = tasks.join_next().await {
+        match result.ok().flatten() {
+            Some(us) => {
+                out.ok += 1;
+                out.latency.as_mut().unwrap().record(us).ok();
+            }
+            None => out.errors += 1,
+        }
+    }
+    out.elapsed = started.elapsed();
+    out
 }
 
 async fn merge(mut tasks: tokio::task::JoinSet<Outcome>, started: Instant) -> Outcome {
@@ -507,7 +552,16 @@ struct Row {
 fn print_header() {
     println!(
         "{:<6} {:<9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>12} {:>8} {:>7}",
-        "phase", "server", "req/s", "errors", "p50 µs", "p99 µs", "p99.9 µs", "cpu µs/chk", "RSS MiB", "round"
+        "phase",
+        "server",
+        "req/s",
+        "errors",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "cpu µs/chk",
+        "RSS MiB",
+        "round"
     );
 }
 
@@ -536,7 +590,9 @@ fn print_ratio(phase: &str, rows: &[Row]) {
     let cpu = mean("sidecar", &|r| r.cpu_us) / mean("baseline", &|r| r.cpu_us);
     let p99 = mean("sidecar", &|r| r.outcome.quantile_us(0.99) as f64)
         / mean("baseline", &|r| r.outcome.quantile_us(0.99) as f64);
-    println!("{phase:<6} ratio sidecar/baseline: throughput {rps:.2}x, cpu per check {cpu:.2}x, p99 {p99:.2}x");
+    println!(
+        "{phase:<6} ratio sidecar/baseline: throughput {rps:.2}x, cpu per check {cpu:.2}x, p99 {p99:.2}x"
+    );
 }
 
 // -------------------------------------------------------------------- run --
@@ -546,12 +602,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.duration_secs);
     println!(
         "users={} duration={}s concurrency={} connections={} cold_rate={}/s pin={} server_log={}",
-        args.users, args.duration_secs, args.concurrency, args.connections, args.cold_rate, args.pin, args.server_log
+        args.users,
+        args.duration_secs,
+        args.concurrency,
+        args.connections,
+        args.cold_rate,
+        args.pin,
+        args.server_log
     );
     print_header();
+    let mut errors = 0;
     for &phase in &args.phases {
         if phase == Phase::Envoy {
-            envoy_phase(&args, &fixture).await?;
+            errors += envoy_phase(&args, &fixture).await?;
             continue;
         }
         let mut rows = Vec::new();
@@ -568,8 +631,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 rows.push(row);
             }
         }
-        print_ratio(&format!("{phase:?}").to_lowercase(), &rows);
+        print_ratio(phase.name(), &rows);
+        errors += rows.iter().map(|r| r.outcome.errors).sum::<u64>();
     }
+    anyhow::ensure!(errors == 0, "{errors} requests got a wrong answer or none");
     Ok(())
 }
 
@@ -583,30 +648,79 @@ async fn measure(
     let log = fixture.dir.path().join(format!("{kind:?}.log"));
     let server = ServerProcess::start(kind, &fixture.config, args, &log).await?;
     let clients = channels(&server.addr, args.connections).await?;
-    let expect = |sidecar_code: i32| if kind == Kind::Sidecar { sidecar_code } else { 0 };
+    let expect = |sidecar_code: i32| {
+        if kind == Kind::Sidecar {
+            sidecar_code
+        } else {
+            0
+        }
+    };
     let (requests, code) = match phase {
         Phase::Deny => (fixture.deny.clone(), expect(7)),
         _ => (fixture.hit.clone(), expect(0)),
     };
     if phase != Phase::Cold {
         // Warm every cache: one pass over all tokens.
-        let out = closed_loop(&clients, requests.clone(), code, args.concurrency, Limit::Count(requests.len())).await;
-        anyhow::ensure!(out.errors == 0, "{kind:?} warm-up: {} wrong answers", out.errors);
+        let out = closed_loop(
+            &clients,
+            requests.clone(),
+            code,
+            args.concurrency,
+            Limit::Count(requests.len()),
+        )
+        .await;
+        anyhow::ensure!(
+            out.errors == 0,
+            "{kind:?} warm-up: {} wrong answers",
+            out.errors
+        );
     }
-    let cpu_before = cpu_secs(server.pid());
+    let pid = server.pid();
+    let samples = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    let sampling = {
+        // RSS over the run, to see whether it is steady.
+        let samples = samples.clone();
+        tokio::spawn(async move {
+            let every = (duration / 10).max(Duration::from_secs(1));
+            loop {
+                tokio::time::sleep(every).await;
+                samples.lock().unwrap().push(rss_mib(pid));
+            }
+        })
+    };
+    let cpu_before = cpu_secs(pid);
     let outcome = match phase {
         Phase::Cold => open_loop(&clients, requests, code, args.cold_rate, duration).await,
-        _ => closed_loop(&clients, requests, code, args.concurrency, Limit::Time(duration)).await,
+        Phase::Latency => open_loop(&clients, requests, code, args.latency_rate, duration).await,
+        _ => {
+            closed_loop(
+                &clients,
+                requests,
+                code,
+                args.concurrency,
+                Limit::Time(duration),
+            )
+            .await
+        }
     };
-    let cpu = cpu_secs(server.pid()) - cpu_before;
+    let cpu = cpu_secs(pid) - cpu_before;
+    sampling.abort();
+    if duration >= Duration::from_secs(60) {
+        let series: Vec<String> = samples
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| format!("{m:.1}"))
+            .collect();
+        println!(
+            "       {kind:?} RSS MiB every {}s: {}",
+            (duration / 10).as_secs().max(1),
+            series.join(" ")
+        );
+    }
     let answered = (outcome.ok + outcome.errors).max(1);
     Ok(Row {
-        phase: match phase {
-            Phase::Hit => "hit",
-            Phase::Cold => "cold",
-            Phase::Deny => "deny",
-            Phase::Envoy => "envoy",
-        },
+        phase: phase.name(),
         kind: match kind {
             Kind::Baseline => "baseline",
             Kind::Sidecar => "sidecar",
@@ -629,23 +743,23 @@ fn envoy_binary(args: &RunArgs) -> Option<PathBuf> {
         })
 }
 
-/// Two listeners on one Envoy (one worker): with ext_authz to the sidecar,
-/// and without; both answer with a static 200 (`direct_response`), so the
-/// difference is the cost of the authorization.
-fn envoy_config(sidecar: &str, with_port: u16, without_port: u16) -> String {
-    let (host, port) = sidecar.rsplit_once(':').unwrap();
-    let listener = |name: &str, port: u16, authz: bool| {
-        let authz_filter = if authz {
-            r#"
+/// Three listeners on one Envoy (one worker), each answering a static 200
+/// (`direct_response`): without ext_authz, with ext_authz to the baseline,
+/// with ext_authz to the sidecar. The differences are the cost of Envoy's
+/// ext_authz call and of the sidecar's work.
+fn envoy_config(listeners: &[(&str, u16, Option<&str>)]) -> String {
+    let listener = |name: &str, port: u16, cluster: Option<&str>| {
+        let authz_filter = cluster.map_or(String::new(), |cluster| {
+            format!(
+                r#"
           - name: envoy.filters.http.ext_authz
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
               transport_api_version: V3
               failure_mode_allow: false
-              grpc_service: { envoy_grpc: { cluster_name: authz }, timeout: 1s }"#
-        } else {
-            ""
-        };
+              grpc_service: {{ envoy_grpc: {{ cluster_name: {cluster} }}, timeout: 1s }}"#
+            )
+        });
         format!(
             r#"
   - name: {name}
@@ -669,11 +783,11 @@ fn envoy_config(sidecar: &str, with_port: u16, without_port: u16) -> String {
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"#
         )
     };
-    format!(
-        r#"static_resources:
-  listeners:{}{}
-  clusters:
-  - name: authz
+    let cluster = |name: &str, addr: &str| {
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        format!(
+            r#"
+  - name: {name}
     type: STATIC
     connect_timeout: 1s
     typed_extension_protocol_options:
@@ -681,14 +795,23 @@ fn envoy_config(sidecar: &str, with_port: u16, without_port: u16) -> String {
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config: {{ http2_protocol_options: {{}} }}
     load_assignment:
-      cluster_name: authz
+      cluster_name: {name}
       endpoints:
       - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: {host}, port_value: {port} }} }} }}
-"#,
-        listener("with_authz", with_port, true),
-        listener("without_authz", without_port, false)
-    )
+        - endpoint: {{ address: {{ socket_address: {{ address: {host}, port_value: {port} }} }} }}"#
+        )
+    };
+    let mut yaml = String::from("static_resources:\n  listeners:");
+    for (name, port, authz) in listeners {
+        yaml += &listener(name, *port, authz.map(|_| *name));
+    }
+    yaml += "\n  clusters:";
+    for (name, _, authz) in listeners {
+        if let Some(addr) = authz {
+            yaml += &cluster(name, addr);
+        }
+    }
+    yaml + "\n"
 }
 
 fn free_port() -> u16 {
@@ -699,16 +822,34 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Result<()> {
+/// Returns the number of wrong answers.
+async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Result<u64> {
     let Some(binary) = envoy_binary(args) else {
         println!("envoy  skipped: no Envoy binary (--envoy, ENVOY_BIN or .ci/venv/bin/envoy)");
-        return Ok(());
+        return Ok(0);
     };
-    let log = fixture.dir.path().join("envoy-sidecar.log");
-    let sidecar = ServerProcess::start(Kind::Sidecar, &fixture.config, args, &log).await?;
-    let (with_port, without_port) = (free_port(), free_port());
-    let config = fixture.dir.path().join("envoy.yaml");
-    std::fs::write(&config, envoy_config(&sidecar.addr, with_port, without_port))?;
+    let dir = fixture.dir.path();
+    let sidecar = ServerProcess::start(
+        Kind::Sidecar,
+        &fixture.config,
+        args,
+        &dir.join("envoy-sidecar.log"),
+    )
+    .await?;
+    let baseline = ServerProcess::start(
+        Kind::Baseline,
+        &fixture.config,
+        args,
+        &dir.join("envoy-baseline.log"),
+    )
+    .await?;
+    let variants = [
+        ("plain", free_port(), None),
+        ("baseline", free_port(), Some(baseline.addr.as_str())),
+        ("sidecar", free_port(), Some(sidecar.addr.as_str())),
+    ];
+    let config = dir.join("envoy.yaml");
+    std::fs::write(&config, envoy_config(&variants))?;
     let mut cmd = if args.pin {
         let mut c = Command::new("taskset");
         c.args(["-c", "0"]).arg(&binary);
@@ -719,30 +860,56 @@ async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Result<()> {
     let _envoy = cmd
         .arg("-c")
         .arg(&config)
-        .args(["--concurrency", "1", "--disable-hot-restart", "--log-level", "error"])
+        .args([
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "--log-level",
+            "error",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
-    let auth = fixture.hit[0].attributes.as_ref().unwrap().request.as_ref().unwrap().http.as_ref().unwrap().headers["authorization"].clone();
-    for _ in 0..100 {
-        let up = http.get(format!("http://127.0.0.1:{with_port}/")).header("authorization", &auth).send().await;
-        if up.is_ok_and(|r| r.status() == 200) {
-            break;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let request = &fixture.hit[0];
+    let auth = request
+        .attributes
+        .as_ref()
+        .and_then(|a| a.request.as_ref())
+        .and_then(|r| r.http.as_ref())
+        .map(|h| h.headers["authorization"].clone())
+        .unwrap_or_default();
+    for (_, port, _) in &variants {
+        let mut up = false;
+        for _ in 0..100 {
+            let r = http
+                .get(format!("http://127.0.0.1:{port}/"))
+                .header("authorization", &auth)
+                .send()
+                .await;
+            if r.is_ok_and(|r| r.status() == 200) {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        anyhow::ensure!(up, "envoy listener on port {port} did not answer 200");
     }
     let duration = Duration::from_secs(args.duration_secs);
-    let mut rows: Vec<(bool, Outcome)> = Vec::new();
+    let mut rows: Vec<(&str, Outcome)> = Vec::new();
     for round in 0..args.rounds {
-        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
-        for authz in order {
-            let port = if authz { with_port } else { without_port };
-            let outcome = http_load(&http, port, &auth, args.concurrency, duration).await;
+        let mut order: Vec<_> = variants.iter().collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (name, port, _) in order {
+            let outcome = http_load(&http, *port, &auth, args.concurrency, duration).await;
             println!(
                 "envoy  {:<9} {:>10.0} {:>8} {:>9} {:>9} {:>9} {:>12} {:>8} {:>7}",
-                if authz { "ext_authz" } else { "plain" },
+                name,
                 outcome.rps(),
                 outcome.errors,
                 outcome.quantile_us(0.5),
@@ -752,19 +919,32 @@ async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Result<()> {
                 "-",
                 round
             );
-            rows.push((authz, outcome));
+            rows.push((name, outcome));
         }
     }
-    let mean = |authz: bool| {
-        let v: Vec<f64> = rows.iter().filter(|r| r.0 == authz).map(|r| r.1.rps()).collect();
+    let mean = |name: &str| {
+        let v: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.0 == name)
+            .map(|r| r.1.rps())
+            .collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
-    println!("envoy  ratio with ext_authz / without: throughput {:.2}x", mean(true) / mean(false));
-    drop(sidecar);
-    Ok(())
+    println!(
+        "envoy  ratio: ext_authz->sidecar / ext_authz->baseline {:.2}x; ext_authz->sidecar / no ext_authz {:.2}x",
+        mean("sidecar") / mean("baseline"),
+        mean("sidecar") / mean("plain")
+    );
+    Ok(rows.iter().map(|r| r.1.errors).sum())
 }
 
-async fn http_load(http: &reqwest::Client, port: u16, auth: &str, concurrency: usize, duration: Duration) -> Outcome {
+async fn http_load(
+    http: &reqwest::Client,
+    port: u16,
+    auth: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> Outcome {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -785,7 +965,11 @@ async fn http_load(http: &reqwest::Client, port: u16, auth: &str, concurrency: u
                 };
                 if ok {
                     out.ok += 1;
-                    out.latency.as_mut().unwrap().record((sent.elapsed().as_micros() as u64).max(1)).ok();
+                    out.latency
+                        .as_mut()
+                        .unwrap()
+                        .record((sent.elapsed().as_micros() as u64).max(1))
+                        .ok();
                 } else {
                     out.errors += 1;
                 }

@@ -14,7 +14,7 @@
 pub mod decision;
 pub mod request;
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use tracing::{Instrument, debug_span, error, info};
 
@@ -129,12 +129,21 @@ fn deny(kind: DenialKind, reason: &'static str, message: impl ToString) -> Decis
     Decision::Deny(Denial::new(kind, reason, message.to_string()))
 }
 
+/// Client input as it may appear in a log line: control characters escaped,
+/// and no copy in the common case that there are none.
+fn loggable(value: &str) -> Cow<'_, str> {
+    if value.chars().any(char::is_control) {
+        Cow::Owned(value.escape_debug().to_string())
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
 fn log_decision(request: &RequestView, principal: Option<&Principal>, decision: &Decision) {
     // The path is logged without its query (which may carry secrets), and
     // method and path with control characters escaped: both are client input.
-    let path = request.path.split(['?', '#']).next().unwrap_or_default();
-    let path = path.escape_debug();
-    let method = request.method.escape_debug();
+    let path = loggable(request.path.split(['?', '#']).next().unwrap_or_default());
+    let method = loggable(&request.method);
     let issuer = principal.map(|p| p.issuer.as_str());
     let request_id = request.request_id.as_ref().map(|id| id.as_str());
     match decision {
@@ -163,5 +172,17 @@ fn log_decision(request: &RequestView, principal: Option<&Principal>, decision: 
             detail = %denial.message,
             "decision"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable;
+
+    #[test]
+    fn client_input_is_escaped_for_logs_only_when_needed() {
+        assert_eq!(loggable("/v1/function"), "/v1/function");
+        assert!(matches!(loggable("/a"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(loggable("/a\n{\"forged\":1}"), "/a\\n{\\\"forged\\\":1}");
     }
 }
