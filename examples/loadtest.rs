@@ -110,6 +110,9 @@ struct RunArgs {
         default_value = "hit,latency,cold,deny,envoy"
     )]
     phases: Vec<Phase>,
+    /// Servers to measure (a soak needs only the sidecar).
+    #[arg(long, value_delimiter = ',', default_value = "baseline,sidecar")]
+    servers: Vec<Kind>,
     /// Pin server processes (and Envoy) to core 0 with taskset.
     #[arg(long)]
     pin: bool,
@@ -625,13 +628,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             } else {
                 [Kind::Sidecar, Kind::Baseline]
             };
-            for kind in order {
+            for kind in order.into_iter().filter(|k| args.servers.contains(k)) {
                 let row = measure(phase, kind, &args, &fixture, duration).await?;
                 print_row(&row, round);
                 rows.push(row);
             }
         }
-        print_ratio(phase.name(), &rows);
+        if args.servers.len() == 2 {
+            print_ratio(phase.name(), &rows);
+        }
         errors += rows.iter().map(|r| r.outcome.errors).sum::<u64>();
     }
     anyhow::ensure!(errors == 0, "{errors} requests got a wrong answer or none");
