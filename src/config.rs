@@ -11,6 +11,7 @@ use std::{
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -26,7 +27,8 @@ use crate::{
     check::CredentialSettings,
     domain::IssuerName,
     identity::{
-        ClaimMapping, JwtIssuer,
+        ClaimMapping, JwtIssuer, KeySource,
+        jwks::{RemoteJwks, RemoteJwksSettings},
         keys::{self, VerifyKey},
     },
     policy::PublicPaths,
@@ -175,10 +177,22 @@ impl fmt::Debug for Secret {
 pub struct IssuerSettings {
     /// Our name for the issuer; users are stored under it.
     pub name: String,
-    /// The exact `iss` its tokens carry.
-    pub issuer: String,
+    /// A ready configuration: `github-actions`.
+    #[serde(default)]
+    pub preset: Option<Preset>,
+    /// The exact `iss` its tokens carry (set by a preset).
+    #[serde(default)]
+    pub issuer: Option<String>,
     /// Accepted `aud` values; a token must name at least one.
     pub audiences: Vec<String>,
+    /// Find the keys through `{issuer}/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub discovery: bool,
+    /// Fetch the keys from this JWKS URL (no discovery).
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    #[serde(default)]
+    pub remote: RemoteKeySettings,
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
     #[serde(default)]
@@ -190,12 +204,50 @@ pub struct IssuerSettings {
     pub development_only: bool,
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
+    /// Claim names (a preset brings its own).
     #[serde(default)]
-    pub claims: ClaimSettings,
+    pub claims: Option<ClaimSettings>,
 }
 
 fn default_leeway() -> u64 {
     30
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// GitHub Actions OIDC tokens: `iss` https://token.actions.githubusercontent.com,
+    /// keys by discovery, subject `sub` (`repo:OWNER/REPO:ref:...`), login `repository`.
+    GithubActions,
+}
+
+pub const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// How remote keys are kept fresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteKeySettings {
+    /// Background refresh when the provider sends no `Cache-Control: max-age`.
+    pub refresh_interval_secs: u64,
+    /// A provider's max-age is honoured within these bounds.
+    pub min_refresh_interval_secs: u64,
+    pub max_refresh_interval_secs: u64,
+    /// Tokens with unknown `kid`s cause at most one fetch per this interval.
+    pub min_refetch_interval_secs: u64,
+    /// Per HTTP request to the provider.
+    pub timeout_ms: u64,
+}
+
+impl Default for RemoteKeySettings {
+    fn default() -> Self {
+        Self {
+            refresh_interval_secs: 300,
+            min_refresh_interval_secs: 60,
+            max_refresh_interval_secs: 86_400,
+            min_refetch_interval_secs: 30,
+            timeout_ms: 2000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -342,6 +394,7 @@ impl Settings {
     }
 
     fn compile_issuers(&self) -> Result<Vec<JwtIssuer>, ConfigError> {
+        let http = http_client();
         let mut names = HashSet::new();
         let mut isses = HashSet::new();
         self.issuers
@@ -349,7 +402,7 @@ impl Settings {
             .enumerate()
             .map(|(i, settings)| {
                 let field = format!("issuers[{i}]");
-                let issuer = settings.compile(&field)?;
+                let issuer = settings.compile(&field, &http)?;
                 if !names.insert(issuer.name.clone()) {
                     return Err(invalid(format!("{field}.name"), "used by another issuer"));
                 }
@@ -359,6 +412,25 @@ impl Settings {
                 Ok(issuer)
             })
             .collect()
+    }
+}
+
+/// The client for identity providers and the GitHub API: one connection
+/// pool, rustls with the system's trust store.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("dispatch-authz/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default()
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" | "http" => Ok(()),
+        other => Err(format!("{url:?}: scheme {other} is not http(s)")),
     }
 }
 
@@ -374,12 +446,17 @@ fn non_empty(value: &str) -> Option<String> {
 }
 
 impl IssuerSettings {
-    fn compile(&self, field: &str) -> Result<JwtIssuer, ConfigError> {
+    fn compile(&self, field: &str, http: &reqwest::Client) -> Result<JwtIssuer, ConfigError> {
         let at = |sub: &str| format!("{field}.{sub}");
         let name = IssuerName::parse(&self.name).map_err(|e| invalid(at("name"), e))?;
-        if self.issuer.is_empty() {
-            return Err(invalid(at("issuer"), "must not be empty"));
-        }
+        let preset_issuer = self
+            .preset
+            .map(|Preset::GithubActions| GITHUB_ACTIONS_ISSUER);
+        let iss = match (&self.issuer, preset_issuer) {
+            (Some(iss), _) if !iss.is_empty() => iss.clone(),
+            (None, Some(iss)) => iss.to_owned(),
+            _ => return Err(invalid(at("issuer"), "must not be empty")),
+        };
         if self.audiences.is_empty() || self.audiences.iter().any(String::is_empty) {
             return Err(invalid(
                 at("audiences"),
@@ -389,21 +466,84 @@ impl IssuerSettings {
         if self.leeway_secs > 300 {
             return Err(invalid(at("leeway_secs"), "must be at most 300"));
         }
-        if self.claims.subject.is_empty() {
+        let claims = match (&self.claims, self.preset) {
+            (Some(claims), _) => claims.clone(),
+            (None, Some(Preset::GithubActions)) => ClaimSettings {
+                subject: "sub".into(),
+                login: "repository".into(),
+                email: String::new(),
+            },
+            (None, None) => ClaimSettings::default(),
+        };
+        if claims.subject.is_empty() {
             return Err(invalid(at("claims.subject"), "must name a claim"));
         }
+        let keys = if self.discovery || self.jwks_uri.is_some() || self.preset.is_some() {
+            self.remote_keys(&at, &name, &iss, http)?
+        } else {
+            KeySource::fixed(self.keys(&at)?)
+        };
         Ok(JwtIssuer {
             name,
-            iss: self.issuer.clone(),
+            iss,
             audiences: self.audiences.clone(),
-            keys: self.keys(&at)?,
+            keys,
             leeway_secs: self.leeway_secs,
             claims: ClaimMapping {
-                subject: self.claims.subject.clone(),
-                login: non_empty(&self.claims.login),
-                email: non_empty(&self.claims.email),
+                subject: claims.subject.clone(),
+                login: non_empty(&claims.login),
+                email: non_empty(&claims.email),
             },
         })
+    }
+
+    fn remote_keys(
+        &self,
+        at: &dyn Fn(&str) -> String,
+        name: &IssuerName,
+        iss: &str,
+        http: &reqwest::Client,
+    ) -> Result<KeySource, ConfigError> {
+        if self.jwks_file.is_some() || !self.public_keys.is_empty() || self.hmac_secret.is_some() {
+            return Err(invalid(
+                at("jwks_uri"),
+                "remote keys (discovery, jwks_uri, preset) cannot be combined with local keys",
+            ));
+        }
+        if let Some(uri) = &self.jwks_uri {
+            check_url(uri).map_err(|e| invalid(at("jwks_uri"), e))?;
+        }
+        let discovery_url = format!(
+            "{}/.well-known/openid-configuration",
+            iss.trim_end_matches('/')
+        );
+        if self.jwks_uri.is_none() {
+            check_url(&discovery_url).map_err(|e| invalid(at("issuer"), e))?;
+        }
+        let r = &self.remote;
+        if r.min_refresh_interval_secs == 0
+            || r.min_refresh_interval_secs > r.max_refresh_interval_secs
+        {
+            return Err(invalid(
+                at("remote.min_refresh_interval_secs"),
+                "must be greater than 0 and at most max_refresh_interval_secs",
+            ));
+        }
+        positive(&at("remote.timeout_ms"), r.timeout_ms)?;
+        let settings = RemoteJwksSettings {
+            discovery_url: self.jwks_uri.is_none().then_some(discovery_url),
+            jwks_uri: self.jwks_uri.clone(),
+            refresh_interval: Duration::from_secs(r.refresh_interval_secs.max(1)),
+            min_refresh_interval: Duration::from_secs(r.min_refresh_interval_secs),
+            max_refresh_interval: Duration::from_secs(r.max_refresh_interval_secs),
+            min_refetch_interval: Duration::from_secs(r.min_refetch_interval_secs),
+            timeout: Duration::from_millis(r.timeout_ms),
+        };
+        Ok(KeySource::Remote(Arc::new(RemoteJwks::new(
+            name.clone(),
+            settings,
+            http.clone(),
+        ))))
     }
 
     fn keys(&self, at: &dyn Fn(&str) -> String) -> Result<Vec<VerifyKey>, ConfigError> {
@@ -498,7 +638,7 @@ mod tests {
         )))
         .unwrap();
         let dex = &config.issuers[0];
-        assert_eq!(dex.keys.len(), 1);
+        assert_eq!(dex.keys.current().len(), 1);
         assert_eq!(dex.claims.login.as_deref(), Some("login"));
         assert_eq!(dex.claims.email, None);
     }
@@ -535,6 +675,7 @@ mod tests {
         let config = load_str(&issuer(&format!("jwks_file = \"{}\"", jwks.display()))).unwrap();
         let algs: Vec<_> = config.issuers[0]
             .keys
+            .current()
             .iter()
             .map(|k| (k.kid.clone().unwrap(), k.algorithm))
             .collect();

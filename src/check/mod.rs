@@ -23,7 +23,7 @@ pub use request::{ClientHeaders, CredentialSettings, RequestView};
 
 use crate::{
     domain::Principal,
-    identity::IdentityVerifier,
+    identity::{IdentityVerifier, TokenError},
     policy::{PublicPaths, RequestPath},
     store::UserCache,
 };
@@ -51,6 +51,15 @@ impl Checker {
     }
 
     /// Decides, and writes the one decision line for this request.
+    /// Whether every identity source can verify tokens (remote keys fetched).
+    pub fn is_ready(&self) -> bool {
+        self.identity.is_ready()
+    }
+
+    pub fn identity(&self) -> &IdentityVerifier {
+        &self.identity
+    }
+
     pub async fn check(&self, request: &RequestView) -> Decision {
         // A debug-level span: at the default level the decision line carries
         // the request id itself, which spares formatting the span's fields
@@ -90,15 +99,7 @@ impl Checker {
         };
         let identity = match self.identity.verify(token).await {
             Ok(identity) => identity,
-            Err(e) => {
-                return deny(
-                    DenialKind::Unauthenticated {
-                        invalid_token: true,
-                    },
-                    e.code(),
-                    e,
-                );
-            }
+            Err(e) => return deny(token_denial(&e), e.code(), e),
         };
         *principal = Some(identity.principal.clone());
         match self.users.find(&identity.principal).await {
@@ -122,6 +123,19 @@ impl Checker {
                 )
             }
         }
+    }
+}
+
+/// A provider outage is not the caller's fault: 503, like a database fault.
+fn token_denial(e: &TokenError) -> DenialKind {
+    match e {
+        TokenError::KeysUnavailable | TokenError::ProviderUnavailable { .. } => {
+            DenialKind::Unavailable
+        }
+        TokenError::NotAuthorized(_) => DenialKind::Forbidden,
+        _ => DenialKind::Unauthenticated {
+            invalid_token: true,
+        },
     }
 }
 

@@ -48,7 +48,7 @@ impl TokenCache {
         &self,
         token: &str,
         now: u64,
-        verify: impl FnOnce() -> Result<VerifiedIdentity, TokenError>,
+        verify: impl Future<Output = Result<VerifiedIdentity, TokenError>>,
     ) -> Result<Arc<VerifiedIdentity>, TokenError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(hit) = self.cache.get(&key).await {
@@ -59,7 +59,7 @@ impl TokenCache {
             }
             self.cache.invalidate(&key).await;
         }
-        let identity = Arc::new(verify()?);
+        let identity = Arc::new(verify.await?);
         if identity.expires_at > now {
             self.cache.insert(key, identity.clone()).await;
         }

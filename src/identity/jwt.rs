@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{TokenError, VerifiedIdentity, keys::VerifyKey};
+use super::{TokenError, VerifiedIdentity, jwks::RemoteJwks, keys::VerifyKey};
 use std::sync::Arc;
 
 use crate::domain::{Email, IssuerName, Login, Principal, Subject};
@@ -34,6 +34,37 @@ impl Default for ClaimMapping {
     }
 }
 
+/// Where an issuer's keys come from.
+#[derive(Clone)]
+pub enum KeySource {
+    /// Read from files at start-up.
+    Static(Arc<Vec<VerifyKey>>),
+    /// Fetched from the provider and refreshed.
+    Remote(Arc<RemoteJwks>),
+}
+
+impl KeySource {
+    pub fn fixed(keys: Vec<VerifyKey>) -> Self {
+        Self::Static(Arc::new(keys))
+    }
+
+    pub fn current(&self) -> Arc<Vec<VerifyKey>> {
+        match self {
+            Self::Static(keys) => keys.clone(),
+            Self::Remote(remote) => remote.keys(),
+        }
+    }
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Static(keys) => f.debug_tuple("Static").field(keys).finish(),
+            Self::Remote(_) => f.write_str("Remote"),
+        }
+    }
+}
+
 /// One trusted issuer: the `iss` it signs as, the audiences it must name, and
 /// its keys.
 #[derive(Debug, Clone)]
@@ -41,7 +72,7 @@ pub struct JwtIssuer {
     pub name: IssuerName,
     pub iss: String,
     pub audiences: Vec<String>,
-    pub keys: Vec<VerifyKey>,
+    pub keys: KeySource,
     pub leeway_secs: u64,
     pub claims: ClaimMapping,
 }
@@ -116,9 +147,13 @@ impl JwtIssuer {
         &self,
         token: &Unverified<'_>,
         now: u64,
+        keys: &[VerifyKey],
     ) -> Result<VerifiedIdentity, TokenError> {
         let alg = header_algorithm(&token.header)?;
-        let candidates = self.candidate_keys(token.header.kid.as_deref())?;
+        if keys.is_empty() {
+            return Err(TokenError::KeysUnavailable);
+        }
+        let candidates = candidate_keys(keys, token.header.kid.as_deref())?;
         let mut last_error = TokenError::UnknownKey;
         for key in candidates {
             if key.algorithm != alg {
@@ -135,24 +170,6 @@ impl JwtIssuer {
             }
         }
         Err(last_error)
-    }
-
-    /// Keys with the token's `kid`, or every key when the token names none
-    /// (issuers with a single key, such as Dispatch service accounts, often
-    /// leave `kid` out).
-    fn candidate_keys(&self, kid: Option<&str>) -> Result<Vec<&VerifyKey>, TokenError> {
-        let keys: Vec<&VerifyKey> = match kid {
-            Some(kid) => self
-                .keys
-                .iter()
-                .filter(|k| k.kid.as_deref() == Some(kid))
-                .collect(),
-            None => self.keys.iter().collect(),
-        };
-        if keys.is_empty() {
-            return Err(TokenError::UnknownKey);
-        }
-        Ok(keys)
     }
 
     fn verify_with(
@@ -205,6 +222,26 @@ impl JwtIssuer {
             expires_at,
         })
     }
+}
+
+/// Keys with the token's `kid`, or every key when the token names none
+/// (issuers with a single key, such as Dispatch service accounts, often leave
+/// `kid` out).
+fn candidate_keys<'k>(
+    keys: &'k [VerifyKey],
+    kid: Option<&str>,
+) -> Result<Vec<&'k VerifyKey>, TokenError> {
+    let keys: Vec<&VerifyKey> = match kid {
+        Some(kid) => keys
+            .iter()
+            .filter(|k| k.kid.as_deref() == Some(kid))
+            .collect(),
+        None => keys.iter().collect(),
+    };
+    if keys.is_empty() {
+        return Err(TokenError::UnknownKey);
+    }
+    Ok(keys)
 }
 
 /// A claim as a string; numbers are accepted because some issuers (GitHub)

@@ -8,6 +8,7 @@
 //! message; the cache keys it by its SHA-256 digest.
 
 mod cache;
+pub mod jwks;
 mod jwt;
 pub mod keys;
 
@@ -21,7 +22,7 @@ use jsonwebtoken::Algorithm;
 use thiserror::Error;
 
 pub use cache::TokenCache;
-pub use jwt::{ClaimMapping, JwtIssuer};
+pub use jwt::{ClaimMapping, JwtIssuer, KeySource};
 
 use crate::domain::{Email, Login, Principal};
 
@@ -53,6 +54,8 @@ pub enum TokenError {
     UntrustedIssuer,
     #[error("token key id (kid) is not known for its issuer")]
     UnknownKey,
+    #[error("the token issuer's keys are not available yet; retry later")]
+    KeysUnavailable,
     #[error("token algorithm {token:?} does not match the key's pinned algorithm {pinned:?}")]
     AlgorithmNotAllowed { token: Algorithm, pinned: Algorithm },
     #[error("token signature is invalid")]
@@ -67,6 +70,12 @@ pub enum TokenError {
     WrongAudience,
     #[error("token has no {0} claim")]
     MissingClaim(String),
+    /// The identity provider could not answer (down, slow, rate limited).
+    #[error("the identity provider {source_name} is unavailable; retry later")]
+    ProviderUnavailable { source_name: String },
+    /// Valid, but the source's requirements (organization, team) are not met.
+    #[error("{0}")]
+    NotAuthorized(String),
     #[error("token claim {0} has an unusable value")]
     BadClaim(String),
 }
@@ -80,6 +89,7 @@ impl TokenError {
             Self::UnsupportedAlgorithm => "unsupported_algorithm",
             Self::UntrustedIssuer => "untrusted_issuer",
             Self::UnknownKey => "unknown_key",
+            Self::KeysUnavailable => "issuer_keys_unavailable",
             Self::AlgorithmNotAllowed { .. } => "algorithm_not_allowed",
             Self::BadSignature => "bad_signature",
             Self::Expired => "token_expired",
@@ -87,6 +97,8 @@ impl TokenError {
             Self::IssuedInFuture => "token_issued_in_future",
             Self::WrongAudience => "wrong_audience",
             Self::MissingClaim(_) => "missing_claim",
+            Self::ProviderUnavailable { .. } => "provider_unavailable",
+            Self::NotAuthorized(_) => "requirement_not_met",
             Self::BadClaim(_) => "bad_claim",
         }
     }
@@ -112,12 +124,16 @@ impl IdentityVerifier {
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedIdentity>, TokenError> {
         let now = unix_now();
         self.cache
-            .get_or_verify(token, now, || self.verify_uncached(token, now))
+            .get_or_verify(token, now, self.verify_uncached(token, now))
             .await
     }
 
-    /// Verifies without the cache: the cold path, for benchmarks.
-    pub fn verify_uncached(&self, token: &str, now: u64) -> Result<VerifiedIdentity, TokenError> {
+    /// Verifies without the cache: the cold path (also for benchmarks).
+    pub async fn verify_uncached(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<VerifiedIdentity, TokenError> {
         let unverified = jwt::Unverified::parse(token)?;
         // Refuse `none` before looking at the issuer, so the answer is the
         // same whoever the token claims to come from.
@@ -126,7 +142,34 @@ impl IdentityVerifier {
             .by_iss
             .get(unverified.iss()?)
             .ok_or(TokenError::UntrustedIssuer)?;
-        issuer.verify(&unverified, now)
+        let keys = issuer.keys.current();
+        match issuer.verify(&unverified, now, &keys) {
+            // A key we lack may be new: ask the provider (rate limited).
+            Err(TokenError::UnknownKey | TokenError::KeysUnavailable) => match &issuer.keys {
+                KeySource::Remote(remote) if remote.refetch_for_unknown_kid().await => {
+                    issuer.verify(&unverified, now, &remote.keys())
+                }
+                _ if keys.is_empty() => Err(TokenError::KeysUnavailable),
+                _ => Err(TokenError::UnknownKey),
+            },
+            other => other,
+        }
+    }
+
+    /// Remote key sets, for the background refresher and readiness.
+    pub fn remote_key_sets(&self) -> Vec<Arc<jwks::RemoteJwks>> {
+        self.by_iss
+            .values()
+            .filter_map(|i| match &i.keys {
+                KeySource::Remote(r) => Some(r.clone()),
+                KeySource::Static(_) => None,
+            })
+            .collect()
+    }
+
+    /// Whether every issuer has keys to verify with.
+    pub fn is_ready(&self) -> bool {
+        self.remote_key_sets().iter().all(|r| r.is_ready())
     }
 }
 

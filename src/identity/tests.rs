@@ -78,7 +78,7 @@ fn issuer(keys: Vec<VerifyKey>) -> JwtIssuer {
         name: IssuerName::parse("test").unwrap(),
         iss: ISS.into(),
         audiences: vec![AUD.into()],
-        keys,
+        keys: KeySource::fixed(keys),
         leeway_secs: 5,
         claims: ClaimMapping::default(),
     }

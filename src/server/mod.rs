@@ -40,9 +40,9 @@ pub async fn serve(
     grace: Duration,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<AuthorizationServer<AuthorizationService>>()
-        .await;
+    // Liveness ("") is SERVING at once; the Authorization service reports
+    // SERVING only while every identity source can verify tokens.
+    let readiness = track_readiness(health.clone(), checker.clone());
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -76,6 +76,7 @@ pub async fn serve(
     tokio::select! {
         result = &mut server => return Ok(result?),
         () = shutdown => {}
+        () = readiness => {}
     }
     tracing::info!(
         grace_secs = grace.as_secs(),
@@ -88,6 +89,27 @@ pub async fn serve(
         Err(_) => tracing::warn!("shutdown grace period elapsed; closing remaining connections"),
     }
     Ok(())
+}
+
+async fn track_readiness(health: HealthReporter, checker: Arc<Checker>) {
+    let mut reported = None;
+    loop {
+        let ready = checker.is_ready();
+        if reported != Some(ready) {
+            if ready {
+                health
+                    .set_serving::<AuthorizationServer<AuthorizationService>>()
+                    .await;
+            } else {
+                tracing::warn!("not ready: an identity source has no keys yet");
+                health
+                    .set_not_serving::<AuthorizationServer<AuthorizationService>>()
+                    .await;
+            }
+            reported = Some(ready);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 async fn set_not_serving(health: &HealthReporter) {

@@ -1,0 +1,218 @@
+//! Remote key sets: OIDC discovery, a JWKS fetched over HTTP, refreshed in the
+//! background and on demand when a token names a key we do not know.
+//!
+//! Three rules keep the provider and us safe:
+//! - **never worse**: a failed or empty fetch never replaces the last good
+//!   key set, so a provider outage does not turn into refused tokens;
+//! - **single flight, rate limited**: an unknown `kid` triggers at most one
+//!   fetch per `min_refetch_interval`, however many tokens name random kids;
+//! - **start-up never waits**: a provider that is down at start leaves the
+//!   issuer without keys (and readiness false) until a fetch succeeds.
+
+use std::{
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use jsonwebtoken::jwk::JwkSet;
+use serde::Deserialize;
+use thiserror::Error;
+
+use super::keys::{VerifyKey, keys_from_jwks};
+use crate::domain::IssuerName;
+
+/// How a remote key set is found and kept fresh.
+#[derive(Debug, Clone)]
+pub struct RemoteJwksSettings {
+    /// `{issuer}/.well-known/openid-configuration`, when `jwks_uri` is not given.
+    pub discovery_url: Option<String>,
+    pub jwks_uri: Option<String>,
+    /// Background refresh period when the response has no usable max-age.
+    pub refresh_interval: Duration,
+    /// Bounds for a `Cache-Control: max-age` from the provider.
+    pub min_refresh_interval: Duration,
+    pub max_refresh_interval: Duration,
+    /// At most one fetch per this interval is caused by unknown `kid`s.
+    pub min_refetch_interval: Duration,
+    /// Per HTTP request.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Error)]
+pub enum JwksError {
+    #[error("discovery at {url} failed: {reason}")]
+    Discovery { url: String, reason: String },
+    #[error("fetching the JWKS at {url} failed: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error("the JWKS at {url} holds no usable key: {reason}")]
+    Unusable { url: String, reason: String },
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    jwks_uri: String,
+}
+
+pub struct RemoteJwks {
+    issuer: IssuerName,
+    settings: RemoteJwksSettings,
+    client: reqwest::Client,
+    jwks_uri: RwLock<Option<String>>,
+    keys: RwLock<Arc<Vec<VerifyKey>>>,
+    /// When the last on-demand fetch started; the lock is the single flight.
+    last_refetch: tokio::sync::Mutex<Option<Instant>>,
+    fetches: AtomicU64,
+}
+
+impl RemoteJwks {
+    pub fn new(issuer: IssuerName, settings: RemoteJwksSettings, client: reqwest::Client) -> Self {
+        Self {
+            issuer,
+            jwks_uri: RwLock::new(settings.jwks_uri.clone()),
+            settings,
+            client,
+            keys: RwLock::new(Arc::new(Vec::new())),
+            last_refetch: tokio::sync::Mutex::new(None),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    /// The current key set (possibly empty before the first success).
+    pub fn keys(&self) -> Arc<Vec<VerifyKey>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        !self.keys().is_empty()
+    }
+
+    /// JWKS documents fetched so far (successful or not).
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Fetches the key set now and, on success, replaces the current one.
+    /// Returns the provider's max-age, if it sent one.
+    pub async fn refresh(&self) -> Result<Option<Duration>, JwksError> {
+        let uri = self.jwks_uri().await?;
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let fetch_error = |reason: String| JwksError::Fetch {
+            url: uri.clone(),
+            reason,
+        };
+        let response = self
+            .client
+            .get(&uri)
+            .timeout(self.settings.timeout)
+            .send()
+            .await
+            .map_err(|e| fetch_error(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(fetch_error(format!("HTTP {}", response.status())));
+        }
+        let max_age = max_age(response.headers());
+        let set: JwkSet = response
+            .json()
+            .await
+            .map_err(|e| fetch_error(format!("not a JWKS document: {e}")))?;
+        let keys = keys_from_jwks(&set, &uri).map_err(|e| JwksError::Unusable {
+            url: uri.clone(),
+            reason: e.to_string(),
+        })?;
+        if keys.is_empty() {
+            return Err(JwksError::Unusable {
+                url: uri,
+                reason: "no signing keys".into(),
+            });
+        }
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        Ok(max_age)
+    }
+
+    async fn jwks_uri(&self) -> Result<String, JwksError> {
+        if let Some(uri) = self
+            .jwks_uri
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(uri);
+        }
+        let url = self.settings.discovery_url.clone().unwrap_or_default();
+        let discovery_error = |reason: String| JwksError::Discovery {
+            url: url.clone(),
+            reason,
+        };
+        let response = self
+            .client
+            .get(&url)
+            .timeout(self.settings.timeout)
+            .send()
+            .await
+            .map_err(|e| discovery_error(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(discovery_error(format!("HTTP {}", response.status())));
+        }
+        let discovery: Discovery = response
+            .json()
+            .await
+            .map_err(|e| discovery_error(format!("no jwks_uri: {e}")))?;
+        *self.jwks_uri.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(discovery.jwks_uri.clone());
+        Ok(discovery.jwks_uri)
+    }
+
+    /// Called when a token names a `kid` we lack. Fetches at most once per
+    /// `min_refetch_interval`; concurrent callers wait for the one fetch.
+    /// Returns whether a fetch happened and succeeded.
+    pub async fn refetch_for_unknown_kid(&self) -> bool {
+        let mut last = self.last_refetch.lock().await;
+        if last.is_some_and(|at| at.elapsed() < self.settings.min_refetch_interval) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        match self.refresh().await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(issuer = %self.issuer, error = %e, "key refetch failed; keeping the last good keys");
+                false
+            }
+        }
+    }
+
+    /// Refreshes forever: at the provider's max-age (within bounds) or the
+    /// configured interval; after a failure, sooner.
+    pub async fn run_refresher(self: Arc<Self>) {
+        loop {
+            let wait = match self.refresh().await {
+                Ok(max_age) => max_age
+                    .map(|age| {
+                        age.clamp(
+                            self.settings.min_refresh_interval,
+                            self.settings.max_refresh_interval,
+                        )
+                    })
+                    .unwrap_or(self.settings.refresh_interval),
+                Err(e) => {
+                    tracing::warn!(issuer = %self.issuer, error = %e, "key refresh failed; keeping the last good keys");
+                    self.settings
+                        .min_refresh_interval
+                        .min(self.settings.refresh_interval)
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
+    value
+        .split(',')
+        .filter_map(|d| d.trim().strip_prefix("max-age="))
+        .find_map(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
