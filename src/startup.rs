@@ -85,8 +85,15 @@ impl App {
             Listener::Unix(_, path) => Some(path.clone()),
             Listener::Tcp(_) => None,
         };
+        // Background key refreshers live as long as the server (dropping the
+        // set aborts them).
+        let mut refreshers = tokio::task::JoinSet::new();
+        for remote in self.checker.identity().remote_key_sets() {
+            refreshers.spawn(remote.run_refresher());
+        }
         let result =
             server::serve(self.listener, self.checker, shutdown, self.shutdown_grace).await;
+        drop(refreshers);
         if let Some(path) = socket {
             let _ = std::fs::remove_file(path);
         }

@@ -2,6 +2,8 @@
 //! database, mint tokens with the fixture keys, call Check like Envoy does.
 #![allow(dead_code)]
 
+pub mod fake_oidc;
+
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use dispatch_authz::{
@@ -68,7 +70,10 @@ pub struct TestApp {
 
 pub struct Options {
     pub users_ttl_secs: u64,
+    /// Added to the `[check]` section.
     pub extra: &'static str,
+    /// Appended after the test issuer: more `[[issuers]]` or `[github]`.
+    pub sources: String,
 }
 
 impl Default for Options {
@@ -76,6 +81,7 @@ impl Default for Options {
         Self {
             users_ttl_secs: 60,
             extra: "",
+            sources: String::new(),
         }
     }
 }
@@ -109,7 +115,9 @@ leeway_secs = 5
 pem_file = "{key}"
 algorithm = "RS256"
 kid = "k1"
+{sources}
 "#,
+        sources = opts.sources,
         db = dir.join("users.db").display(),
         ttl = opts.users_ttl_secs,
         extra = opts.extra,
@@ -157,9 +165,13 @@ impl TestApp {
     }
 
     pub async fn add_user(&self, subject: &str, login: &str) -> User {
+        self.add_user_of(ISSUER_NAME, subject, login).await
+    }
+
+    pub async fn add_user_of(&self, issuer: &str, subject: &str, login: &str) -> User {
         self.store
             .add(NewUser {
-                issuer: IssuerName::parse(ISSUER_NAME).unwrap(),
+                issuer: IssuerName::parse(issuer).unwrap(),
                 subject: Subject::parse(subject).unwrap(),
                 login: Login::parse(login).unwrap(),
                 email: None,
@@ -194,6 +206,11 @@ impl TestApp {
                 .expect("server did not stop")
                 .unwrap();
         }
+    }
+
+    pub async fn check_bearer(&self, token: &str) -> CheckResponse {
+        self.check("/", &[("authorization", &format!("Bearer {token}"))])
+            .await
     }
 
     pub async fn check(&self, path: &str, headers: &[(&str, &str)]) -> CheckResponse {

@@ -1,0 +1,144 @@
+//! An OIDC provider on port 0: discovery and a JWKS whose keys can be added
+//! and removed, which can go down or answer slowly, and counts its fetches.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use jsonwebtoken::{
+    Algorithm, EncodingKey, Header,
+    jwk::{Jwk, JwkSet},
+};
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Provider {
+    url: Mutex<String>,
+    /// (kid, algorithm, private key, public JWK, published)
+    keys: Mutex<Vec<(String, Algorithm, EncodingKey, Jwk, bool)>>,
+    jwks_fetches: AtomicUsize,
+    down: AtomicBool,
+    delay_ms: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct FakeOidc {
+    pub url: String,
+    state: Arc<Provider>,
+}
+
+async fn discovery(State(p): State<Arc<Provider>>) -> impl IntoResponse {
+    if p.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let url = p.url.lock().unwrap().clone();
+    Json(json!({"issuer": url, "jwks_uri": format!("{url}/keys")})).into_response()
+}
+
+async fn jwks(State(p): State<Arc<Provider>>) -> impl IntoResponse {
+    p.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    let delay = p.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if p.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let keys = p
+        .keys
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|k| k.4)
+        .map(|k| k.3.clone())
+        .collect();
+    Json(JwkSet { keys }).into_response()
+}
+
+impl FakeOidc {
+    pub async fn start() -> Self {
+        let state = Arc::new(Provider::default());
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/keys", get(jwks))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        *state.url.lock().unwrap() = url.clone();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, state }
+    }
+
+    /// Publishes the fixture key `file` (e.g. `rsa.pem`) under `kid`.
+    pub fn add_key(&self, kid: &str, file: &str) {
+        let pem = std::fs::read(super::fixture(file)).unwrap();
+        let (alg, key) = if file.starts_with("ec") {
+            (Algorithm::ES256, EncodingKey::from_ec_pem(&pem).unwrap())
+        } else {
+            (Algorithm::RS256, EncodingKey::from_rsa_pem(&pem).unwrap())
+        };
+        let mut jwk = Jwk::from_encoding_key(&key, alg).unwrap();
+        jwk.common.key_id = Some(kid.into());
+        self.state
+            .keys
+            .lock()
+            .unwrap()
+            .push((kid.into(), alg, key, jwk, true));
+    }
+
+    /// Stops publishing `kid` (tokens can still be signed with it).
+    pub fn remove_key(&self, kid: &str) {
+        for key in self
+            .state
+            .keys
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .filter(|k| k.0 == kid)
+        {
+            key.4 = false;
+        }
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.state
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    pub fn jwks_fetches(&self) -> usize {
+        self.state.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// A token for `subject` signed with key `kid` (which need not be
+    /// published: signing uses any key this provider ever had under it).
+    pub fn token(&self, kid: &str, subject: &str) -> String {
+        let keys = self.state.keys.lock().unwrap();
+        let (_, alg, key, _, _) = keys.iter().find(|k| k.0 == kid).expect("unknown kid");
+        let now = super::now();
+        let claims: Value = json!({"iss": self.url, "aud": super::AUD, "sub": subject,
+            "iat": now, "exp": now + 600, "preferred_username": format!("login-{subject}")});
+        let mut header = Header::new(*alg);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    /// A token claiming `kid` but signed with the fixture key `file`.
+    pub fn token_with_unpublished_key(&self, kid: &str, file: &str, subject: &str) -> String {
+        let pem = std::fs::read(super::fixture(file)).unwrap();
+        let now = super::now();
+        let claims = json!({"iss": self.url, "aud": super::AUD, "sub": subject, "iat": now, "exp": now + 600});
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+    }
+}

@@ -1,0 +1,241 @@
+//! OIDC issuers with remote keys, against a fake provider over real HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{fake_oidc::FakeOidc, *};
+
+const OK: i32 = 0;
+const UNAVAILABLE: i32 = 14;
+const UNAUTHENTICATED: i32 = 16;
+
+fn code(r: &envoy_types::ext_authz::v3::pb::CheckResponse) -> i32 {
+    r.status.as_ref().unwrap().code
+}
+
+/// An issuer `oidc` found by discovery at the fake provider.
+fn oidc_source(provider: &FakeOidc, refresh_secs: u64, refetch_secs: u64) -> String {
+    format!(
+        r#"
+[[issuers]]
+name = "oidc"
+issuer = "{url}"
+audiences = ["{AUD}"]
+discovery = true
+[issuers.remote]
+refresh_interval_secs = {refresh_secs}
+min_refresh_interval_secs = 1
+min_refetch_interval_secs = {refetch_secs}
+timeout_ms = 500
+"#,
+        url = provider.url
+    )
+}
+
+async fn app_with(provider: &FakeOidc, refresh_secs: u64, refetch_secs: u64) -> TestApp {
+    let app = spawn_app_with(Options {
+        sources: oidc_source(provider, refresh_secs, refetch_secs),
+        ..Default::default()
+    })
+    .await;
+    app.add_user_of("oidc", "alice", "alice").await;
+    app
+}
+
+/// Waits until the Authorization service reports SERVING (keys loaded by
+/// the background refresher, so no check has spent the refetch budget).
+async fn wait_ready(app: &TestApp) {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let request = || HealthCheckRequest {
+        service: "envoy.service.auth.v3.Authorization".into(),
+    };
+    eventually("readiness", async || {
+        health.check(request()).await.unwrap().into_inner().status == ServingStatus::Serving as i32
+    })
+    .await;
+}
+
+async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn keys_are_found_by_discovery_and_a_new_key_after_one_refetch() {
+    let provider = FakeOidc::start().await;
+    provider.add_key("a", "rsa.pem");
+    let app = app_with(&provider, 3600, 30).await;
+    wait_ready(&app).await;
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("a", "alice")).await),
+        OK
+    );
+
+    // Rotation: the provider publishes key b; a token signed with it causes
+    // exactly one fetch, then verifies.
+    provider.add_key("b", "rsa-other.pem");
+    let before = provider.jwks_fetches();
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("b", "alice")).await),
+        OK
+    );
+    assert_eq!(provider.jwks_fetches(), before + 1);
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_causes_at_most_one_fetch_per_interval() {
+    let provider = FakeOidc::start().await;
+    provider.add_key("a", "rsa.pem");
+    let app = app_with(&provider, 3600, 60).await;
+    wait_ready(&app).await;
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("a", "alice")).await),
+        OK
+    );
+    let before = provider.jwks_fetches();
+
+    let client = app.client().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let token =
+            provider.token_with_unpublished_key(&format!("random-{i}"), "rsa-other.pem", "alice");
+        let mut client = client.clone();
+        tasks.spawn(async move {
+            let auth = format!("Bearer {token}");
+            let r = client
+                .check(check_request("GET", "/", &[("authorization", &auth)]))
+                .await
+                .unwrap();
+            code(r.get_ref())
+        });
+    }
+    while let Some(code) = tasks.join_next().await {
+        assert_eq!(code.unwrap(), UNAUTHENTICATED);
+    }
+    let extra = provider.jwks_fetches() - before;
+    assert!(extra <= 1, "{extra} fetches for 1000 unknown kids");
+}
+
+#[tokio::test]
+async fn an_outage_keeps_the_last_good_keys_and_removed_keys_stop_verifying() {
+    let provider = FakeOidc::start().await;
+    provider.add_key("a", "rsa.pem");
+    provider.add_key("b", "rsa-other.pem");
+    let app = app_with(&provider, 1, 1).await;
+    wait_ready(&app).await;
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("a", "alice")).await),
+        OK
+    );
+
+    // Down for a few refresh periods: new tokens (not cached) still verify.
+    provider.set_down(true);
+    let before = provider.jwks_fetches();
+    eventually("failed refreshes", async || {
+        provider.jwks_fetches() >= before + 2
+    })
+    .await;
+    let fresh = provider.token("b", "alice");
+    assert_eq!(
+        code(&app.check_bearer(&fresh).await),
+        OK,
+        "an outage emptied the key set"
+    );
+
+    // Back up without key a: after the next refresh, a is refused.
+    provider.remove_key("a");
+    provider.set_down(false);
+    let mut n = 0;
+    eventually("key a to be dropped", async || {
+        n += 1;
+        // A new subject each time, so no cached token answers.
+        let token = provider.token("a", &format!("alice{n}"));
+        code(&app.check_bearer(&token).await) == UNAUTHENTICATED
+    })
+    .await;
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("b", "alice")).await),
+        OK
+    );
+}
+
+#[tokio::test]
+async fn a_provider_down_at_start_up_makes_the_server_unready_not_dead() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let provider = FakeOidc::start().await;
+    provider.add_key("a", "rsa.pem");
+    provider.set_down(true);
+    let app = app_with(&provider, 1, 1).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let status = async |health: &mut HealthClient<tonic::transport::Channel>| {
+        health
+            .check(HealthCheckRequest {
+                service: "envoy.service.auth.v3.Authorization".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    };
+    eventually("NOT_SERVING", async || {
+        status(&mut health).await == ServingStatus::NotServing as i32
+    })
+    .await;
+    // Without keys a token cannot be judged: 503, not 401.
+    let r = app.check_bearer(&provider.token("a", "alice")).await;
+    assert_eq!(code(&r), UNAVAILABLE);
+
+    provider.set_down(false);
+    eventually("SERVING", async || {
+        status(&mut health).await == ServingStatus::Serving as i32
+    })
+    .await;
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("a", "alice")).await),
+        OK
+    );
+}
+
+#[tokio::test]
+async fn a_slow_provider_does_not_hold_checks_past_the_fetch_timeout() {
+    let provider = FakeOidc::start().await;
+    provider.add_key("a", "rsa.pem");
+    let app = app_with(&provider, 3600, 1).await;
+    wait_ready(&app).await;
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("a", "alice")).await),
+        OK
+    );
+    provider.set_delay(Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let started = std::time::Instant::now();
+    let token = provider.token_with_unpublished_key("new", "rsa-other.pem", "alice");
+    assert_eq!(code(&app.check_bearer(&token).await), UNAUTHENTICATED);
+    // The refetch gave up at timeout_ms (500 ms), not at the provider's 5 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
