@@ -16,11 +16,18 @@ use jsonwebtoken::{
 };
 use serde_json::{Value, json};
 
+struct ProviderKey {
+    kid: String,
+    alg: Algorithm,
+    key: EncodingKey,
+    jwk: Jwk,
+    published: bool,
+}
+
 #[derive(Default)]
 struct Provider {
     url: Mutex<String>,
-    /// (kid, algorithm, private key, public JWK, published)
-    keys: Mutex<Vec<(String, Algorithm, EncodingKey, Jwk, bool)>>,
+    keys: Mutex<Vec<ProviderKey>>,
     jwks_fetches: AtomicUsize,
     down: AtomicBool,
     delay_ms: AtomicU64,
@@ -123,13 +130,13 @@ impl FakeOidc {
     /// published: signing uses any key this provider ever had under it).
     pub fn token(&self, kid: &str, subject: &str) -> String {
         let keys = self.state.keys.lock().unwrap();
-        let (_, alg, key, _, _) = keys.iter().find(|k| k.0 == kid).expect("unknown kid");
+        let signer = keys.iter().find(|k| k.kid == kid).expect("unknown kid");
         let now = super::now();
         let claims: Value = json!({"iss": self.url, "aud": super::AUD, "sub": subject,
             "iat": now, "exp": now + 600, "preferred_username": format!("login-{subject}")});
-        let mut header = Header::new(*alg);
+        let mut header = Header::new(signer.alg);
         header.kid = Some(kid.into());
-        jsonwebtoken::encode(&header, &claims, key).unwrap()
+        jsonwebtoken::encode(&header, &claims, &signer.key).unwrap()
     }
 
     /// A token claiming `kid` but signed with the fixture key `file`.
