@@ -61,8 +61,8 @@ async fn jwks(State(p): State<Arc<Provider>>) -> impl IntoResponse {
         .lock()
         .unwrap()
         .iter()
-        .filter(|k| k.4)
-        .map(|k| k.3.clone())
+        .filter(|k| k.published)
+        .map(|k| k.jwk.clone())
         .collect();
     Json(JwkSet { keys }).into_response()
 }
@@ -91,11 +91,13 @@ impl FakeOidc {
         };
         let mut jwk = Jwk::from_encoding_key(&key, alg).unwrap();
         jwk.common.key_id = Some(kid.into());
-        self.state
-            .keys
-            .lock()
-            .unwrap()
-            .push((kid.into(), alg, key, jwk, true));
+        self.state.keys.lock().unwrap().push(ProviderKey {
+            kid: kid.into(),
+            alg,
+            key,
+            jwk,
+            published: true,
+        });
     }
 
     /// Stops publishing `kid` (tokens can still be signed with it).
@@ -106,9 +108,9 @@ impl FakeOidc {
             .lock()
             .unwrap()
             .iter_mut()
-            .filter(|k| k.0 == kid)
+            .filter(|k| k.kid == kid)
         {
-            key.4 = false;
+            key.published = false;
         }
     }
 
