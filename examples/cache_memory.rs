@@ -57,6 +57,7 @@ async fn main() {
         let identity = VerifiedIdentity {
             principal: principal(i),
             login: None,
+            login_is_authoritative: false,
             email: None,
             expires_at: u64::MAX,
         };

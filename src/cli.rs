@@ -223,8 +223,9 @@ async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
 
 fn new_user(add: &AddUser, config: &Config) -> anyhow::Result<NewUser> {
     let issuer = IssuerName::parse(&add.issuer)?;
-    if !config.issuers.iter().any(|i| i.name == issuer) {
-        let known: Vec<&str> = config.issuers.iter().map(|i| i.name.as_str()).collect();
+    let sources = config.source_names();
+    if !sources.contains(&&issuer) {
+        let known: Vec<&str> = sources.iter().map(|i| i.as_str()).collect();
         bail!(
             "issuer \"{issuer}\" is not configured (configured: {}); pass --config with the server's configuration",
             if known.is_empty() {

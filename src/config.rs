@@ -28,6 +28,7 @@ use crate::{
     domain::IssuerName,
     identity::{
         ClaimMapping, JwtIssuer, KeySource,
+        github::{GithubSettings, GithubSource, OAuthApp},
         jwks::{RemoteJwks, RemoteJwksSettings},
         keys::{self, VerifyKey},
     },
@@ -70,6 +71,103 @@ pub struct Settings {
     pub check: CheckSettings,
     pub log: LogSettings,
     pub issuers: Vec<IssuerSettings>,
+    /// GitHub OAuth tokens, checked against the GitHub API.
+    pub github: Option<GithubConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// Source name users are stored under.
+    #[serde(default = "default_github_name")]
+    pub name: String,
+    /// `https://api.github.com`, or `https://HOST/api/v3` for GitHub Enterprise Server.
+    #[serde(default = "default_github_api")]
+    pub api_url: String,
+    /// OAuth app: with both set, only tokens issued to this app are accepted.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// Require membership of this organization.
+    #[serde(default)]
+    pub required_org: Option<String>,
+    /// Require membership of this team, as `org/team-slug`.
+    #[serde(default)]
+    pub required_team: Option<String>,
+    #[serde(default = "default_github_ttl")]
+    pub cache_ttl_secs: u64,
+    #[serde(default = "default_github_failure_ttl")]
+    pub failure_ttl_secs: u64,
+    #[serde(default = "default_github_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_github_name() -> String {
+    "github".into()
+}
+fn default_github_api() -> String {
+    "https://api.github.com".into()
+}
+fn default_github_ttl() -> u64 {
+    300
+}
+fn default_github_failure_ttl() -> u64 {
+    30
+}
+fn default_github_timeout() -> u64 {
+    2000
+}
+
+impl GithubConfig {
+    fn compile(
+        &self,
+        http: &reqwest::Client,
+        taken: &HashSet<IssuerName>,
+    ) -> Result<GithubSource, ConfigError> {
+        let name = IssuerName::parse(&self.name).map_err(|e| invalid("github.name", e))?;
+        if taken.contains(&name) {
+            return Err(invalid("github.name", "used by an issuer"));
+        }
+        check_url(&self.api_url).map_err(|e| invalid("github.api_url", e))?;
+        let app = match (&self.client_id, &self.client_secret) {
+            (Some(id), Some(secret)) if !id.is_empty() => Some(OAuthApp {
+                client_id: id.clone(),
+                client_secret: secret.0.clone(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "github.client_id",
+                    "set both client_id and client_secret, or neither",
+                ));
+            }
+        };
+        let required_team = match &self.required_team {
+            None => None,
+            Some(team) => match team.split_once('/') {
+                Some((org, slug)) if !org.is_empty() && !slug.is_empty() => {
+                    Some((org.to_owned(), slug.to_owned()))
+                }
+                _ => return Err(invalid("github.required_team", "expected org/team-slug")),
+            },
+        };
+        positive("github.cache_ttl_secs", self.cache_ttl_secs)?;
+        positive("github.timeout_ms", self.timeout_ms)?;
+        Ok(GithubSource::new(
+            GithubSettings {
+                name,
+                api_url: self.api_url.trim_end_matches('/').to_owned(),
+                app,
+                required_org: self.required_org.clone(),
+                required_team,
+                cache_ttl: Duration::from_secs(self.cache_ttl_secs),
+                failure_ttl: Duration::from_secs(self.failure_ttl_secs),
+                timeout: Duration::from_millis(self.timeout_ms),
+            },
+            http.clone(),
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -322,7 +420,16 @@ pub struct Config {
     pub public_paths: PublicPaths,
     pub credentials: CredentialSettings,
     pub issuers: Vec<JwtIssuer>,
+    pub github: Option<GithubSource>,
     pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Every configured source name (issuers and GitHub).
+    pub fn source_names(&self) -> Vec<&IssuerName> {
+        let github = self.github.as_ref().map(GithubSource::name);
+        self.issuers.iter().map(|i| &i.name).chain(github).collect()
+    }
 }
 
 impl Settings {
@@ -371,6 +478,14 @@ impl Settings {
         {
             return Err(invalid("check.token_cookie", "not a cookie name"));
         }
+        let http = http_client();
+        let issuers = self.compile_issuers(&http)?;
+        let names = issuers.iter().map(|i| i.name.clone()).collect();
+        let github = self
+            .github
+            .as_ref()
+            .map(|g| g.compile(&http, &names))
+            .transpose()?;
         Ok(Config {
             listen,
             shutdown_grace: Duration::from_secs(self.server.shutdown_grace_secs),
@@ -388,13 +503,13 @@ impl Settings {
                 cookie: self.check.token_cookie.clone(),
                 max_token_bytes: self.check.max_token_bytes,
             },
-            issuers: self.compile_issuers()?,
+            issuers,
+            github,
             log_format: self.log.format,
         })
     }
 
-    fn compile_issuers(&self) -> Result<Vec<JwtIssuer>, ConfigError> {
-        let http = http_client();
+    fn compile_issuers(&self, http: &reqwest::Client) -> Result<Vec<JwtIssuer>, ConfigError> {
         let mut names = HashSet::new();
         let mut isses = HashSet::new();
         self.issuers
@@ -402,7 +517,7 @@ impl Settings {
             .enumerate()
             .map(|(i, settings)| {
                 let field = format!("issuers[{i}]");
-                let issuer = settings.compile(&field, &http)?;
+                let issuer = settings.compile(&field, http)?;
                 if !names.insert(issuer.name.clone()) {
                     return Err(invalid(format!("{field}.name"), "used by another issuer"));
                 }

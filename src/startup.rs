@@ -34,7 +34,7 @@ pub struct App {
 impl App {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let store = SqliteStore::open(&config.database).await?;
-        if config.issuers.is_empty() {
+        if config.issuers.is_empty() && config.github.is_none() {
             tracing::warn!(
                 "no identity issuers configured: every request outside the public paths will be refused"
             );
@@ -42,7 +42,8 @@ impl App {
         let identity = IdentityVerifier::new(
             config.issuers,
             TokenCache::new(config.tokens_capacity, config.tokens_max_ttl),
-        );
+        )
+        .with_github(config.github);
         let users = UserCache::new(Arc::new(store.clone()), config.users_cache);
         let checker = Arc::new(Checker::new(
             identity,

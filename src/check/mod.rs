@@ -23,9 +23,9 @@ pub use request::{ClientHeaders, CredentialSettings, RequestView};
 
 use crate::{
     domain::Principal,
-    identity::{IdentityVerifier, TokenError},
+    identity::{IdentityVerifier, TokenError, VerifiedIdentity},
     policy::{PublicPaths, RequestPath},
-    store::UserCache,
+    store::{User, UserCache},
 };
 
 pub struct Checker {
@@ -103,7 +103,9 @@ impl Checker {
         };
         *principal = Some(identity.principal.clone());
         match self.users.find(&identity.principal).await {
-            Ok(Some(user)) if user.enabled => Decision::Allow(Permit::User(user)),
+            Ok(Some(user)) if user.enabled => {
+                Decision::Allow(Permit::User(self.sync_login(user, &identity).await))
+            }
             Ok(Some(_)) => deny(DenialKind::Forbidden, "user_disabled", "user is disabled"),
             Ok(None) => deny(
                 DenialKind::Forbidden,
@@ -127,6 +129,31 @@ impl Checker {
 }
 
 /// A provider outage is not the caller's fault: 503, like a database fault.
+impl Checker {
+    /// A source that is authoritative for logins (GitHub) renamed the user:
+    /// record it, so headers and logs show the current login. Same user, same
+    /// id; only the display name changes. A failure here is logged, not fatal.
+    async fn sync_login(&self, user: Arc<User>, identity: &VerifiedIdentity) -> Arc<User> {
+        let Some(login) = identity
+            .login
+            .as_ref()
+            .filter(|l| identity.login_is_authoritative && **l != user.login)
+        else {
+            return user;
+        };
+        match self.users.update_login(&user, login).await {
+            Ok(updated) => {
+                info!(user_id = %user.id, old = %user.login, new = %login, "login changed at the source");
+                Arc::new(updated)
+            }
+            Err(e) => {
+                error!(user_id = %user.id, error = %e, "could not record a changed login");
+                user
+            }
+        }
+    }
+}
+
 fn token_denial(e: &TokenError) -> DenialKind {
     match e {
         TokenError::KeysUnavailable | TokenError::ProviderUnavailable { .. } => {

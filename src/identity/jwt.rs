@@ -218,6 +218,7 @@ impl JwtIssuer {
                 subject,
             }),
             login,
+            login_is_authoritative: false,
             email,
             expires_at,
         })

@@ -8,6 +8,7 @@
 //! message; the cache keys it by its SHA-256 digest.
 
 mod cache;
+pub mod github;
 pub mod jwks;
 mod jwt;
 pub mod keys;
@@ -32,8 +33,11 @@ pub struct VerifiedIdentity {
     /// Shared with the user cache's key, so a cache hit allocates nothing.
     pub principal: Arc<Principal>,
     /// The login the token claims; informational (the store's login is what
-    /// gets injected).
+    /// gets injected)...
     pub login: Option<Login>,
+    /// ...unless the source is authoritative for it (GitHub): then a changed
+    /// login is written back to the user store.
+    pub login_is_authoritative: bool,
     pub email: Option<Email>,
     /// The token's `exp`, seconds since the Unix epoch.
     pub expires_at: u64,
@@ -60,6 +64,8 @@ pub enum TokenError {
     AlgorithmNotAllowed { token: Algorithm, pinned: Algorithm },
     #[error("token signature is invalid")]
     BadSignature,
+    #[error("{0}")]
+    Rejected(&'static str),
     #[error("token has expired")]
     Expired,
     #[error("token is not valid yet (nbf)")]
@@ -92,6 +98,7 @@ impl TokenError {
             Self::KeysUnavailable => "issuer_keys_unavailable",
             Self::AlgorithmNotAllowed { .. } => "algorithm_not_allowed",
             Self::BadSignature => "bad_signature",
+            Self::Rejected(_) => "token_rejected",
             Self::Expired => "token_expired",
             Self::NotYetValid => "token_not_yet_valid",
             Self::IssuedInFuture => "token_issued_in_future",
@@ -108,6 +115,7 @@ impl TokenError {
 /// a cache of verified tokens.
 pub struct IdentityVerifier {
     by_iss: HashMap<String, Arc<JwtIssuer>>,
+    github: Option<github::GithubSource>,
     cache: TokenCache,
 }
 
@@ -117,11 +125,30 @@ impl IdentityVerifier {
             .into_iter()
             .map(|i| (i.iss.clone(), Arc::new(i)))
             .collect();
-        Self { by_iss, cache }
+        Self {
+            by_iss,
+            github: None,
+            cache,
+        }
+    }
+
+    /// Adds the GitHub token source.
+    pub fn with_github(mut self, github: Option<github::GithubSource>) -> Self {
+        self.github = github;
+        self
+    }
+
+    pub fn github(&self) -> Option<&github::GithubSource> {
+        self.github.as_ref()
     }
 
     /// Verifies `token`, from the cache when it was verified before.
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedIdentity>, TokenError> {
+        if let Some(github) = &self.github
+            && github::looks_like_github_token(token)
+        {
+            return github.verify(token).await;
+        }
         let now = unix_now();
         self.cache
             .get_or_verify(token, now, self.verify_uncached(token, now))

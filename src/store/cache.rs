@@ -7,8 +7,8 @@ use std::{
 
 use moka::{Expiry, future::Cache};
 
-use super::{StoreError, User, UserStore};
-use crate::domain::Principal;
+use super::{StoreError, User, UserRef, UserStore};
+use crate::domain::{Login, Principal};
 
 #[derive(Debug, Clone, Copy)]
 pub struct CacheSettings {
@@ -57,6 +57,21 @@ impl UserCache {
         Self { store, cache }
     }
 
+    /// Writes a changed login back and forgets the stale entry.
+    pub async fn update_login(&self, user: &User, login: &Login) -> Result<User, StoreError> {
+        let updated = self
+            .store
+            .update_login(&UserRef::Id(user.id), login)
+            .await?;
+        self.cache
+            .invalidate(&Principal {
+                issuer: user.issuer.clone(),
+                subject: user.subject.clone(),
+            })
+            .await;
+        Ok(updated)
+    }
+
     pub async fn find(&self, principal: &Arc<Principal>) -> Result<Entry, Arc<StoreError>> {
         self.cache
             .try_get_with_by_ref(principal, async {
@@ -78,8 +93,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        domain::{IssuerName, Login, Subject, UserId},
-        store::{NewUser, UserRef},
+        domain::{IssuerName, Subject, UserId},
+        store::NewUser,
     };
 
     /// A store that counts queries and answers slowly, to observe coalescing.
@@ -120,6 +135,9 @@ mod tests {
         }
         async fn set_enabled(&self, _: &UserRef, _: bool) -> Result<User, StoreError> {
             unimplemented!("not used by the cache")
+        }
+        async fn update_login(&self, _: &UserRef, _: &Login) -> Result<User, StoreError> {
+            unimplemented!("not used by these tests")
         }
         async fn remove(&self, _: &UserRef) -> Result<User, StoreError> {
             unimplemented!("not used by the cache")

@@ -104,6 +104,8 @@ pub trait UserStore: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<User>, StoreError>;
     async fn add(&self, user: NewUser) -> Result<User, StoreError>;
     async fn set_enabled(&self, user: &UserRef, enabled: bool) -> Result<User, StoreError>;
+    /// Records a new login (a GitHub rename) for the same identity.
+    async fn update_login(&self, user: &UserRef, login: &Login) -> Result<User, StoreError>;
     async fn remove(&self, user: &UserRef) -> Result<User, StoreError>;
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -217,6 +217,26 @@ impl UserStore for SqliteStore {
             .try_into()
     }
 
+    async fn update_login(&self, user: &UserRef, login: &Login) -> Result<User, StoreError> {
+        let (id, issuer, subject) = binds(user);
+        let sql = concat!(
+            "UPDATE users SET login = ?4, updated_at = ?5 WHERE ",
+            where_user!(),
+            " RETURNING ",
+            columns!()
+        );
+        let row: Option<UserRow> = sqlx::query_as(sql)
+            .bind(id)
+            .bind(issuer)
+            .bind(subject)
+            .bind(login.as_str())
+            .bind(now())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| StoreError::NotFound(user.to_string()))?
+            .try_into()
+    }
+
     async fn remove(&self, user: &UserRef) -> Result<User, StoreError> {
         let (id, issuer, subject) = binds(user);
         let sql = concat!(

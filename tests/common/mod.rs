@@ -2,6 +2,7 @@
 //! database, mint tokens with the fixture keys, call Check like Envoy does.
 #![allow(dead_code)]
 
+pub mod fake_github;
 pub mod fake_oidc;
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};

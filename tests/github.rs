@@ -1,0 +1,319 @@
+//! GitHub OAuth tokens, checked by the sidecar against a fake GitHub API over
+//! real HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    fake_github::{self, FakeGithub, account},
+    *,
+};
+use dispatch_authz::store::UserStore;
+use envoy_types::ext_authz::v3::pb::{CheckResponse, HttpResponse};
+
+const OK: i32 = 0;
+const PERMISSION_DENIED: i32 = 7;
+const UNAVAILABLE: i32 = 14;
+const UNAUTHENTICATED: i32 = 16;
+
+const TOKEN: &str = "gho_16C7e42F292c6912E7710c838347Ae178B4a";
+const OTHER_APP_TOKEN: &str = "gho_otherAppToken0000000000000000000000";
+
+fn code(r: &CheckResponse) -> i32 {
+    r.status.as_ref().unwrap().code
+}
+
+fn user_header(r: &CheckResponse) -> Option<String> {
+    let Some(HttpResponse::OkResponse(ok)) = &r.http_response else {
+        return None;
+    };
+    ok.headers
+        .iter()
+        .filter_map(|h| h.header.as_ref())
+        .find(|h| h.key == "x-dispatch-user")
+        .map(|h| h.value.clone())
+}
+
+fn message(r: &CheckResponse) -> String {
+    r.status.as_ref().unwrap().message.clone()
+}
+
+struct Setup {
+    app_check: bool,
+    org: Option<&'static str>,
+    team: Option<&'static str>,
+    cache_ttl_secs: u64,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            app_check: false,
+            org: None,
+            team: None,
+            cache_ttl_secs: 300,
+        }
+    }
+}
+
+async fn spawn(github: &FakeGithub, setup: Setup) -> TestApp {
+    let mut section = format!(
+        "\n[github]\napi_url = \"{}\"\ncache_ttl_secs = {}\nfailure_ttl_secs = 1\ntimeout_ms = 1000\n",
+        github.url, setup.cache_ttl_secs
+    );
+    if setup.app_check {
+        section += &format!(
+            "client_id = \"{}\"\nclient_secret = \"{}\"\n",
+            fake_github::CLIENT_ID,
+            fake_github::CLIENT_SECRET
+        );
+    }
+    if let Some(org) = setup.org {
+        section += &format!("required_org = \"{org}\"\n");
+    }
+    if let Some(team) = setup.team {
+        section += &format!("required_team = \"{team}\"\n");
+    }
+    spawn_app_with(Options {
+        sources: section,
+        ..Default::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_github_user_is_known_by_numeric_id_and_gets_the_store_login() {
+    let github = FakeGithub::start().await;
+    github.add_token(TOKEN, account(583231, "octocat"));
+    let app = spawn(&github, Setup::default()).await;
+    app.add_user_of("github", "583231", "octocat").await;
+
+    let r = app.check_bearer(TOKEN).await;
+    assert_eq!(code(&r), OK, "{}", message(&r));
+    assert_eq!(user_header(&r).as_deref(), Some("octocat"));
+
+    let r = app
+        .check_bearer("gho_unknownToken00000000000000000000000")
+        .await;
+    assert_eq!(code(&r), UNAUTHENTICATED);
+    assert!(
+        message(&r).contains("GitHub does not accept the token"),
+        "{}",
+        message(&r)
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_checks_of_one_token_make_one_github_call() {
+    let github = FakeGithub::start().await;
+    github.add_token(TOKEN, account(583231, "octocat"));
+    github.set_delay(Duration::from_millis(200));
+    let app = spawn(&github, Setup::default()).await;
+    app.add_user_of("github", "583231", "octocat").await;
+
+    let client = app.client().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let mut client = client.clone();
+        tasks.spawn(async move {
+            let auth = format!("Bearer {TOKEN}");
+            let r = client
+                .check(check_request("GET", "/", &[("authorization", &auth)]))
+                .await
+                .unwrap();
+            code(r.get_ref())
+        });
+    }
+    while let Some(c) = tasks.join_next().await {
+        assert_eq!(c.unwrap(), OK);
+    }
+    assert_eq!(github.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_rename_updates_the_login_without_a_second_user() {
+    let github = FakeGithub::start().await;
+    github.add_token(TOKEN, account(583231, "octocat"));
+    let app = spawn(
+        &github,
+        Setup {
+            cache_ttl_secs: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    let user = app.add_user_of("github", "583231", "octocat").await;
+    assert_eq!(
+        user_header(&app.check_bearer(TOKEN).await).as_deref(),
+        Some("octocat")
+    );
+
+    github.rename(583231, "monalisa");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = app.check_bearer(TOKEN).await;
+    assert_eq!(user_header(&r).as_deref(), Some("monalisa"));
+    let users = app.store.list().await.unwrap();
+    assert_eq!(users.len(), 1, "a rename created a second user");
+    assert_eq!(users[0].id, user.id);
+    assert_eq!(users[0].login.as_str(), "monalisa");
+}
+
+#[tokio::test]
+async fn with_the_app_check_a_token_of_another_app_is_refused() {
+    let github = FakeGithub::start().await;
+    github.add_token(TOKEN, account(583231, "octocat"));
+    github.add_token(
+        OTHER_APP_TOKEN,
+        fake_github::Account {
+            app: "Iv1.someone-else".into(),
+            ..account(1, "hubot")
+        },
+    );
+    let app = spawn(
+        &github,
+        Setup {
+            app_check: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    app.add_user_of("github", "583231", "octocat").await;
+    app.add_user_of("github", "1", "hubot").await;
+
+    assert_eq!(code(&app.check_bearer(TOKEN).await), OK);
+    let r = app.check_bearer(OTHER_APP_TOKEN).await;
+    assert_eq!(code(&r), UNAUTHENTICATED);
+    assert!(
+        message(&r).contains("not issued to this application"),
+        "{}",
+        message(&r)
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_outages_not_denials() {
+    let github = FakeGithub::start().await;
+    github.add_token(TOKEN, account(583231, "octocat"));
+    github.add_token(
+        "ghp_secondToken000000000000000000000000",
+        account(2, "second"),
+    );
+    let app = spawn(&github, Setup::default()).await;
+    app.add_user_of("github", "583231", "octocat").await;
+    app.add_user_of("github", "2", "second").await;
+    assert_eq!(code(&app.check_bearer(TOKEN).await), OK);
+
+    github.set_rate_limited(true);
+    let r = app
+        .check_bearer("ghp_secondToken000000000000000000000000")
+        .await;
+    assert_eq!(
+        code(&r),
+        UNAVAILABLE,
+        "rate limit must be 503, not 403: {}",
+        message(&r)
+    );
+    // A token validated before keeps working from the cache.
+    assert_eq!(code(&app.check_bearer(TOKEN).await), OK);
+
+    github.set_server_error(true);
+    let r = app
+        .check_bearer("ghp_secondToken000000000000000000000000")
+        .await;
+    assert_eq!(code(&r), UNAVAILABLE);
+
+    // Outages are not cached: once GitHub is back, the token works.
+    github.set_server_error(false);
+    assert_eq!(
+        code(
+            &app.check_bearer("ghp_secondToken000000000000000000000000")
+                .await
+        ),
+        OK
+    );
+}
+
+#[tokio::test]
+async fn organization_and_team_requirements_are_enforced_across_pages() {
+    let github = FakeGithub::start().await;
+    let member = fake_github::Account {
+        orgs: vec![
+            "a".into(),
+            "b".into(),
+            "c".into(),
+            "d".into(),
+            "acme".into(),
+        ],
+        teams: vec![
+            ("x".into(), "t1".into()),
+            ("y".into(), "t2".into()),
+            ("acme".into(), "platform".into()),
+        ],
+        ..account(10, "member")
+    };
+    let outsider = fake_github::Account {
+        orgs: vec!["a".into(), "b".into(), "c".into()],
+        teams: vec![("acme".into(), "sales".into())],
+        ..account(11, "outsider")
+    };
+    let org_only = fake_github::Account {
+        orgs: vec!["acme".into()],
+        teams: vec![("acme".into(), "sales".into())],
+        ..account(12, "org-only")
+    };
+    github.add_token("gho_member000000000000000000000000000000", member);
+    github.add_token("gho_outsider0000000000000000000000000000", outsider);
+    github.add_token("gho_orgonly00000000000000000000000000000", org_only);
+    let app = spawn(
+        &github,
+        Setup {
+            org: Some("acme"),
+            team: Some("acme/platform"),
+            ..Default::default()
+        },
+    )
+    .await;
+    for (id, login) in [("10", "member"), ("11", "outsider"), ("12", "org-only")] {
+        app.add_user_of("github", id, login).await;
+    }
+
+    assert_eq!(
+        code(
+            &app.check_bearer("gho_member000000000000000000000000000000")
+                .await
+        ),
+        OK
+    );
+    let r = app
+        .check_bearer("gho_outsider0000000000000000000000000000")
+        .await;
+    assert_eq!(code(&r), PERMISSION_DENIED);
+    assert!(message(&r).contains("organization acme"), "{}", message(&r));
+    let r = app
+        .check_bearer("gho_orgonly00000000000000000000000000000")
+        .await;
+    assert_eq!(code(&r), PERMISSION_DENIED);
+    assert!(
+        message(&r).contains("team acme/platform"),
+        "{}",
+        message(&r)
+    );
+}
+
+#[tokio::test]
+async fn tokens_never_reach_the_store_or_the_cache_in_clear() {
+    let github = FakeGithub::start().await;
+    github.add_token(TOKEN, account(583231, "octocat"));
+    let app = spawn(&github, Setup::default()).await;
+    app.add_user_of("github", "583231", "octocat").await;
+    assert_eq!(code(&app.check_bearer(TOKEN).await), OK);
+    let db = std::fs::read(app.dir.path().join("users.db")).unwrap();
+    let wal = std::fs::read(app.dir.path().join("users.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(
+            !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+            "token stored in clear"
+        );
+    }
+}
