@@ -73,7 +73,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Register a user: the issuer (by configured name) and its subject.
+    /// Register a user: the source (by configured name) and its subject,
+    /// e.g. `--source github --github-id 583231 --login octocat`.
     Add(AddUser),
     /// List users.
     List {
@@ -81,7 +82,7 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one user, by id or ISSUER:SUBJECT.
+    /// Show one user, by id or SOURCE:SUBJECT.
     Show { user: String },
     /// Refuse the user's requests from now on (within the cache TTL).
     Disable { user: String },
@@ -92,13 +93,17 @@ pub enum UsersCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["subject", "github_id"])))]
 pub struct AddUser {
-    /// Configured issuer name (issuers[].name), e.g. dex.
+    /// Configured source name: an issuers[].name (e.g. dex) or the github source.
+    #[arg(long, visible_alias = "issuer", value_name = "NAME")]
+    pub source: String,
+    /// The source's stable subject (the token's subject claim).
     #[arg(long)]
-    pub issuer: String,
-    /// The issuer's stable subject (the token's subject claim).
-    #[arg(long)]
-    pub subject: String,
+    pub subject: Option<String>,
+    /// GitHub's numeric user id (the subject for the github source).
+    #[arg(long, value_name = "ID")]
+    pub github_id: Option<u64>,
     /// Login, injected as x-dispatch-user.
     #[arg(long)]
     pub login: String,
@@ -222,12 +227,12 @@ async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
 }
 
 fn new_user(add: &AddUser, config: &Config) -> anyhow::Result<NewUser> {
-    let issuer = IssuerName::parse(&add.issuer)?;
+    let issuer = IssuerName::parse(&add.source)?;
     let sources = config.source_names();
     if !sources.contains(&&issuer) {
         let known: Vec<&str> = sources.iter().map(|i| i.as_str()).collect();
         bail!(
-            "issuer \"{issuer}\" is not configured (configured: {}); pass --config with the server's configuration",
+            "source \"{issuer}\" is not configured (configured: {}); pass --config with the server's configuration",
             if known.is_empty() {
                 "none".to_owned()
             } else {
@@ -237,7 +242,11 @@ fn new_user(add: &AddUser, config: &Config) -> anyhow::Result<NewUser> {
     }
     Ok(NewUser {
         issuer,
-        subject: Subject::parse(&add.subject)?,
+        subject: Subject::parse(&match (add.github_id, &add.subject) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(subject)) => subject.clone(),
+            (None, None) => unreachable!("clap requires one of them"),
+        })?,
         login: Login::parse(&add.login)?,
         email: add.email.as_deref().map(Email::parse).transpose()?,
         display_name: add.name.as_deref().map(DisplayName::parse).transpose()?,
@@ -257,7 +266,7 @@ fn timestamp(secs: i64) -> String {
 fn user_json(user: &User) -> serde_json::Value {
     serde_json::json!({
         "id": user.id.to_string(),
-        "issuer": user.issuer.as_str(),
+        "source": user.issuer.as_str(),
         "subject": user.subject.as_str(),
         "login": user.login.as_str(),
         "email": user.email.as_ref().map(Email::as_str),
@@ -281,7 +290,7 @@ fn print_user(user: &User) {
 fn print_table(users: &[User]) {
     println!(
         "{:<36}  {:<16}  {:<24}  {:<20}  ENABLED",
-        "ID", "ISSUER", "SUBJECT", "LOGIN"
+        "ID", "SOURCE", "SUBJECT", "LOGIN"
     );
     for u in users {
         println!(

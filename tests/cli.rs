@@ -124,7 +124,38 @@ fn a_duplicate_subject_is_refused_and_changes_nothing() {
 fn bad_arguments_name_the_problem() {
     let (_dir, config) = config_dir();
     let cases: &[(&[&str], &str)] = &[
-        (&["users", "add", "--issuer", "test"], "--subject"),
+        (
+            &["users", "add", "--issuer", "test", "--login", "x"],
+            "--subject",
+        ),
+        (
+            &[
+                "users",
+                "add",
+                "--source",
+                "test",
+                "--github-id",
+                "12ab",
+                "--login",
+                "x",
+            ],
+            "invalid value '12ab'",
+        ),
+        (
+            &[
+                "users",
+                "add",
+                "--source",
+                "test",
+                "--github-id",
+                "1",
+                "--subject",
+                "1",
+                "--login",
+                "x",
+            ],
+            "cannot be used with",
+        ),
         (
             &[
                 "users",
@@ -136,7 +167,7 @@ fn bad_arguments_name_the_problem() {
                 "--login",
                 "x",
             ],
-            "issuer \"nope\" is not configured (configured: test)",
+            "source \"nope\" is not configured (configured: test)",
         ),
         (
             &[
@@ -365,4 +396,41 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
     assert_eq!(decisions[1]["decision"], "deny");
     assert_eq!(decisions[1]["reason"], "bad_signature");
     assert!(all.contains("shutting down"), "{all}");
+}
+
+#[test]
+fn github_users_are_added_by_numeric_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    let opts = Options {
+        sources: "\n[github]\napi_url = \"http://127.0.0.1:9\"\n".into(),
+        ..Default::default()
+    };
+    std::fs::write(&config, config_toml(dir.path(), &opts)).unwrap();
+    let r = run(
+        &config,
+        &[
+            "users",
+            "add",
+            "--source",
+            "github",
+            "--github-id",
+            "583231",
+            "--login",
+            "octocat",
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let list = run(&config, &["users", "list", "--json"]);
+    let user: Value = serde_json::from_str(list.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (user["source"].as_str(), user["subject"].as_str()),
+        (Some("github"), Some("583231"))
+    );
+    assert!(run(&config, &["users", "list"]).stdout.contains("SOURCE"));
+    assert!(
+        run(&config, &["users", "show", "github:583231"])
+            .stdout
+            .contains("octocat")
+    );
 }
