@@ -177,8 +177,12 @@ struct Stack {
 
 impl Stack {
     async fn start(strip: bool) -> Option<Self> {
+        Self::start_with(strip, Options::default()).await
+    }
+
+    async fn start_with(strip: bool, options: Options) -> Option<Self> {
         let binary = require_envoy()?;
-        let app = spawn_app().await;
+        let app = spawn_app_with(options).await;
         let (upstream, upstream_port) = spawn_upstream().await;
         let envoy = Envoy::start(&binary, app.addr.port(), upstream_port, strip).await;
         Some(Self {
@@ -364,4 +368,68 @@ async fn every_envoy_config_validates() {
         }
     }
     assert!(checked > 0, "no Envoy configs found");
+}
+
+#[tokio::test]
+async fn envoy_passes_github_and_oidc_identities() {
+    use common::{
+        fake_github::{FakeGithub, account},
+        fake_oidc::FakeOidc,
+    };
+    let github = FakeGithub::start().await;
+    github.add_token(
+        "gho_envoyTest0000000000000000000000000000",
+        account(583231, "octocat"),
+    );
+    let oidc = FakeOidc::start().await;
+    oidc.add_key("a", "rsa.pem");
+    let sources = format!(
+        "\n[[issuers]]\nname = \"dex\"\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\ndiscovery = true\n\n[github]\napi_url = \"{}\"\n",
+        oidc.url, github.url
+    );
+    let Some(stack) = Stack::start_with(
+        false,
+        Options {
+            sources,
+            ..Default::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    stack.app.add_user_of("github", "583231", "octocat").await;
+    stack
+        .app
+        .add_user_of("dex", "alice", "alice-from-dex")
+        .await;
+
+    let cases = [
+        (
+            "gho_envoyTest0000000000000000000000000000".to_owned(),
+            "octocat",
+            "github",
+        ),
+        (oidc.token("a", "alice"), "alice-from-dex", "dex"),
+    ];
+    for (token, login, source) in cases {
+        let auth = format!("Bearer {token}");
+        let (status, _, echo) = stack
+            .get(
+                "/v1/function",
+                &[("authorization", &auth), ("x-dispatch-user", "mallory")],
+            )
+            .await;
+        assert_eq!(status, 200, "{source}: {echo}");
+        assert_eq!(
+            seen(&echo, "x-dispatch-user"),
+            Some(&vec![json!(login)]),
+            "{source}"
+        );
+        assert_eq!(
+            seen(&echo, "x-dispatch-issuer"),
+            Some(&vec![json!(source)]),
+            "{source}"
+        );
+    }
 }
