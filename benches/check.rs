@@ -177,6 +177,7 @@ impl HotPath {
                 users,
                 PublicPaths::new(&["/healthz"]).unwrap(),
                 CredentialSettings {
+                    header: None,
                     cookie: None,
                     max_token_bytes: 8192,
                 },

@@ -230,6 +230,9 @@ impl Default for CacheConfig {
 pub struct CheckSettings {
     /// Path prefixes that need no credential, matched by whole segments.
     pub public_paths: Vec<String>,
+    /// Header holding a bare token (oauth2-proxy: x-forwarded-access-token),
+    /// read when there is no Authorization.
+    pub token_header: Option<String>,
     /// Cookie to read the bearer token from when there is no Authorization.
     pub token_cookie: Option<String>,
     pub max_token_bytes: usize,
@@ -239,6 +242,7 @@ impl Default for CheckSettings {
     fn default() -> Self {
         Self {
             public_paths: Vec::new(),
+            token_header: None,
             token_cookie: None,
             max_token_bytes: 8192,
         }
@@ -470,6 +474,18 @@ impl Settings {
                 "must be between 512 and 32768",
             ));
         }
+        if let Some(header) = &self.check.token_header
+            && (header.is_empty()
+                || header.eq_ignore_ascii_case("authorization")
+                || !header
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(invalid(
+                "check.token_header",
+                "not a header name (and not authorization)",
+            ));
+        }
         if let Some(cookie) = &self.check.token_cookie
             && (cookie.is_empty()
                 || !cookie
@@ -500,6 +516,11 @@ impl Settings {
             public_paths: PublicPaths::new(&self.check.public_paths)
                 .map_err(|e| invalid("check.public_paths", e))?,
             credentials: CredentialSettings {
+                header: self
+                    .check
+                    .token_header
+                    .as_ref()
+                    .map(|h| h.to_ascii_lowercase()),
                 cookie: self.check.token_cookie.clone(),
                 max_token_bytes: self.check.max_token_bytes,
             },

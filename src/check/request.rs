@@ -33,7 +33,7 @@ impl ClientHeaders {
         )
     }
 
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn get_all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
         self.0
             .iter()
             .filter(move |(k, _)| k == name)
@@ -57,7 +57,10 @@ impl ClientHeaders {
 /// Where a bearer token may come from.
 #[derive(Debug, Clone)]
 pub struct CredentialSettings {
-    /// A cookie holding the token, read when there is no `Authorization`.
+    /// A header holding the bare token (e.g. oauth2-proxy's
+    /// `x-forwarded-access-token`), read when there is no `Authorization`.
+    pub header: Option<String>,
+    /// A cookie holding the token, read when there is neither.
     pub cookie: Option<String>,
     /// Longer tokens are refused before any parsing.
     pub max_token_bytes: usize,
@@ -106,9 +109,12 @@ pub fn bearer_token<'h>(
     let token = match (values.next(), values.next()) {
         (Some(_), Some(_)) => return Err(CredentialError::Repeated),
         (Some(value), None) => from_authorization(value)?,
-        (None, _) => match &settings.cookie {
-            Some(name) => from_cookie(headers, name)?,
-            None => return Err(CredentialError::Missing),
+        (None, _) => match from_header(headers, settings.header.as_deref())? {
+            Some(token) => token,
+            None => match &settings.cookie {
+                Some(name) => from_cookie(headers, name)?,
+                None => return Err(CredentialError::Missing),
+            },
         },
     };
     if token.len() > settings.max_token_bytes {
@@ -139,6 +145,21 @@ fn from_authorization(value: &str) -> Result<&str, CredentialError> {
     Ok(token)
 }
 
+fn from_header<'h>(
+    headers: &'h ClientHeaders,
+    name: Option<&str>,
+) -> Result<Option<&'h str>, CredentialError> {
+    let Some(name) = name else { return Ok(None) };
+    let mut values = headers.get_all(name);
+    match (values.next(), values.next()) {
+        (Some(_), Some(_)) => Err(CredentialError::Repeated),
+        (Some(value), None) if value.contains(',') => Err(CredentialError::Repeated),
+        (Some(value), None) if value.trim().is_empty() => Err(CredentialError::Empty),
+        (Some(value), None) => Ok(Some(value.trim())),
+        (None, _) => Ok(None),
+    }
+}
+
 fn from_cookie<'h>(headers: &'h ClientHeaders, name: &str) -> Result<&'h str, CredentialError> {
     let mut found = headers
         .get_all("cookie")
@@ -165,6 +186,7 @@ mod tests {
 
     fn settings(cookie: Option<&str>) -> CredentialSettings {
         CredentialSettings {
+            header: Some("x-forwarded-access-token".into()),
             cookie: cookie.map(str::to_owned),
             max_token_bytes: 8192,
         }
@@ -230,6 +252,8 @@ mod tests {
                 RepeatedCookie,
             ),
             (vec![("cookie", "session=")], Empty),
+            (vec![("x-forwarded-access-token", "")], Empty),
+            (vec![("x-forwarded-access-token", "a, b")], Repeated),
         ];
         for (headers, want) in cases {
             assert_eq!(token_of(&headers), Err(want.clone()), "{headers:?}");
