@@ -832,6 +832,51 @@ mod tests {
     }
 
     #[test]
+    fn remote_sources_compile_and_are_checked() {
+        let config = load_str(
+            "[[issuers]]\nname = \"actions\"\npreset = \"github-actions\"\naudiences = [\"dispatch\"]\n\n[github]\nrequired_team = \"acme/platform\"\n",
+        )
+        .unwrap();
+        let actions = &config.issuers[0];
+        assert_eq!(actions.iss, GITHUB_ACTIONS_ISSUER);
+        assert!(matches!(actions.keys, KeySource::Remote(_)));
+        assert_eq!(actions.claims.login.as_deref(), Some("repository"));
+        assert_eq!(config.github.as_ref().unwrap().name().as_str(), "github");
+        assert_eq!(config.source_names().len(), 2);
+
+        let cases = [
+            ("[github]\nclient_id = \"x\"\n", "github.client_id"),
+            (
+                "[github]\nrequired_team = \"acme\"\n",
+                "github.required_team",
+            ),
+            ("[github]\napi_url = \"ftp://x\"\n", "github.api_url"),
+            (
+                "[github]\nname = \"test\"\n[[issuers]]\nname = \"test\"\nissuer = \"https://x\"\naudiences = [\"a\"]\ndiscovery = true\n",
+                "github.name",
+            ),
+            ("[github]\ncleint_id = \"x\"\n", "cleint_id"),
+            (
+                &issuer(&format!("discovery = true\njwks_file = \"{KEY}\"")),
+                "cannot be combined",
+            ),
+            (&issuer("jwks_uri = \"not a url\""), "issuers[0].jwks_uri"),
+            (
+                "[[issuers]]\nname = \"x\"\naudiences = [\"a\"]\ndiscovery = true\n",
+                "issuers[0].issuer",
+            ),
+            (
+                "[check]\ntoken_header = \"Authorization\"\n",
+                "check.token_header",
+            ),
+        ];
+        for (toml, want) in cases {
+            let e = err(toml);
+            assert!(e.contains(want), "want {want:?} in {e}");
+        }
+    }
+
+    #[test]
     fn a_typo_names_the_key() {
         let e = err("[server]\nlisten_addr = \"127.0.0.1:1\"\n");
         assert!(e.contains("listen_addr"), "{e}");
