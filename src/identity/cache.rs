@@ -66,6 +66,11 @@ impl TokenCache {
         Ok(identity)
     }
 
+    /// Forgets every verified token (a signing key was removed).
+    pub fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+    }
+
     #[cfg(test)]
     pub fn entry_count(&self) -> u64 {
         self.cache.entry_count()

@@ -65,6 +65,9 @@ pub struct RemoteJwks {
     /// When the last on-demand fetch started; the lock is the single flight.
     last_refetch: tokio::sync::Mutex<Option<Instant>>,
     fetches: AtomicU64,
+    /// Verified tokens to forget when a key disappears, so that removing a
+    /// key revokes the tokens it signed at the next refresh, cached or not.
+    revokes: std::sync::OnceLock<super::TokenCache>,
 }
 
 impl RemoteJwks {
@@ -77,7 +80,13 @@ impl RemoteJwks {
             keys: RwLock::new(Arc::new(Vec::new())),
             last_refetch: tokio::sync::Mutex::new(None),
             fetches: AtomicU64::new(0),
+            revokes: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Tokens in `cache` are forgotten whenever a key is removed.
+    pub fn revoke_into(&self, cache: super::TokenCache) {
+        let _ = self.revokes.set(cache);
     }
 
     /// The current key set (possibly empty before the first success).
@@ -128,7 +137,22 @@ impl RemoteJwks {
                 reason: "no signing keys".into(),
             });
         }
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        let previous = std::mem::replace(
+            &mut *self.keys.write().unwrap_or_else(|e| e.into_inner()),
+            Arc::new(keys),
+        );
+        let current = self.keys();
+        let removed = previous.iter().any(|old| {
+            !current
+                .iter()
+                .any(|k| k.kid == old.kid && k.algorithm == old.algorithm)
+        });
+        if removed {
+            tracing::info!(issuer = %self.issuer, "a signing key was removed; forgetting verified tokens");
+            if let Some(cache) = self.revokes.get() {
+                cache.invalidate_all();
+            }
+        }
         Ok(max_age)
     }
 
@@ -215,4 +239,22 @@ fn max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .filter_map(|d| d.trim().strip_prefix("max-age="))
         .find_map(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(max_age(&headers), None);
+        headers.insert(
+            "cache-control",
+            "public, max-age=3600, must-revalidate".parse().unwrap(),
+        );
+        assert_eq!(max_age(&headers), Some(Duration::from_secs(3600)));
+        headers.insert("cache-control", "no-cache".parse().unwrap());
+        assert_eq!(max_age(&headers), None);
+    }
 }

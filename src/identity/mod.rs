@@ -121,6 +121,11 @@ pub struct IdentityVerifier {
 
 impl IdentityVerifier {
     pub fn new(issuers: Vec<JwtIssuer>, cache: TokenCache) -> Self {
+        for issuer in &issuers {
+            if let KeySource::Remote(remote) = &issuer.keys {
+                remote.revoke_into(cache.clone());
+            }
+        }
         let by_iss = issuers
             .into_iter()
             .map(|i| (i.iss.clone(), Arc::new(i)))
