@@ -12,10 +12,7 @@
 //!   token already validated keeps working from the cache.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -53,7 +50,6 @@ pub struct GithubSource {
     settings: GithubSettings,
     http: reqwest::Client,
     cache: Cache<[u8; 32], Outcome>,
-    calls: AtomicU64,
 }
 
 impl std::fmt::Debug for GithubSource {
@@ -121,17 +117,11 @@ impl GithubSource {
             settings,
             http,
             cache,
-            calls: AtomicU64::new(0),
         }
     }
 
     pub fn name(&self) -> &IssuerName {
         &self.settings.name
-    }
-
-    /// GitHub API calls made so far.
-    pub fn api_calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
     }
 
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedIdentity>, TokenError> {
@@ -239,7 +229,6 @@ impl GithubSource {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Response, Failure> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
         let response = request
             .header("accept", "application/vnd.github+json")
             .header("x-github-api-version", "2022-11-28")

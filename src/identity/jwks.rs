@@ -10,10 +10,7 @@
 //!   issuer without keys (and readiness false) until a fetch succeeds.
 
 use std::{
-    sync::{
-        Arc, RwLock,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
@@ -64,7 +61,6 @@ pub struct RemoteJwks {
     keys: RwLock<Arc<Vec<VerifyKey>>>,
     /// When the last on-demand fetch started; the lock is the single flight.
     last_refetch: tokio::sync::Mutex<Option<Instant>>,
-    fetches: AtomicU64,
     /// Verified tokens to forget when a key disappears, so that removing a
     /// key revokes the tokens it signed at the next refresh, cached or not.
     revokes: std::sync::OnceLock<super::TokenCache>,
@@ -79,7 +75,6 @@ impl RemoteJwks {
             client,
             keys: RwLock::new(Arc::new(Vec::new())),
             last_refetch: tokio::sync::Mutex::new(None),
-            fetches: AtomicU64::new(0),
             revokes: std::sync::OnceLock::new(),
         }
     }
@@ -98,35 +93,18 @@ impl RemoteJwks {
         !self.keys().is_empty()
     }
 
-    /// JWKS documents fetched so far (successful or not).
-    pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
-    }
-
     /// Fetches the key set now and, on success, replaces the current one.
     /// Returns the provider's max-age, if it sent one.
     pub async fn refresh(&self) -> Result<Option<Duration>, JwksError> {
         let uri = self.jwks_uri().await?;
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        let fetch_error = |reason: String| JwksError::Fetch {
-            url: uri.clone(),
-            reason,
-        };
-        let response = self
-            .client
-            .get(&uri)
-            .timeout(self.settings.timeout)
-            .send()
-            .await
-            .map_err(|e| fetch_error(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(fetch_error(format!("HTTP {}", response.status())));
-        }
-        let max_age = max_age(response.headers());
-        let set: JwkSet = response
-            .json()
-            .await
-            .map_err(|e| fetch_error(format!("not a JWKS document: {e}")))?;
+        let (set, headers): (JwkSet, _) =
+            self.get_json(&uri)
+                .await
+                .map_err(|reason| JwksError::Fetch {
+                    url: uri.clone(),
+                    reason,
+                })?;
+        let max_age = max_age(&headers);
         let keys = keys_from_jwks(&set, &uri).map_err(|e| JwksError::Unusable {
             url: uri.clone(),
             reason: e.to_string(),
@@ -166,27 +144,39 @@ impl RemoteJwks {
             return Ok(uri);
         }
         let url = self.settings.discovery_url.clone().unwrap_or_default();
-        let discovery_error = |reason: String| JwksError::Discovery {
-            url: url.clone(),
-            reason,
-        };
-        let response = self
-            .client
-            .get(&url)
-            .timeout(self.settings.timeout)
-            .send()
-            .await
-            .map_err(|e| discovery_error(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(discovery_error(format!("HTTP {}", response.status())));
-        }
-        let discovery: Discovery = response
-            .json()
-            .await
-            .map_err(|e| discovery_error(format!("no jwks_uri: {e}")))?;
+        let (discovery, _): (Discovery, _) =
+            self.get_json(&url)
+                .await
+                .map_err(|reason| JwksError::Discovery {
+                    url: url.clone(),
+                    reason,
+                })?;
         *self.jwks_uri.write().unwrap_or_else(|e| e.into_inner()) =
             Some(discovery.jwks_uri.clone());
         Ok(discovery.jwks_uri)
+    }
+
+    /// GETs a JSON document; the error says what went wrong, for logs.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<(T, reqwest::header::HeaderMap), String> {
+        let response = self
+            .client
+            .get(url)
+            .timeout(self.settings.timeout)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status()));
+        }
+        let headers = response.headers().clone();
+        let body = response
+            .json()
+            .await
+            .map_err(|e| format!("unexpected document: {e}"))?;
+        Ok((body, headers))
     }
 
     /// Called when a token names a `kid` we lack. Fetches at most once per

@@ -143,10 +143,6 @@ impl IdentityVerifier {
         self
     }
 
-    pub fn github(&self) -> Option<&github::GithubSource> {
-        self.github.as_ref()
-    }
-
     /// Verifies `token`, from the cache when it was verified before.
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedIdentity>, TokenError> {
         if let Some(github) = &self.github

@@ -61,6 +61,32 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Runs an `UPDATE ... WHERE where_user!() RETURNING` that sets one
+    /// column (`?4`) and `updated_at` (`?5`).
+    async fn update_one<'q, T>(
+        &self,
+        user: &'q UserRef,
+        sql: &'static str,
+        value: T,
+    ) -> Result<User, StoreError>
+    where
+        T: 'q + Send + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    {
+        let (id, issuer, subject) = binds(user);
+        let row: Option<UserRow> = sqlx::query_as(sql)
+            .bind(id)
+            .bind(issuer)
+            .bind(subject)
+            .bind(value)
+            .bind(now())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or_else(|| StoreError::NotFound(user.to_string()))?
+            .try_into()
+    }
+}
+
 fn open_error(path: &Path, source: sqlx::Error) -> StoreError {
     StoreError::Open {
         path: path.display().to_string(),
@@ -198,43 +224,23 @@ impl UserStore for SqliteStore {
     }
 
     async fn set_enabled(&self, user: &UserRef, enabled: bool) -> Result<User, StoreError> {
-        let (id, issuer, subject) = binds(user);
         let sql = concat!(
             "UPDATE users SET enabled = ?4, updated_at = ?5 WHERE ",
             where_user!(),
             " RETURNING ",
             columns!()
         );
-        let row: Option<UserRow> = sqlx::query_as(sql)
-            .bind(id)
-            .bind(issuer)
-            .bind(subject)
-            .bind(enabled)
-            .bind(now())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.ok_or_else(|| StoreError::NotFound(user.to_string()))?
-            .try_into()
+        self.update_one(user, sql, enabled).await
     }
 
     async fn update_login(&self, user: &UserRef, login: &Login) -> Result<User, StoreError> {
-        let (id, issuer, subject) = binds(user);
         let sql = concat!(
             "UPDATE users SET login = ?4, updated_at = ?5 WHERE ",
             where_user!(),
             " RETURNING ",
             columns!()
         );
-        let row: Option<UserRow> = sqlx::query_as(sql)
-            .bind(id)
-            .bind(issuer)
-            .bind(subject)
-            .bind(login.as_str())
-            .bind(now())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.ok_or_else(|| StoreError::NotFound(user.to_string()))?
-            .try_into()
+        self.update_one(user, sql, login.as_str()).await
     }
 
     async fn remove(&self, user: &UserRef) -> Result<User, StoreError> {
