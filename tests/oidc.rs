@@ -43,6 +43,29 @@ async fn app_with(provider: &FakeOidc, refresh_secs: u64, refetch_secs: u64) -> 
     app
 }
 
+/// A provider publishing `kids` (a: rsa.pem, b: rsa-other.pem), and a
+/// sidecar that has fetched its keys and allows alice.
+async fn serving(kids: &[&str], refresh_secs: u64, refetch_secs: u64) -> (FakeOidc, TestApp) {
+    let provider = FakeOidc::start().await;
+    for kid in kids {
+        provider.add_key(
+            kid,
+            if *kid == "a" {
+                "rsa.pem"
+            } else {
+                "rsa-other.pem"
+            },
+        );
+    }
+    let app = app_with(&provider, refresh_secs, refetch_secs).await;
+    wait_ready(&app).await;
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("a", "alice")).await),
+        OK
+    );
+    (provider, app)
+}
+
 /// Waits until the Authorization service reports SERVING (keys loaded by
 /// the background refresher, so no check has spent the refetch budget).
 async fn wait_ready(app: &TestApp) {
@@ -76,14 +99,7 @@ async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
 
 #[tokio::test]
 async fn keys_are_found_by_discovery_and_a_new_key_after_one_refetch() {
-    let provider = FakeOidc::start().await;
-    provider.add_key("a", "rsa.pem");
-    let app = app_with(&provider, 3600, 30).await;
-    wait_ready(&app).await;
-    assert_eq!(
-        code(&app.check_bearer(&provider.token("a", "alice")).await),
-        OK
-    );
+    let (provider, app) = serving(&["a"], 3600, 30).await;
 
     // Rotation: the provider publishes key b; a token signed with it causes
     // exactly one fetch, then verifies.
@@ -98,14 +114,7 @@ async fn keys_are_found_by_discovery_and_a_new_key_after_one_refetch() {
 
 #[tokio::test]
 async fn a_flood_of_unknown_kids_causes_at_most_one_fetch_per_interval() {
-    let provider = FakeOidc::start().await;
-    provider.add_key("a", "rsa.pem");
-    let app = app_with(&provider, 3600, 60).await;
-    wait_ready(&app).await;
-    assert_eq!(
-        code(&app.check_bearer(&provider.token("a", "alice")).await),
-        OK
-    );
+    let (provider, app) = serving(&["a"], 3600, 60).await;
     let before = provider.jwks_fetches();
 
     let client = app.client().await;
@@ -132,15 +141,7 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_fetch_per_interval() {
 
 #[tokio::test]
 async fn an_outage_keeps_the_last_good_keys_and_removed_keys_stop_verifying() {
-    let provider = FakeOidc::start().await;
-    provider.add_key("a", "rsa.pem");
-    provider.add_key("b", "rsa-other.pem");
-    let app = app_with(&provider, 1, 1).await;
-    wait_ready(&app).await;
-    assert_eq!(
-        code(&app.check_bearer(&provider.token("a", "alice")).await),
-        OK
-    );
+    let (provider, app) = serving(&["a", "b"], 1, 1).await;
 
     // Down for a few refresh periods: new tokens (not cached) still verify.
     provider.set_down(true);
@@ -219,14 +220,7 @@ async fn a_provider_down_at_start_up_makes_the_server_unready_not_dead() {
 
 #[tokio::test]
 async fn a_slow_provider_does_not_hold_checks_past_the_fetch_timeout() {
-    let provider = FakeOidc::start().await;
-    provider.add_key("a", "rsa.pem");
-    let app = app_with(&provider, 3600, 1).await;
-    wait_ready(&app).await;
-    assert_eq!(
-        code(&app.check_bearer(&provider.token("a", "alice")).await),
-        OK
-    );
+    let (provider, app) = serving(&["a"], 3600, 1).await;
     provider.set_delay(Duration::from_secs(5));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let started = std::time::Instant::now();
