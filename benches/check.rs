@@ -283,8 +283,8 @@ fn bench_paths(c: &mut Criterion) {
 fn bench_headers(c: &mut Criterion) {
     let hot = HotPath::new();
     let view = RequestView {
-        method: "GET".into(),
-        path: "/".into(),
+        method: "GET",
+        path: "/",
         request_id: RequestId::parse("3c5e0b5e"),
         headers: ClientHeaders::new([("x-dispatch-user", "mallory"), ("x-dispatch-org", "evil")]),
     };

@@ -116,7 +116,7 @@ pub struct UpstreamHeaders {
 }
 
 impl Permit {
-    pub fn upstream_headers(&self, request: &RequestView) -> UpstreamHeaders {
+    pub fn upstream_headers(&self, request: &RequestView<'_>) -> UpstreamHeaders {
         let mut set = Vec::with_capacity(5);
         if let Self::User(user) = self {
             set.push((names::USER, user.login.to_string()));
@@ -176,12 +176,12 @@ mod tests {
         })
     }
 
-    fn request(headers: &[(&str, &str)]) -> RequestView {
+    fn request<'a>(headers: &[(&'a str, &'a str)]) -> RequestView<'a> {
         RequestView {
-            method: "GET".into(),
-            path: "/".into(),
+            method: "GET",
+            path: "/",
             request_id: RequestId::parse("req-1"),
-            headers: ClientHeaders::new(headers.iter().map(|(k, v)| (*k, v.to_string()))),
+            headers: ClientHeaders::new(headers.iter().copied()),
         }
     }
 

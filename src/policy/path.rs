@@ -30,34 +30,33 @@ pub enum AmbiguousPath {
 
 /// A path with its query and fragment cut off and every segment checked to
 /// mean one thing. Segments are kept as sent (still percent-encoded).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestPath(String);
+/// It borrows the request's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestPath<'a>(&'a str);
 
-impl RequestPath {
-    pub fn parse(raw: &str) -> Result<Self, AmbiguousPath> {
+impl<'a> RequestPath<'a> {
+    pub fn parse(raw: &'a str) -> Result<Self, AmbiguousPath> {
         let path = raw.split(['?', '#']).next().unwrap_or_default();
         if !path.starts_with('/') {
             return Err(AmbiguousPath::NotAbsolute);
         }
-        let segments: Vec<&str> = path[1..].split('/').collect();
-        let (last, inner) = segments.split_last().unwrap_or((&"", &[]));
-        // A trailing slash (`/healthz/`) has one reading; `a//b` does not.
-        if inner.iter().any(|s| s.is_empty()) {
-            return Err(AmbiguousPath::EmptySegment);
+        let mut segments = path[1..].split('/').peekable();
+        while let Some(segment) = segments.next() {
+            // A trailing slash (`/healthz/`) has one reading; `a//b` does not.
+            if segment.is_empty() && segments.peek().is_some() {
+                return Err(AmbiguousPath::EmptySegment);
+            }
+            check_segment(segment)?;
         }
-        inner
-            .iter()
-            .chain([last])
-            .try_for_each(|s| check_segment(s))?;
-        Ok(Self(path.to_owned()))
+        Ok(Self(path))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn as_str(&self) -> &'a str {
+        self.0
     }
 
     /// The segments after the leading `/`; `/` alone has none.
-    pub fn segments(&self) -> impl Iterator<Item = &str> {
+    pub fn segments(&self) -> impl Iterator<Item = &'a str> + use<'a> {
         self.0[1..].split('/').filter(|s| !s.is_empty())
     }
 }
@@ -68,6 +67,13 @@ fn check_segment(segment: &str) -> Result<(), AmbiguousPath> {
     }
     if segment.chars().any(char::is_control) {
         return Err(AmbiguousPath::ControlCharacter);
+    }
+    if !segment.contains('%') {
+        // Nothing encoded: the segment reads as it is.
+        return match segment {
+            "." | ".." => Err(AmbiguousPath::DotSegment),
+            _ => Ok(()),
+        };
     }
     let decoded = decode(segment)?;
     if decoded
@@ -147,7 +153,7 @@ impl PublicPaths {
         Ok(segments)
     }
 
-    pub fn is_public(&self, path: &RequestPath) -> bool {
+    pub fn is_public(&self, path: &RequestPath<'_>) -> bool {
         self.prefixes.iter().any(|prefix| {
             let mut segments = path.segments();
             prefix.iter().all(|p| segments.next() == Some(p.as_str()))

@@ -6,7 +6,7 @@
 //! what Envoy's `failure_mode_allow: true` turns into an allow, so every
 //! failure, even a malformed request, is answered as a denial.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use envoy_types::{
     ext_authz::v3::pb::{
@@ -67,7 +67,7 @@ impl Authorization for AuthorizationService {
 }
 
 /// Reads what the pipeline needs; `Err` names what is missing.
-pub fn request_view(request: &CheckRequest) -> Result<RequestView, &'static str> {
+pub fn request_view(request: &CheckRequest) -> Result<RequestView<'_>, &'static str> {
     let http = request
         .attributes
         .as_ref()
@@ -76,23 +76,21 @@ pub fn request_view(request: &CheckRequest) -> Result<RequestView, &'static str>
         .as_ref()
         .and_then(|r| r.http.as_ref())
         .ok_or("check request has no attributes.request.http")?;
-    let mut pairs: Vec<(&str, String)> = http
+    let map = http.header_map.iter().flat_map(|m| m.headers.iter());
+    let pairs = http
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    // With `encode_raw_headers: true` Envoy sends headers here instead,
-    // repeats kept apart and values as bytes.
-    if let Some(map) = &http.header_map {
-        pairs.extend(map.headers.iter().map(|h| {
+        .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
+        // With `encode_raw_headers: true` Envoy sends headers here instead,
+        // repeats kept apart and values as bytes.
+        .chain(map.map(|h| {
             let value = if h.raw_value.is_empty() {
-                h.value.clone()
+                Cow::Borrowed(h.value.as_str())
             } else {
-                String::from_utf8_lossy(&h.raw_value).into_owned()
+                String::from_utf8_lossy(&h.raw_value)
             };
             (h.key.as_str(), value)
         }));
-    }
     let headers = ClientHeaders::new(pairs);
     // `http.id` is Envoy's internal stream id; `x-request-id` (which Envoy
     // sets before ext_authz runs) is what its access logs and the upstream see.
@@ -102,21 +100,21 @@ pub fn request_view(request: &CheckRequest) -> Result<RequestView, &'static str>
         .and_then(RequestId::parse)
         .or_else(|| RequestId::parse(&http.id));
     Ok(RequestView {
-        method: http.method.clone(),
-        path: http.path.clone(),
+        method: &http.method,
+        path: &http.path,
         request_id,
         headers,
     })
 }
 
-pub fn check_response(decision: &Decision, request: &RequestView) -> CheckResponse {
+pub fn check_response(decision: &Decision, request: &RequestView<'_>) -> CheckResponse {
     match decision {
         Decision::Allow(permit) => allowed(permit, request),
         Decision::Deny(denial) => denied(denial),
     }
 }
 
-fn allowed(permit: &Permit, request: &RequestView) -> CheckResponse {
+fn allowed(permit: &Permit, request: &RequestView<'_>) -> CheckResponse {
     let headers = permit.upstream_headers(request);
     CheckResponse {
         status: Some(rpc::Status {
