@@ -317,3 +317,32 @@ async fn tokens_never_reach_the_store_or_the_cache_in_clear() {
         );
     }
 }
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_check_finish() {
+    let github = FakeGithub::start().await;
+    github.add_token(TOKEN, account(583231, "octocat"));
+    github.set_delay(Duration::from_millis(500));
+    let mut app = spawn(&github, Setup::default()).await;
+    app.add_user_of("github", "583231", "octocat").await;
+
+    // The check waits half a second on GitHub; shut down while it does.
+    let mut client = app.client().await;
+    let in_flight = tokio::spawn(async move {
+        let auth = format!("Bearer {TOKEN}");
+        client
+            .check(check_request("GET", "/", &[("authorization", &auth)]))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.stop().await;
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight check was cut off");
+    assert_eq!(code(answer.get_ref()), OK);
+    assert!(
+        tokio::net::TcpStream::connect(app.addr).await.is_err(),
+        "still accepting"
+    );
+}
