@@ -233,3 +233,36 @@ async fn a_slow_provider_does_not_hold_checks_past_the_fetch_timeout() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_refetch_outlives_a_check_that_envoy_gave_up_on() {
+    let (provider, app) = serving(&["a"], 3600, 60).await;
+    provider.add_key("b", "rsa-other.pem");
+    // Slower than the caller's patience, within the fetch timeout (500 ms).
+    provider.set_delay(Duration::from_millis(300));
+    let before = provider.jwks_fetches();
+
+    // The caller gives up after 100 ms, as Envoy would at its timeout.
+    let token = provider.token("b", "alice");
+    let mut client = app.client().await;
+    let auth = format!("Bearer {token}");
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        client.check(check_request("GET", "/", &[("authorization", &auth)])),
+    )
+    .await;
+    assert!(
+        gave_up.is_err(),
+        "the check should still be waiting on the provider"
+    );
+
+    // The fetch went on; the next check finds key b without another fetch.
+    eventually("the abandoned fetch to finish", async || {
+        provider.jwks_fetches() == before + 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    provider.set_delay(Duration::ZERO);
+    assert_eq!(code(&app.check_bearer(&token).await), OK);
+    assert_eq!(provider.jwks_fetches(), before + 1);
+}

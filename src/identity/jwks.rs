@@ -182,19 +182,27 @@ impl RemoteJwks {
     /// Called when a token names a `kid` we lack. Fetches at most once per
     /// `min_refetch_interval`; concurrent callers wait for the one fetch.
     /// Returns whether a fetch happened and succeeded.
-    pub async fn refetch_for_unknown_kid(&self) -> bool {
-        let mut last = self.last_refetch.lock().await;
-        if last.is_some_and(|at| at.elapsed() < self.settings.min_refetch_interval) {
-            return false;
-        }
-        *last = Some(Instant::now());
-        match self.refresh().await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!(issuer = %self.issuer, error = %e, "key refetch failed; keeping the last good keys");
-                false
+    ///
+    /// The fetch runs as its own task: when Envoy gives up on the check
+    /// (its timeout is shorter than ours) the fetch still completes and the
+    /// next check finds the new key, instead of waiting out the interval.
+    pub async fn refetch_for_unknown_kid(self: &Arc<Self>) -> bool {
+        let this = self.clone();
+        let fetch = tokio::spawn(async move {
+            let mut last = this.last_refetch.lock().await;
+            if last.is_some_and(|at| at.elapsed() < this.settings.min_refetch_interval) {
+                return false;
             }
-        }
+            *last = Some(Instant::now());
+            match this.refresh().await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(issuer = %this.issuer, error = %e, "key refetch failed; keeping the last good keys");
+                    false
+                }
+            }
+        });
+        fetch.await.unwrap_or(false)
     }
 
     /// Refreshes forever: at the provider's max-age (within bounds) or the
