@@ -346,3 +346,30 @@ async fn shutdown_lets_an_in_flight_check_finish() {
         "still accepting"
     );
 }
+
+#[tokio::test]
+async fn a_github_answer_outlives_a_check_that_envoy_gave_up_on() {
+    let github = FakeGithub::start().await;
+    github.add_token(TOKEN, account(583231, "octocat"));
+    github.set_delay(Duration::from_millis(300));
+    let app = spawn(&github, Setup::default()).await;
+    app.add_user_of("github", "583231", "octocat").await;
+
+    // The caller gives up after 100 ms, as Envoy would at its timeout.
+    let mut client = app.client().await;
+    let auth = format!("Bearer {TOKEN}");
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        client.check(check_request("GET", "/", &[("authorization", &auth)])),
+    )
+    .await;
+    assert!(
+        gave_up.is_err(),
+        "the check should still be waiting on GitHub"
+    );
+
+    // GitHub's answer was still recorded: the retry is served from the cache.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(code(&app.check_bearer(TOKEN).await), OK);
+    assert_eq!(github.calls(), 1);
+}

@@ -124,25 +124,40 @@ impl GithubSource {
         &self.settings.name
     }
 
-    pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedIdentity>, TokenError> {
+    pub async fn verify(
+        self: &Arc<Self>,
+        token: &str,
+    ) -> Result<Arc<VerifiedIdentity>, TokenError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let outcome = self
             .cache
-            .try_get_with(key, async {
-                match self.lookup(token).await {
-                    Ok(identity) => Ok(Arc::new(Ok(Arc::new(identity)))),
-                    Err(Failure::Refused(e)) => Ok(Arc::new(Err(e))),
-                    Err(Failure::Outage(detail)) => {
-                        tracing::warn!(source = %self.settings.name, %detail, "GitHub API unavailable");
-                        Err(TokenError::ProviderUnavailable {
-                            source_name: self.settings.name.to_string(),
-                        })
-                    }
-                }
-            })
+            .try_get_with(key, self.clone().judge(key, token.to_owned()))
             .await
             .map_err(|e| (*e).clone())?;
         (*outcome).clone()
+    }
+
+    /// Asks GitHub in a task of its own, which records the answer itself:
+    /// when the caller is gone (Envoy's timeout can be shorter than GitHub's
+    /// latency), the answer still lands in the cache for the client's retry.
+    async fn judge(self: Arc<Self>, key: [u8; 32], token: String) -> Result<Outcome, TokenError> {
+        let unavailable = TokenError::ProviderUnavailable {
+            source_name: self.settings.name.to_string(),
+        };
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let outcome: Outcome = match this.lookup(&token).await {
+                Ok(identity) => Arc::new(Ok(Arc::new(identity))),
+                Err(Failure::Refused(e)) => Arc::new(Err(e)),
+                Err(Failure::Outage(detail)) => {
+                    tracing::warn!(source = %this.settings.name, %detail, "GitHub API unavailable");
+                    return None;
+                }
+            };
+            this.cache.insert(key, outcome.clone()).await;
+            Some(outcome)
+        });
+        task.await.ok().flatten().ok_or(unavailable)
     }
 
     async fn lookup(&self, token: &str) -> Result<VerifiedIdentity, Failure> {

@@ -115,7 +115,7 @@ impl TokenError {
 /// a cache of verified tokens.
 pub struct IdentityVerifier {
     by_iss: HashMap<String, Arc<JwtIssuer>>,
-    github: Option<github::GithubSource>,
+    github: Option<Arc<github::GithubSource>>,
     cache: TokenCache,
 }
 
@@ -139,7 +139,7 @@ impl IdentityVerifier {
 
     /// Adds the GitHub token source.
     pub fn with_github(mut self, github: Option<github::GithubSource>) -> Self {
-        self.github = github;
+        self.github = github.map(Arc::new);
         self
     }
 
