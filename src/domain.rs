@@ -108,6 +108,50 @@ impl IssuerName {
 }
 
 string_newtype!(
+    /// An organization (Dispatch's `X-Dispatch-Org`): lower-case letters,
+    /// digits and `-`, starting with a letter or digit.
+    OrgName
+);
+
+impl OrgName {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        slug("organization", value).map(Self)
+    }
+}
+
+string_newtype!(
+    /// A role's name, unique within its scope (global, or one organization).
+    RoleName
+);
+
+impl RoleName {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        slug("role name", value).map(Self)
+    }
+}
+
+/// Lower-case letters, digits and `-`, 1 to 63 characters, starting with a
+/// letter or digit: safe in a header, a path and a log line.
+fn slug(what: &'static str, value: &str) -> Result<String, InvalidValue> {
+    printable(what, value, 63)?;
+    let first_ok = value
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !first_ok
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(InvalidValue::new(
+            what,
+            "use lower-case letters, digits and '-', starting with a letter or digit",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+string_newtype!(
     /// The issuer's stable identifier for a principal (the `sub` claim, or for
     /// GitHub the numeric user id). Never a display name: logins can be renamed
     /// and then reused by someone else.

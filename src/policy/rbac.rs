@@ -1,0 +1,165 @@
+//! Roles and organizations: may this subject do this action on this
+//! resource in this organization?
+//!
+//! The model keeps Dispatch's `(org, subject, resource, action)` question and
+//! fixes its defects: permissions live in roles, roles are bound to subjects
+//! (never to bare names), an organization has members, and a global role is
+//! a separate, explicit thing. Deny by default: no org, not a member, no role
+//! granting the permission, or a disabled subject all deny.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use thiserror::Error;
+
+use super::routes::Action;
+use crate::domain::{OrgName, RoleName};
+
+/// `*` or one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern<T> {
+    Any,
+    Exactly(T),
+}
+
+impl<T: PartialEq> Pattern<T> {
+    fn matches(&self, value: &T) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Exactly(v) => v == value,
+        }
+    }
+}
+
+/// `(resource, action)` with wildcards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permission {
+    pub resource: Pattern<String>,
+    pub action: Pattern<Action>,
+}
+
+impl Permission {
+    /// From `resource:action`, either side `*` (`function:get`, `*:get`, `iam:*`).
+    pub fn parse(value: &str) -> Option<Self> {
+        let (resource, action) = value.split_once(':')?;
+        let resource = match resource {
+            "*" => Pattern::Any,
+            r if !r.is_empty()
+                && r.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                }) =>
+            {
+                Pattern::Exactly(r.to_owned())
+            }
+            _ => return None,
+        };
+        let action = match action {
+            "*" => Pattern::Any,
+            a => Pattern::Exactly(Action::parse(a)?),
+        };
+        Some(Self { resource, action })
+    }
+
+    pub fn grants(&self, resource: &str, action: Action) -> bool {
+        self.resource.matches(&resource.to_owned()) && self.action.matches(&action)
+    }
+}
+
+/// Where a role is defined and may be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Applies in every organization; only global admins may bind it.
+    Global,
+    Org(OrgName),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub name: RoleName,
+    pub scope: Scope,
+    pub permissions: Vec<Permission>,
+}
+
+/// Everything about one subject that a decision needs, loaded (and cached)
+/// by the store; deciding is then pure.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    pub enabled: bool,
+    pub default_org: Option<OrgName>,
+    pub member_of: BTreeSet<OrgName>,
+    /// The subject's role bindings. An org-scoped role applies only in its
+    /// organization; a global role everywhere.
+    pub roles: Vec<Arc<Role>>,
+}
+
+/// An allowed request: the organization it was decided in and the roles the
+/// subject holds there (for `x-dispatch-org` and `x-dispatch-roles`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    pub org: OrgName,
+    pub roles: Vec<RoleName>,
+}
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum Refused {
+    #[error("subject is disabled")]
+    Disabled,
+    #[error("no organization: send x-dispatch-org or set a default organization")]
+    NoOrg,
+    #[error("not a member of organization {0}")]
+    NotAMember(OrgName),
+    #[error("no role grants {action} on {resource} in organization {org}")]
+    NotGranted {
+        org: OrgName,
+        resource: String,
+        action: Action,
+    },
+}
+
+impl Grants {
+    /// The roles that apply in `org`.
+    fn roles_in<'g>(&'g self, org: &'g OrgName) -> impl Iterator<Item = &'g Arc<Role>> + 'g {
+        self.roles.iter().filter(move |r| match &r.scope {
+            Scope::Global => true,
+            Scope::Org(o) => o == org,
+        })
+    }
+
+    fn holds_global_role(&self) -> bool {
+        self.roles.iter().any(|r| r.scope == Scope::Global)
+    }
+
+    /// Decides `(org, resource, action)`; `org` is the requested one (the
+    /// `x-dispatch-org` header), else the subject's default.
+    pub fn decide(
+        &self,
+        org: Option<&OrgName>,
+        resource: &str,
+        action: Action,
+    ) -> Result<Allowed, Refused> {
+        if !self.enabled {
+            return Err(Refused::Disabled);
+        }
+        let org = org.or(self.default_org.as_ref()).ok_or(Refused::NoOrg)?;
+        if !self.member_of.contains(org) && !self.holds_global_role() {
+            return Err(Refused::NotAMember(org.clone()));
+        }
+        let mut roles = self.roles_in(org);
+        if !roles.any(|r| r.permissions.iter().any(|p| p.grants(resource, action))) {
+            return Err(Refused::NotGranted {
+                org: org.clone(),
+                resource: resource.to_owned(),
+                action,
+            });
+        }
+        let mut names: Vec<RoleName> = self.roles_in(org).map(|r| r.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        Ok(Allowed {
+            org: org.clone(),
+            roles: names,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

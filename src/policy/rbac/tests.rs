@@ -1,0 +1,277 @@
+//! The decision table: (subject, x-dispatch-org, method, path) → decision.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use super::*;
+use crate::policy::{RequestPath, RouteMap};
+
+fn org(name: &str) -> OrgName {
+    OrgName::parse(name).unwrap()
+}
+
+fn role(name: &str, scope: Option<&str>, permissions: &[&str]) -> Arc<Role> {
+    Arc::new(Role {
+        name: RoleName::parse(name).unwrap(),
+        scope: scope.map_or(Scope::Global, |o| Scope::Org(org(o))),
+        permissions: permissions
+            .iter()
+            .map(|p| Permission::parse(p).unwrap())
+            .collect(),
+    })
+}
+
+fn grants(
+    enabled: bool,
+    default: Option<&str>,
+    member_of: &[&str],
+    roles: Vec<Arc<Role>>,
+) -> Grants {
+    Grants {
+        enabled,
+        default_org: default.map(org),
+        member_of: member_of.iter().map(|o| org(o)).collect::<BTreeSet<_>>(),
+        roles,
+    }
+}
+
+fn subject(name: &str) -> Grants {
+    let developer = role(
+        "developer",
+        Some("acme"),
+        &["function:*", "runs:*", "image:get", "baseimage:get"],
+    );
+    let viewer = role("viewer", Some("beta"), &["*:get"]);
+    let deployer = role(
+        "deployer",
+        Some("acme"),
+        &[
+            "function:create",
+            "function:update",
+            "image:*",
+            "baseimage:*",
+        ],
+    );
+    let iam_admin = role("iam-admin", Some("beta"), &["iam:*"]);
+    let admin = role("admin", None, &["*:*"]);
+    match name {
+        "alice" => grants(true, Some("acme"), &["acme"], vec![developer]),
+        "bob" => grants(true, Some("acme"), &["acme", "beta"], vec![viewer]),
+        "root" => grants(true, None, &[], vec![admin]),
+        "carol" => grants(false, Some("acme"), &["acme"], vec![developer]),
+        "dave" => grants(true, Some("acme"), &["acme"], vec![]),
+        "svc" => grants(true, Some("acme"), &["acme"], vec![deployer]),
+        // A role bound in an org the subject is no longer a member of.
+        "eve" => grants(
+            true,
+            None,
+            &["beta"],
+            vec![iam_admin, role("developer", Some("acme"), &["*:*"])],
+        ),
+        other => panic!("unknown subject {other}"),
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Want {
+    Allow(String, Vec<String>),
+    Disabled,
+    NoOrg,
+    NotAMember,
+    NotGranted,
+    /// No resource (unmatched route) or no action (unknown method).
+    NoQuestion,
+}
+
+fn decide(who: &str, org_header: Option<&str>, method: &str, path: &str) -> Want {
+    let routes = RouteMap::dispatch();
+    let Some(action) = Action::from_method(method) else {
+        return Want::NoQuestion;
+    };
+    let path = RequestPath::parse(path).unwrap();
+    let Some(resource) = routes.resource("api.example.com", &path) else {
+        return Want::NoQuestion;
+    };
+    let header = org_header.map(org);
+    match subject(who).decide(header.as_ref(), resource, action) {
+        Ok(allowed) => Want::Allow(
+            allowed.org.to_string(),
+            allowed.roles.iter().map(|r| r.to_string()).collect(),
+        ),
+        Err(Refused::Disabled) => Want::Disabled,
+        Err(Refused::NoOrg) => Want::NoOrg,
+        Err(Refused::NotAMember(_)) => Want::NotAMember,
+        Err(Refused::NotGranted { .. }) => Want::NotGranted,
+    }
+}
+
+#[allow(non_snake_case)]
+fn Allow(org: &str, roles: &[&str]) -> Want {
+    Want::Allow(
+        org.to_owned(),
+        roles.iter().map(|r| (*r).to_owned()).collect(),
+    )
+}
+
+#[test]
+fn the_decision_table() {
+    use Want::{Disabled, NoOrg, NoQuestion, NotAMember, NotGranted};
+    let rows: &[(&str, Option<&str>, &str, &str, Want)] = &[
+        // A developer in their default org.
+        (
+            "alice",
+            None,
+            "GET",
+            "/v1/function",
+            Allow("acme", &["developer"]),
+        ),
+        (
+            "alice",
+            None,
+            "POST",
+            "/v1/function",
+            Allow("acme", &["developer"]),
+        ),
+        (
+            "alice",
+            None,
+            "DELETE",
+            "/v1/function/hello",
+            Allow("acme", &["developer"]),
+        ),
+        (
+            "alice",
+            Some("acme"),
+            "POST",
+            "/v1/runs?functionName=f",
+            Allow("acme", &["developer"]),
+        ),
+        // Images (roadmap 1.4): read-only for developers.
+        (
+            "alice",
+            None,
+            "GET",
+            "/v1/image/py3",
+            Allow("acme", &["developer"]),
+        ),
+        ("alice", None, "POST", "/v1/image", NotGranted),
+        (
+            "alice",
+            None,
+            "GET",
+            "/v1/baseimage",
+            Allow("acme", &["developer"]),
+        ),
+        ("alice", None, "DELETE", "/v1/baseimage/python3", NotGranted),
+        ("alice", None, "GET", "/v1/secret/db", NotGranted),
+        ("alice", None, "GET", "/v1/iam/policy", NotGranted),
+        // Cross-org attempts.
+        ("alice", Some("beta"), "GET", "/v1/function", NotAMember),
+        ("alice", Some("globex"), "GET", "/v1/function", NotAMember),
+        // A member of two orgs: roles apply only where they are bound.
+        (
+            "bob",
+            Some("beta"),
+            "GET",
+            "/v1/secret",
+            Allow("beta", &["viewer"]),
+        ),
+        ("bob", Some("beta"), "PUT", "/v1/secret/x", NotGranted),
+        ("bob", None, "GET", "/v1/function", NotGranted),
+        ("bob", Some("acme"), "GET", "/v1/function", NotGranted),
+        // A global role: any org, member or not, every resource.
+        (
+            "root",
+            Some("acme"),
+            "DELETE",
+            "/v1/iam/policy/x",
+            Allow("acme", &["admin"]),
+        ),
+        (
+            "root",
+            Some("globex"),
+            "POST",
+            "/v1/baseimage",
+            Allow("globex", &["admin"]),
+        ),
+        ("root", None, "GET", "/v1/function", NoOrg),
+        // Disabled subjects are denied whatever they hold.
+        ("carol", None, "GET", "/v1/function", Disabled),
+        // Members without roles can do nothing.
+        ("dave", None, "GET", "/v1/function", NotGranted),
+        ("dave", Some("acme"), "GET", "/v1/event", NotGranted),
+        // A service account's narrow role.
+        (
+            "svc",
+            None,
+            "POST",
+            "/v1/function",
+            Allow("acme", &["deployer"]),
+        ),
+        (
+            "svc",
+            None,
+            "PATCH",
+            "/v1/function/f",
+            Allow("acme", &["deployer"]),
+        ),
+        ("svc", None, "DELETE", "/v1/function/f", NotGranted),
+        ("svc", None, "GET", "/v1/function", NotGranted),
+        (
+            "svc",
+            None,
+            "POST",
+            "/v1/baseimage",
+            Allow("acme", &["deployer"]),
+        ),
+        // A stale binding in an org the subject left does not count.
+        ("eve", Some("acme"), "GET", "/v1/function", NotAMember),
+        (
+            "eve",
+            Some("beta"),
+            "POST",
+            "/v1/iam/serviceaccount",
+            Allow("beta", &["iam-admin"]),
+        ),
+        ("eve", Some("beta"), "GET", "/v1/function", NotGranted),
+        ("eve", None, "GET", "/v1/iam", NoOrg),
+        // Unmatched routes and unknown methods never reach RBAC.
+        ("root", Some("acme"), "GET", "/v1/functions", NoQuestion),
+        ("root", Some("acme"), "GET", "/admin", NoQuestion),
+        ("root", Some("acme"), "OPTIONS", "/v1/function", NoQuestion),
+        ("root", Some("acme"), "TRACE", "/v1/function", NoQuestion),
+    ];
+    for (who, org_header, method, path, want) in rows {
+        assert_eq!(
+            &decide(who, *org_header, method, path),
+            want,
+            "{who} {org_header:?} {method} {path}"
+        );
+    }
+}
+
+#[test]
+fn permissions_parse_with_wildcards() {
+    assert!(
+        Permission::parse("function:get")
+            .unwrap()
+            .grants("function", Action::Get)
+    );
+    assert!(
+        !Permission::parse("function:get")
+            .unwrap()
+            .grants("function", Action::Create)
+    );
+    assert!(
+        Permission::parse("*:get")
+            .unwrap()
+            .grants("iam", Action::Get)
+    );
+    assert!(
+        Permission::parse("iam:*")
+            .unwrap()
+            .grants("iam", Action::Delete)
+    );
+    for bad in ["function", "function:read", ":get", "Func:get", "a b:get"] {
+        assert!(Permission::parse(bad).is_none(), "{bad}");
+    }
+}
