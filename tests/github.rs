@@ -112,22 +112,8 @@ async fn a_thousand_concurrent_checks_of_one_token_make_one_github_call() {
     let app = spawn(&github, Setup::default()).await;
     app.add_user_of("github", "583231", "octocat").await;
 
-    let client = app.client().await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..1000 {
-        let mut client = client.clone();
-        tasks.spawn(async move {
-            let auth = format!("Bearer {TOKEN}");
-            let r = client
-                .check(check_request("GET", "/", &[("authorization", &auth)]))
-                .await
-                .unwrap();
-            code(r.get_ref())
-        });
-    }
-    while let Some(c) = tasks.join_next().await {
-        assert_eq!(c.unwrap(), OK);
-    }
+    let codes = app.check_concurrently(vec![TOKEN.to_owned(); 1000]).await;
+    assert!(codes.iter().all(|&c| c == OK), "{codes:?}");
     assert_eq!(github.calls(), 1);
 }
 
@@ -356,15 +342,9 @@ async fn a_github_answer_outlives_a_check_that_envoy_gave_up_on() {
     app.add_user_of("github", "583231", "octocat").await;
 
     // The caller gives up after 100 ms, as Envoy would at its timeout.
-    let mut client = app.client().await;
-    let auth = format!("Bearer {TOKEN}");
-    let gave_up = tokio::time::timeout(
-        Duration::from_millis(100),
-        client.check(check_request("GET", "/", &[("authorization", &auth)])),
-    )
-    .await;
     assert!(
-        gave_up.is_err(),
+        app.check_abandoned_after(TOKEN, Duration::from_millis(100))
+            .await,
         "the check should still be waiting on GitHub"
     );
 

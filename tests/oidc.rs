@@ -117,24 +117,13 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_fetch_per_interval() {
     let (provider, app) = serving(&["a"], 3600, 60).await;
     let before = provider.jwks_fetches();
 
-    let client = app.client().await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..1000 {
-        let token =
-            provider.token_with_unpublished_key(&format!("random-{i}"), "rsa-other.pem", "alice");
-        let mut client = client.clone();
-        tasks.spawn(async move {
-            let auth = format!("Bearer {token}");
-            let r = client
-                .check(check_request("GET", "/", &[("authorization", &auth)]))
-                .await
-                .unwrap();
-            code(r.get_ref())
-        });
-    }
-    while let Some(code) = tasks.join_next().await {
-        assert_eq!(code.unwrap(), UNAUTHENTICATED);
-    }
+    let tokens = (0..1000)
+        .map(|i| {
+            provider.token_with_unpublished_key(&format!("random-{i}"), "rsa-other.pem", "alice")
+        })
+        .collect();
+    let codes = app.check_concurrently(tokens).await;
+    assert!(codes.iter().all(|&c| c == UNAUTHENTICATED), "{codes:?}");
     let extra = provider.jwks_fetches() - before;
     assert!(extra <= 1, "{extra} fetches for 1000 unknown kids");
 }
@@ -244,15 +233,9 @@ async fn a_refetch_outlives_a_check_that_envoy_gave_up_on() {
 
     // The caller gives up after 100 ms, as Envoy would at its timeout.
     let token = provider.token("b", "alice");
-    let mut client = app.client().await;
-    let auth = format!("Bearer {token}");
-    let gave_up = tokio::time::timeout(
-        Duration::from_millis(100),
-        client.check(check_request("GET", "/", &[("authorization", &auth)])),
-    )
-    .await;
     assert!(
-        gave_up.is_err(),
+        app.check_abandoned_after(&token, Duration::from_millis(100))
+            .await,
         "the check should still be waiting on the provider"
     );
 

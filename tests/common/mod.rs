@@ -214,6 +214,40 @@ impl TestApp {
             .await
     }
 
+    /// Checks every token at once, each on its own task; returns the status
+    /// codes.
+    pub async fn check_concurrently(&self, tokens: Vec<String>) -> Vec<i32> {
+        let client = self.client().await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for token in tokens {
+            let mut client = client.clone();
+            tasks.spawn(async move {
+                let auth = format!("Bearer {token}");
+                let r = client
+                    .check(check_request("GET", "/", &[("authorization", &auth)]))
+                    .await
+                    .unwrap();
+                r.get_ref().status.as_ref().map_or(-1, |s| s.code)
+            });
+        }
+        let mut codes = Vec::new();
+        while let Some(code) = tasks.join_next().await {
+            codes.push(code.unwrap());
+        }
+        codes
+    }
+
+    /// Sends a check and gives up on it after `patience`, as Envoy does at
+    /// its timeout. True when it did give up (the check was still waiting).
+    pub async fn check_abandoned_after(&self, token: &str, patience: Duration) -> bool {
+        let mut client = self.client().await;
+        let auth = format!("Bearer {token}");
+        let request = check_request("GET", "/", &[("authorization", &auth)]);
+        tokio::time::timeout(patience, client.check(request))
+            .await
+            .is_err()
+    }
+
     pub async fn check(&self, path: &str, headers: &[(&str, &str)]) -> CheckResponse {
         let mut client = self.client().await;
         client
