@@ -301,6 +301,19 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
     );
     assert!(minted.ok, "{}", minted.stderr);
     let good = minted.stdout.trim().to_owned();
+    let ghost = [
+        "users",
+        "add",
+        "--source",
+        "test",
+        "--subject",
+        "666",
+        "--login",
+        "ghost",
+    ];
+    assert!(run(&config, &ghost).ok);
+    assert!(run(&config, &["users", "disable", "test:666"]).ok);
+    let ghost_token = token(&claims("666"));
     // Same header and claims, another signature.
     let dot = good.rfind('.').unwrap();
     let flipped = if &good[dot + 1..dot + 2] == "A" {
@@ -341,7 +354,7 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
     };
 
     let mut client = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::connect(format!("http://{addr}")).await.unwrap();
-    for (token, want) in [(&good, 0), (&bad, 16)] {
+    for (token, want) in [(&good, 0), (&bad, 16), (&ghost_token, 7)] {
         let auth = format!("Bearer {token}");
         let r = client
             .check(check_request(
@@ -383,7 +396,7 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["message"] == "decision")
         .collect();
-    assert_eq!(decisions.len(), 2, "{all}");
+    assert_eq!(decisions.len(), 3, "{all}");
     let allow = &decisions[0];
     assert_eq!(allow["decision"], "allow");
     assert_eq!(allow["reason"], "authenticated");
@@ -395,6 +408,11 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
     assert_eq!(allow["request_id"], "req-42");
     assert_eq!(decisions[1]["decision"], "deny");
     assert_eq!(decisions[1]["reason"], "bad_signature");
+    assert_eq!(decisions[2]["reason"], "user_disabled");
+    assert!(
+        decisions[2]["user_id"].is_string(),
+        "a disabled user's denial names the user"
+    );
     assert!(all.contains("shutting down"), "{all}");
 }
 

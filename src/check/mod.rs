@@ -22,7 +22,7 @@ pub use decision::{Decision, Denial, DenialKind, Permit, UpstreamHeaders};
 pub use request::{ClientHeaders, CredentialSettings, RequestView};
 
 use crate::{
-    domain::Principal,
+    domain::{Principal, UserId},
     identity::{IdentityVerifier, TokenError, VerifiedIdentity},
     policy::{PublicPaths, RequestPath},
     store::{User, UserCache},
@@ -69,20 +69,16 @@ impl Checker {
             request_id = request.request_id.as_ref().map(|id| id.as_str())
         );
         async {
-            let mut principal = None;
-            let decision = self.decide(request, &mut principal).await;
-            log_decision(request, principal.as_deref(), &decision);
+            let mut seen = Seen::default();
+            let decision = self.decide(request, &mut seen).await;
+            log_decision(request, &seen, &decision);
             decision
         }
         .instrument(span)
         .await
     }
 
-    async fn decide(
-        &self,
-        request: &RequestView<'_>,
-        principal: &mut Option<Arc<Principal>>,
-    ) -> Decision {
+    async fn decide(&self, request: &RequestView<'_>, seen: &mut Seen) -> Decision {
         let path = match RequestPath::parse(request.path) {
             Ok(path) => path,
             Err(e) => return deny(DenialKind::InvalidRequest, "ambiguous_path", e),
@@ -101,12 +97,15 @@ impl Checker {
             Ok(identity) => identity,
             Err(e) => return deny(token_denial(&e), e.code(), e),
         };
-        *principal = Some(identity.principal.clone());
+        seen.principal = Some(identity.principal.clone());
         match self.users.find(&identity.principal).await {
             Ok(Some(user)) if user.enabled => {
                 Decision::Allow(Permit::User(self.sync_login(user, &identity).await))
             }
-            Ok(Some(_)) => deny(DenialKind::Forbidden, "user_disabled", "user is disabled"),
+            Ok(Some(user)) => {
+                seen.user_id = Some(user.id);
+                deny(DenialKind::Forbidden, "user_disabled", "user is disabled")
+            }
             Ok(None) => deny(
                 DenialKind::Forbidden,
                 "unknown_user",
@@ -180,12 +179,20 @@ fn loggable(value: &str) -> Cow<'_, str> {
     }
 }
 
-fn log_decision(request: &RequestView<'_>, principal: Option<&Principal>, decision: &Decision) {
+/// Who a denied request turned out to be, as far as the pipeline got: for
+/// the decision line.
+#[derive(Default)]
+struct Seen {
+    principal: Option<Arc<Principal>>,
+    user_id: Option<UserId>,
+}
+
+fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &Decision) {
     // The path is logged without its query (which may carry secrets), and
     // method and path with control characters escaped: both are client input.
     let path = loggable(request.path.split(['?', '#']).next().unwrap_or_default());
     let method = loggable(request.method);
-    let issuer = principal.map(|p| p.issuer.as_str());
+    let issuer = seen.principal.as_ref().map(|p| p.issuer.as_str());
     let request_id = request.request_id.as_ref().map(|id| id.as_str());
     match decision {
         Decision::Allow(permit) => {
@@ -206,6 +213,7 @@ fn log_decision(request: &RequestView<'_>, principal: Option<&Principal>, decisi
             decision = "deny",
             reason = denial.reason,
             status = denial.kind.http_status(),
+            user_id = seen.user_id.map(tracing::field::display),
             issuer,
             %method,
             %path,
