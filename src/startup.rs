@@ -95,6 +95,8 @@ impl App {
         let result =
             server::serve(self.listener, self.checker, shutdown, self.shutdown_grace).await;
         drop(refreshers);
+        // Closing checkpoints the WAL, so a clean stop leaves one database file.
+        self.store.pool().close().await;
         if let Some(path) = socket {
             let _ = std::fs::remove_file(path);
         }
