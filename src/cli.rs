@@ -186,7 +186,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
     let store = SqliteStore::open(&config.database).await?;
-    let parse_ref = |user: &str| UserRef::parse(user);
     match command {
         UsersCommand::Add(add) => {
             let user = store.add(new_user(&add, config)?).await?;
@@ -203,20 +202,20 @@ async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
             }
         }
         UsersCommand::Show { user } => {
-            let r = parse_ref(&user)?;
+            let r = UserRef::parse(&user)?;
             match store.get(&r).await? {
                 Some(user) => print_user(&user),
                 None => bail!("no user {r}"),
             }
         }
         UsersCommand::Disable { user } => {
-            print_user(&store.set_enabled(&parse_ref(&user)?, false).await?)
+            print_user(&store.set_enabled(&UserRef::parse(&user)?, false).await?)
         }
         UsersCommand::Enable { user } => {
-            print_user(&store.set_enabled(&parse_ref(&user)?, true).await?)
+            print_user(&store.set_enabled(&UserRef::parse(&user)?, true).await?)
         }
         UsersCommand::Remove { user } => {
-            let removed = store.remove(&parse_ref(&user)?).await?;
+            let removed = store.remove(&UserRef::parse(&user)?).await?;
             println!(
                 "removed {} ({}:{})",
                 removed.id, removed.issuer, removed.subject

@@ -73,10 +73,8 @@ async fn echo(State(up): State<Upstream>, request: Request<Body>) -> axum::Json<
 
 async fn spawn_upstream() -> (Upstream, u16) {
     let upstream = Upstream::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     let app = Router::new().fallback(echo).with_state(upstream.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let port = serve_http(app).await.port();
     (upstream, port)
 }
 

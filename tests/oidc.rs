@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{fake_oidc::FakeOidc, *};
+use tonic_health::pb::health_check_response::ServingStatus;
 
 const OK: i32 = 0;
 const UNAVAILABLE: i32 = 14;
@@ -58,7 +59,7 @@ async fn serving(kids: &[&str], refresh_secs: u64, refetch_secs: u64) -> (FakeOi
         );
     }
     let app = app_with(&provider, refresh_secs, refetch_secs).await;
-    wait_ready(&app).await;
+    wait_health(&app, ServingStatus::Serving).await;
     assert_eq!(
         code(&app.check_bearer(&provider.token("a", "alice")).await),
         OK
@@ -66,23 +67,11 @@ async fn serving(kids: &[&str], refresh_secs: u64, refetch_secs: u64) -> (FakeOi
     (provider, app)
 }
 
-/// Waits until the Authorization service reports SERVING (keys loaded by
-/// the background refresher, so no check has spent the refetch budget).
-async fn wait_ready(app: &TestApp) {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    let request = || HealthCheckRequest {
-        service: "envoy.service.auth.v3.Authorization".into(),
-    };
-    eventually("readiness", async || {
-        health.check(request()).await.unwrap().into_inner().status == ServingStatus::Serving as i32
+/// Waits until the Authorization service reports `want` (SERVING: keys
+/// loaded by the background refresher, so no check spent the refetch budget).
+async fn wait_health(app: &TestApp, want: ServingStatus) {
+    eventually(want.as_str_name(), async || {
+        app.authorization_health().await == want as i32
     })
     .await;
 }
@@ -165,42 +154,17 @@ async fn an_outage_keeps_the_last_good_keys_and_removed_keys_stop_verifying() {
 
 #[tokio::test]
 async fn a_provider_down_at_start_up_makes_the_server_unready_not_dead() {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
     let provider = FakeOidc::start().await;
     provider.add_key("a", "rsa.pem");
     provider.set_down(true);
     let app = app_with(&provider, 1, 1).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    let status = async |health: &mut HealthClient<tonic::transport::Channel>| {
-        health
-            .check(HealthCheckRequest {
-                service: "envoy.service.auth.v3.Authorization".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-    };
-    eventually("NOT_SERVING", async || {
-        status(&mut health).await == ServingStatus::NotServing as i32
-    })
-    .await;
+    wait_health(&app, ServingStatus::NotServing).await;
     // Without keys a token cannot be judged: 503, not 401.
     let r = app.check_bearer(&provider.token("a", "alice")).await;
     assert_eq!(code(&r), UNAVAILABLE);
 
     provider.set_down(false);
-    eventually("SERVING", async || {
-        status(&mut health).await == ServingStatus::Serving as i32
-    })
-    .await;
+    wait_health(&app, ServingStatus::Serving).await;
     assert_eq!(
         code(&app.check_bearer(&provider.token("a", "alice")).await),
         OK

@@ -50,7 +50,6 @@ impl Checker {
         }
     }
 
-    /// Decides, and writes the one decision line for this request.
     /// Whether every identity source can verify tokens (remote keys fetched).
     pub fn is_ready(&self) -> bool {
         self.identity.is_ready()
@@ -60,6 +59,7 @@ impl Checker {
         &self.identity
     }
 
+    /// Decides, and writes the one decision line for this request.
     pub async fn check(&self, request: &RequestView<'_>) -> Decision {
         // A debug-level span: at the default level the decision line carries
         // the request id itself, which spares formatting the span's fields
@@ -125,10 +125,7 @@ impl Checker {
             }
         }
     }
-}
 
-/// A provider outage is not the caller's fault: 503, like a database fault.
-impl Checker {
     /// A source that is authoritative for logins (GitHub) renamed the user:
     /// record it, so headers and logs show the current login. Same user, same
     /// id; only the display name changes. A failure here is logged, not fatal.
@@ -153,6 +150,7 @@ impl Checker {
     }
 }
 
+/// A provider outage is not the caller's fault: 503, like a database fault.
 fn token_denial(e: &TokenError) -> DenialKind {
     match e {
         TokenError::KeysUnavailable | TokenError::ProviderUnavailable { .. } => {

@@ -1,8 +1,9 @@
 //! Identity: from a bearer token to a verified `(issuer, subject)`.
 //!
-//! Today the sources are JWT issuers with local keys (JWKS file, PEM public
-//! keys, or a development-only HMAC secret). Remote JWKS, GitHub OAuth tokens
-//! and service accounts slot in as further sources behind [`IdentityVerifier`].
+//! The sources: JWT issuers with local keys (JWKS file, PEM public keys, a
+//! development-only HMAC secret) or remote ones (OIDC discovery, JWKS URL),
+//! and GitHub OAuth tokens judged by the GitHub API. Service accounts will be
+//! one more source behind [`IdentityVerifier`].
 //!
 //! **Invariant:** a token is never logged, stored or put into an error
 //! message; the cache keys it by its SHA-256 digest.
@@ -111,8 +112,8 @@ impl TokenError {
     }
 }
 
-/// Every configured issuer, found by the `iss` its tokens carry, in front of
-/// a cache of verified tokens.
+/// Every configured source: JWT issuers found by the `iss` their tokens
+/// carry (in front of a cache of verified tokens), and GitHub tokens.
 pub struct IdentityVerifier {
     by_iss: HashMap<String, Arc<JwtIssuer>>,
     github: Option<Arc<github::GithubSource>>,

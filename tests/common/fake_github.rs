@@ -194,9 +194,7 @@ impl FakeGithub {
             .route("/user/teams", get(teams))
             .route("/applications/{client_id}/token", post(app_token))
             .with_state(api.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let url = format!("http://{}", super::serve_http(app).await);
         Self { url, api }
     }
 

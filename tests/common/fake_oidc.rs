@@ -74,10 +74,8 @@ impl FakeOidc {
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/keys", get(jwks))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("http://{}", super::serve_http(app).await);
         *state.url.lock().unwrap() = url.clone();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { url, state }
     }
 

@@ -32,6 +32,14 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Serves `app` on a loopback port chosen by the OS; returns its address.
+pub async fn serve_http(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -212,6 +220,26 @@ impl TestApp {
     pub async fn check_bearer(&self, token: &str) -> CheckResponse {
         self.check("/", &[("authorization", &format!("Bearer {token}"))])
             .await
+    }
+
+    /// The health status the server reports for the Authorization service
+    /// (SERVING only while every identity source has keys).
+    pub async fn authorization_health(&self) -> i32 {
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let request = HealthCheckRequest {
+            service: "envoy.service.auth.v3.Authorization".into(),
+        };
+        HealthClient::new(channel)
+            .check(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .status
     }
 
     /// Checks every token at once, each on its own task; returns the status
