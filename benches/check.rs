@@ -283,6 +283,7 @@ fn bench_paths(c: &mut Criterion) {
 fn bench_headers(c: &mut Criterion) {
     let hot = HotPath::new();
     let view = RequestView {
+        host: "",
         method: "GET",
         path: "/",
         request_id: RequestId::parse("3c5e0b5e"),

@@ -60,6 +60,7 @@ async fn main() {
             login_is_authoritative: false,
             email: None,
             expires_at: u64::MAX,
+            service_account: None,
         };
         tokens.insert(digest, Arc::new(identity)).await;
     }

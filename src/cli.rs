@@ -11,7 +11,7 @@ use crate::{
     config::{Config, LogFormat, Overrides, Settings},
     domain::{DisplayName, Email, IssuerName, Login, Subject},
     startup::{App, shutdown_signal},
-    store::{NewUser, SqliteStore, User, UserRef, UserStore},
+    store::{Actor, NewUser, SqliteStore, User, UserRef, UserStore},
     telemetry,
 };
 
@@ -186,9 +186,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
     let store = SqliteStore::open(&config.database).await?;
+    let actor = local_actor();
     match command {
         UsersCommand::Add(add) => {
-            let user = store.add(new_user(&add, config)?).await?;
+            let user = store.add(&actor, new_user(&add, config)?).await?;
             print_user(&user);
         }
         UsersCommand::List { json } => {
@@ -208,14 +209,18 @@ async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
                 None => bail!("no user {r}"),
             }
         }
-        UsersCommand::Disable { user } => {
-            print_user(&store.set_enabled(&UserRef::parse(&user)?, false).await?)
-        }
-        UsersCommand::Enable { user } => {
-            print_user(&store.set_enabled(&UserRef::parse(&user)?, true).await?)
-        }
+        UsersCommand::Disable { user } => print_user(
+            &store
+                .set_enabled(&actor, &UserRef::parse(&user)?, false)
+                .await?,
+        ),
+        UsersCommand::Enable { user } => print_user(
+            &store
+                .set_enabled(&actor, &UserRef::parse(&user)?, true)
+                .await?,
+        ),
         UsersCommand::Remove { user } => {
-            let removed = store.remove(&UserRef::parse(&user)?).await?;
+            let removed = store.remove(&actor, &UserRef::parse(&user)?).await?;
             println!(
                 "removed {} ({}:{})",
                 removed.id, removed.issuer, removed.subject
@@ -223,6 +228,12 @@ async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Who runs a local (database-file) command, for the audit log.
+fn local_actor() -> Actor {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    Actor::local(&user)
 }
 
 fn new_user(add: &AddUser, config: &Config) -> anyhow::Result<NewUser> {

@@ -24,15 +24,16 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::{
-    check::CredentialSettings,
+    check::{Authorization, CredentialSettings},
     domain::IssuerName,
     identity::{
         ClaimMapping, JwtIssuer, KeySource,
         github::{GithubSettings, GithubSource, OAuthApp},
         jwks::{RemoteJwks, RemoteJwksSettings},
         keys::{self, VerifyKey},
+        service_account::{self, ServiceAccountSettings},
     },
-    policy::PublicPaths,
+    policy::{PublicPaths, RouteMap},
     store::CacheSettings,
 };
 
@@ -73,6 +74,87 @@ pub struct Settings {
     pub issuers: Vec<IssuerSettings>,
     /// GitHub OAuth tokens, checked against the GitHub API.
     pub github: Option<GithubConfig>,
+    pub authorization: AuthorizationSettings,
+    pub service_accounts: ServiceAccountConfig,
+    pub admin: AdminSettings,
+}
+
+/// How an authenticated request is authorized.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizationMode {
+    /// Roles and organizations decide (default: deny unless granted).
+    #[default]
+    Rbac,
+    /// Every enabled, registered subject is allowed (no roles).
+    Registered,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthorizationSettings {
+    pub mode: AuthorizationMode,
+    /// Map Dispatch's API (`/v1/<resource>`).
+    pub dispatch_routes: bool,
+    /// More routes: path prefix (optionally per host) to resource.
+    pub routes: Vec<RouteSettings>,
+}
+
+impl Default for AuthorizationSettings {
+    fn default() -> Self {
+        Self {
+            mode: AuthorizationMode::Rbac,
+            dispatch_routes: true,
+            routes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    pub prefix: String,
+    pub resource: String,
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceAccountConfig {
+    /// Accept service-account tokens (`iss = "<org>/<name>"`).
+    pub enabled: bool,
+    /// How far ahead a token's `exp` may lie.
+    pub max_token_lifetime_secs: u64,
+    /// Accepted `aud` values; empty: `aud` is not checked.
+    pub audiences: Vec<String>,
+    pub leeway_secs: u64,
+}
+
+impl Default for ServiceAccountConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_token_lifetime_secs: 3600,
+            audiences: Vec::new(),
+            leeway_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// `HOST:PORT` of the admin gRPC API (loopback by default), or `off`.
+    pub listen: String,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50052".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -425,6 +507,10 @@ pub struct Config {
     pub credentials: CredentialSettings,
     pub issuers: Vec<JwtIssuer>,
     pub github: Option<GithubSource>,
+    pub authorization: Authorization,
+    pub service_accounts: Option<ServiceAccountSettings>,
+    /// `None`: no admin API.
+    pub admin_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
 }
 
@@ -526,8 +612,53 @@ impl Settings {
             },
             issuers,
             github,
+            authorization: self.compile_authorization()?,
+            service_accounts: self.compile_service_accounts()?,
+            admin_listen: match self.admin.listen.as_str() {
+                "off" => None,
+                addr => Some(addr.parse().map_err(|_| {
+                    invalid(
+                        "admin.listen",
+                        "expected HOST:PORT (an IP address) or \"off\"",
+                    )
+                })?),
+            },
             log_format: self.log.format,
         })
+    }
+
+    fn compile_authorization(&self) -> Result<Authorization, ConfigError> {
+        let a = &self.authorization;
+        if a.mode == AuthorizationMode::Registered {
+            return Ok(Authorization::Registered);
+        }
+        let mut routes = if a.dispatch_routes {
+            RouteMap::dispatch()
+        } else {
+            RouteMap::default()
+        };
+        for (i, r) in a.routes.iter().enumerate() {
+            routes = routes
+                .with(r.host.as_deref(), &r.prefix, &r.resource)
+                .map_err(|e| invalid(format!("authorization.routes[{i}]"), e))?;
+        }
+        Ok(Authorization::Rbac(routes))
+    }
+
+    fn compile_service_accounts(&self) -> Result<Option<ServiceAccountSettings>, ConfigError> {
+        let s = &self.service_accounts;
+        if !s.enabled {
+            return Ok(None);
+        }
+        positive(
+            "service_accounts.max_token_lifetime_secs",
+            s.max_token_lifetime_secs,
+        )?;
+        Ok(Some(ServiceAccountSettings {
+            max_token_lifetime_secs: s.max_token_lifetime_secs,
+            audiences: s.audiences.clone(),
+            leeway_secs: s.leeway_secs,
+        }))
     }
 
     fn compile_issuers(&self, http: &reqwest::Client) -> Result<Vec<JwtIssuer>, ConfigError> {
@@ -539,6 +670,12 @@ impl Settings {
             .map(|(i, settings)| {
                 let field = format!("issuers[{i}]");
                 let issuer = settings.compile(&field, http)?;
+                if issuer.name.as_str() == service_account::ISSUER_NAME {
+                    return Err(invalid(
+                        format!("{field}.name"),
+                        "reserved for service accounts",
+                    ));
+                }
                 if !names.insert(issuer.name.clone()) {
                     return Err(invalid(format!("{field}.name"), "used by another issuer"));
                 }

@@ -7,11 +7,11 @@ use thiserror::Error;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::{
-    check::Checker,
+    check::{Checker, Directory},
     config::{Config, ListenAddr},
-    identity::{IdentityVerifier, TokenCache},
+    identity::{IdentityVerifier, TokenCache, service_account::ServiceAccountSource},
     server::{self, Listener, ServeError},
-    store::{SqliteStore, StoreError, UserCache},
+    store::{GrantsCache, ServiceAccountCache, SqliteStore, StoreError, UserCache, UserStore},
 };
 
 #[derive(Debug, Error)]
@@ -39,17 +39,29 @@ impl App {
                 "no identity issuers configured: every request outside the public paths will be refused"
             );
         }
+        let shared: Arc<dyn UserStore> = Arc::new(store.clone());
+        let accounts = ServiceAccountCache::new(shared.clone(), config.users_cache);
         let identity = IdentityVerifier::new(
             config.issuers,
             TokenCache::new(config.tokens_capacity, config.tokens_max_ttl),
         )
-        .with_github(config.github);
-        let users = UserCache::new(Arc::new(store.clone()), config.users_cache);
+        .with_github(config.github)
+        .with_service_accounts(
+            config
+                .service_accounts
+                .map(|settings| ServiceAccountSource::new(accounts.clone(), settings)),
+        );
+        let directory = Directory {
+            users: UserCache::new(shared.clone(), config.users_cache),
+            grants: GrantsCache::new(shared, config.users_cache),
+            accounts,
+        };
         let checker = Arc::new(Checker::new(
             identity,
-            users,
+            directory,
             config.public_paths,
             config.credentials,
+            config.authorization,
         ));
         let listener = bind(&config.listen).await?;
         Ok(Self {

@@ -182,7 +182,11 @@ async fn unknown_and_disabled_users_are_forbidden() {
 
     let user = app.add_user("7", "ghost").await;
     app.store
-        .set_enabled(&dispatch_authz::store::UserRef::Id(user.id), false)
+        .set_enabled(
+            &dispatch_authz::store::Actor::local("test"),
+            &dispatch_authz::store::UserRef::Id(user.id),
+            false,
+        )
         .await
         .unwrap();
     let r = app
@@ -305,7 +309,11 @@ async fn store_changes_reach_the_server_within_the_user_ttl() {
     let auth = bearer(&token(&claims("1001")));
     assert_eq!(code(&app.check("/", &[("authorization", &auth)]).await), OK);
     app.store
-        .set_enabled(&dispatch_authz::store::UserRef::Id(user.id), false)
+        .set_enabled(
+            &dispatch_authz::store::Actor::local("test"),
+            &dispatch_authz::store::UserRef::Id(user.id),
+            false,
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -287,7 +287,11 @@ async fn envoy_refuses_bad_tokens_unknown_and_disabled_users() {
     stack
         .app
         .store
-        .set_enabled(&UserRef::Id(disabled.id), false)
+        .set_enabled(
+            &dispatch_authz::store::Actor::local("test"),
+            &UserRef::Id(disabled.id),
+            false,
+        )
         .await
         .unwrap();
     let hits = stack.hits();

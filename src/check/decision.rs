@@ -6,7 +6,11 @@
 use std::sync::Arc;
 
 use super::request::RequestView;
-use crate::store::User;
+use crate::{
+    identity::service_account,
+    policy::rbac::Allowed,
+    store::{ServiceAccount, User},
+};
 
 pub enum Decision {
     Allow(Permit),
@@ -16,10 +20,44 @@ pub enum Decision {
 /// Why a request may pass, and as whom.
 #[derive(Debug, Clone)]
 pub enum Permit {
-    /// A known, enabled user presented a valid credential.
-    User(Arc<User>),
+    /// A known, enabled subject presented a valid credential; with RBAC,
+    /// `allowed` says in which organization and through which roles.
+    Subject { who: Who, allowed: Option<Allowed> },
     /// The path is configured public; no identity is asserted.
     PublicPath,
+}
+
+/// The verified caller.
+#[derive(Debug, Clone)]
+pub enum Who {
+    User(Arc<User>),
+    ServiceAccount(Arc<ServiceAccount>),
+}
+
+impl Who {
+    /// `user` or `service-account` (`x-dispatch-subject-kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::User(_) => "user",
+            Self::ServiceAccount(_) => "service-account",
+        }
+    }
+
+    /// The stable id (`x-dispatch-user-id`).
+    pub fn id(&self) -> String {
+        match self {
+            Self::User(u) => u.id.to_string(),
+            Self::ServiceAccount(a) => a.id.to_string(),
+        }
+    }
+
+    /// The display name (`x-dispatch-user`): a login, or `<org>/<name>`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::User(u) => u.login.to_string(),
+            Self::ServiceAccount(a) => a.issuer(),
+        }
+    }
 }
 
 /// Why a request was refused. `message` is shown to the client and must not
@@ -103,6 +141,9 @@ pub mod names {
     pub const ISSUER: &str = "x-dispatch-issuer";
     pub const EMAIL: &str = "x-dispatch-email";
     pub const REQUEST_ID: &str = "x-dispatch-request-id";
+    pub const SUBJECT_KIND: &str = "x-dispatch-subject-kind";
+    pub const ORG: &str = "x-dispatch-org";
+    pub const ROLES: &str = "x-dispatch-roles";
 }
 
 /// What to do to the upstream request on an allow: headers to set
@@ -117,13 +158,26 @@ pub struct UpstreamHeaders {
 
 impl Permit {
     pub fn upstream_headers(&self, request: &RequestView<'_>) -> UpstreamHeaders {
-        let mut set = Vec::with_capacity(5);
-        if let Self::User(user) = self {
-            set.push((names::USER, user.login.to_string()));
-            set.push((names::USER_ID, user.id.to_string()));
-            set.push((names::ISSUER, user.issuer.to_string()));
-            if let Some(email) = &user.email {
-                set.push((names::EMAIL, email.to_string()));
+        let mut set = Vec::with_capacity(8);
+        if let Self::Subject { who, allowed } = self {
+            set.push((names::USER, who.name()));
+            set.push((names::USER_ID, who.id()));
+            match who {
+                Who::User(user) => {
+                    set.push((names::ISSUER, user.issuer.to_string()));
+                    if let Some(email) = &user.email {
+                        set.push((names::EMAIL, email.to_string()));
+                    }
+                }
+                Who::ServiceAccount(_) => {
+                    set.push((names::ISSUER, service_account::ISSUER_NAME.to_owned()))
+                }
+            }
+            set.push((names::SUBJECT_KIND, who.kind().to_owned()));
+            if let Some(allowed) = allowed {
+                set.push((names::ORG, allowed.org.to_string()));
+                let roles: Vec<&str> = allowed.roles.iter().map(|r| r.as_str()).collect();
+                set.push((names::ROLES, roles.join(",")));
             }
         }
         if let Some(id) = &request.request_id {
@@ -139,16 +193,26 @@ impl Permit {
         UpstreamHeaders { set, remove }
     }
 
-    pub fn user(&self) -> Option<&User> {
+    pub fn who(&self) -> Option<&Who> {
         match self {
-            Self::User(user) => Some(user),
+            Self::Subject { who, .. } => Some(who),
             Self::PublicPath => None,
+        }
+    }
+
+    pub fn user(&self) -> Option<&User> {
+        match self.who() {
+            Some(Who::User(user)) => Some(user),
+            _ => None,
         }
     }
 
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::User(_) => "authenticated",
+            Self::Subject { allowed: None, .. } => "authenticated",
+            Self::Subject {
+                allowed: Some(_), ..
+            } => "role_granted",
             Self::PublicPath => "public_path",
         }
     }
@@ -159,7 +223,7 @@ mod tests {
     use super::*;
     use crate::{
         check::request::ClientHeaders,
-        domain::{Email, IssuerName, Login, RequestId, Subject, UserId},
+        domain::{Email, IssuerName, Login, OrgName, RequestId, RoleName, Subject, UserId},
     };
 
     fn user() -> Arc<User> {
@@ -179,6 +243,7 @@ mod tests {
     fn request<'a>(headers: &[(&'a str, &'a str)]) -> RequestView<'a> {
         RequestView {
             method: "GET",
+            host: "api.example.com",
             path: "/",
             request_id: RequestId::parse("req-1"),
             headers: ClientHeaders::new(headers.iter().copied()),
@@ -194,7 +259,11 @@ mod tests {
             ("x-dispatch-org", "evil"),
             ("X-Dispatch-Admin", "true"),
         ]);
-        let h = Permit::User(u.clone()).upstream_headers(&req);
+        let permit = Permit::Subject {
+            who: Who::User(u.clone()),
+            allowed: None,
+        };
+        let h = permit.upstream_headers(&req);
         assert_eq!(
             h.set,
             vec![
@@ -202,10 +271,30 @@ mod tests {
                 (names::USER_ID, u.id.to_string()),
                 (names::ISSUER, "dex".to_owned()),
                 (names::EMAIL, "octo@example.com".to_owned()),
+                (names::SUBJECT_KIND, "user".to_owned()),
                 (names::REQUEST_ID, "req-1".to_owned()),
             ]
         );
         assert_eq!(h.remove, ["x-dispatch-admin", "x-dispatch-org"]);
+
+        let permit = Permit::Subject {
+            who: Who::User(u.clone()),
+            allowed: Some(Allowed {
+                org: OrgName::parse("acme").unwrap(),
+                roles: vec![
+                    RoleName::parse("builder").unwrap(),
+                    RoleName::parse("viewer").unwrap(),
+                ],
+            }),
+        };
+        let h = permit.upstream_headers(&req);
+        assert!(h.set.contains(&(names::ORG, "acme".to_owned())));
+        assert!(h.set.contains(&(names::ROLES, "builder,viewer".to_owned())));
+        assert_eq!(
+            h.remove,
+            ["x-dispatch-admin"],
+            "a set name is never removed"
+        );
     }
 
     #[test]

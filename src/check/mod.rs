@@ -6,7 +6,11 @@
 //! 2. **credential**: exactly one bearer token, from `Authorization` or the
 //!    configured cookie;
 //! 3. **identity**: the token verifies against a configured issuer (cached);
-//! 4. **user**: the principal is a known, enabled user (cached).
+//! 4. **subject**: the principal is a known, enabled user, or the token is
+//!    a service account's (both cached);
+//! 5. **authorization** (RBAC mode): the request becomes `(org, resource,
+//!    action)` and one of the subject's roles must grant it there (cached
+//!    grants; see `policy::rbac`). In `registered` mode step 4 suffices.
 //!
 //! **Invariant:** every path out of [`Checker::check`] is a [`Decision`];
 //! there is no error type. An internal failure is a 503 denial.
@@ -18,36 +22,62 @@ use std::{borrow::Cow, sync::Arc};
 
 use tracing::{Instrument, debug_span, error, info};
 
-pub use decision::{Decision, Denial, DenialKind, Permit, UpstreamHeaders};
+pub use decision::{Decision, Denial, DenialKind, Permit, UpstreamHeaders, Who};
 pub use request::{ClientHeaders, CredentialSettings, RequestView};
 
 use crate::{
-    domain::{Principal, UserId},
+    domain::{OrgName, Principal, SubjectRef},
     identity::{IdentityVerifier, TokenError, VerifiedIdentity},
-    policy::{PublicPaths, RequestPath},
-    store::{User, UserCache},
+    policy::{Action, PublicPaths, RequestPath, RouteMap, rbac::Refused},
+    store::{GrantsCache, ServiceAccountCache, User, UserCache},
 };
+
+/// What an allowed identity needs beyond being known.
+#[derive(Debug, Clone)]
+pub enum Authorization {
+    /// Any enabled, registered subject is allowed (no roles consulted).
+    Registered,
+    /// A role must grant `(resource, action)` in the organization, with
+    /// resources from this route map.
+    Rbac(RouteMap),
+}
+
+/// The caches a check reads, beside the token cache inside `identity`.
+#[derive(Clone)]
+pub struct Directory {
+    pub users: UserCache,
+    pub grants: GrantsCache,
+    /// Also read by the service-account token source.
+    pub accounts: ServiceAccountCache,
+}
 
 pub struct Checker {
     identity: IdentityVerifier,
-    users: UserCache,
+    directory: Directory,
     public: PublicPaths,
     credentials: CredentialSettings,
+    authorization: Authorization,
 }
 
 impl Checker {
     pub fn new(
         identity: IdentityVerifier,
-        users: UserCache,
+        directory: Directory,
         public: PublicPaths,
         credentials: CredentialSettings,
+        authorization: Authorization,
     ) -> Self {
         Self {
             identity,
-            users,
+            directory,
             public,
             credentials,
+            authorization,
         }
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
     }
 
     /// Whether every identity source can verify tokens (remote keys fetched).
@@ -98,32 +128,95 @@ impl Checker {
             Err(e) => return deny(token_denial(&e), e.code(), e),
         };
         seen.principal = Some(identity.principal.clone());
-        match self.users.find(&identity.principal).await {
-            Ok(Some(user)) if user.enabled => {
-                Decision::Allow(Permit::User(self.sync_login(user, &identity).await))
+        let who = match self.subject(&identity, seen).await {
+            Ok(who) => who,
+            Err(denial) => return Decision::Deny(denial),
+        };
+        let routes = match &self.authorization {
+            Authorization::Registered => {
+                return Decision::Allow(Permit::Subject { who, allowed: None });
             }
+            Authorization::Rbac(routes) => routes,
+        };
+        match self.authorize(request, &path, routes, &who).await {
+            Ok(allowed) => Decision::Allow(Permit::Subject {
+                who,
+                allowed: Some(allowed),
+            }),
+            Err(denial) => Decision::Deny(denial),
+        }
+    }
+
+    /// Step 4: the verified identity as a known, enabled subject.
+    async fn subject(&self, identity: &VerifiedIdentity, seen: &mut Seen) -> Result<Who, Denial> {
+        if let Some(account) = &identity.service_account {
+            seen.subject = Some(SubjectRef::ServiceAccount(account.id));
+            if !account.enabled {
+                return Err(denial(
+                    DenialKind::Forbidden,
+                    "subject_disabled",
+                    "service account is disabled",
+                ));
+            }
+            return Ok(Who::ServiceAccount(account.clone()));
+        }
+        match self.directory.users.find(&identity.principal).await {
             Ok(Some(user)) => {
-                seen.user_id = Some(user.id);
-                deny(DenialKind::Forbidden, "user_disabled", "user is disabled")
+                seen.subject = Some(SubjectRef::User(user.id));
+                if !user.enabled {
+                    return Err(denial(
+                        DenialKind::Forbidden,
+                        "user_disabled",
+                        "user is disabled",
+                    ));
+                }
+                Ok(Who::User(self.sync_login(user, identity).await))
             }
-            Ok(None) => deny(
+            Ok(None) => Err(denial(
                 DenialKind::Forbidden,
                 "unknown_user",
                 "user is not registered with dispatch",
-            ),
-            Err(e) => {
-                error!(
-                    error = %e,
-                    request_id = request.request_id.as_ref().map(|id| id.as_str()),
-                    "user store unavailable"
-                );
-                deny(
-                    DenialKind::Unavailable,
-                    "store_unavailable",
-                    "authorization is temporarily unavailable; retry later",
-                )
-            }
+            )),
+            Err(e) => Err(store_unavailable(&e)),
         }
+    }
+
+    /// Step 5: `(org, resource, action)`, decided by the subject's roles.
+    async fn authorize(
+        &self,
+        request: &RequestView<'_>,
+        path: &RequestPath<'_>,
+        routes: &RouteMap,
+        who: &Who,
+    ) -> Result<crate::policy::rbac::Allowed, Denial> {
+        let Some(action) = Action::from_method(request.method) else {
+            return Err(denial(
+                DenialKind::Forbidden,
+                "method_not_mapped",
+                "the request method has no action in the authorization model",
+            ));
+        };
+        let Some(resource) = routes.resource(request.host, path) else {
+            return Err(denial(
+                DenialKind::Forbidden,
+                "unmatched_route",
+                "no route maps this path to a resource",
+            ));
+        };
+        let org = requested_org(request)?;
+        let subject = match who {
+            Who::User(u) => SubjectRef::User(u.id),
+            Who::ServiceAccount(a) => SubjectRef::ServiceAccount(a.id),
+        };
+        let grants = self
+            .directory
+            .grants
+            .get(subject)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        grants
+            .decide(org.as_ref(), resource, action)
+            .map_err(|refused| denial(DenialKind::Forbidden, refused_code(&refused), refused))
     }
 
     /// A source that is authoritative for logins (GitHub) renamed the user:
@@ -137,7 +230,7 @@ impl Checker {
         else {
             return user;
         };
-        match self.users.update_login(&user, login).await {
+        match self.directory.users.update_login(&user, login).await {
             Ok(updated) => {
                 info!(user_id = %user.id, old = %user.login, new = %login, "login changed at the source");
                 Arc::new(updated)
@@ -164,7 +257,52 @@ fn token_denial(e: &TokenError) -> DenialKind {
 }
 
 fn deny(kind: DenialKind, reason: &'static str, message: impl ToString) -> Decision {
-    Decision::Deny(Denial::new(kind, reason, message.to_string()))
+    Decision::Deny(denial(kind, reason, message))
+}
+
+fn denial(kind: DenialKind, reason: &'static str, message: impl ToString) -> Denial {
+    Denial::new(kind, reason, message.to_string())
+}
+
+fn store_unavailable(e: &crate::store::StoreError) -> Denial {
+    error!(error = %e, "store unavailable");
+    denial(
+        DenialKind::Unavailable,
+        "store_unavailable",
+        "authorization is temporarily unavailable; retry later",
+    )
+}
+
+/// The organization the client asks for (`x-dispatch-org`), if any. Sent
+/// twice, or not a valid name, it is refused rather than guessed at.
+fn requested_org(request: &RequestView<'_>) -> Result<Option<OrgName>, Denial> {
+    let mut values = request.headers.get_all(decision::names::ORG);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() || value.contains(',') {
+        return Err(denial(
+            DenialKind::InvalidRequest,
+            "ambiguous_org",
+            "x-dispatch-org must be sent once, with one organization",
+        ));
+    }
+    OrgName::parse(value).map(Some).map_err(|e| {
+        denial(
+            DenialKind::InvalidRequest,
+            "invalid_org",
+            format!("x-dispatch-org: {e}"),
+        )
+    })
+}
+
+fn refused_code(refused: &Refused) -> &'static str {
+    match refused {
+        Refused::Disabled => "subject_disabled",
+        Refused::NoOrg => "no_org",
+        Refused::NotAMember(_) => "not_a_member",
+        Refused::NotGranted { .. } => "not_granted",
+    }
 }
 
 /// Client input as it may appear in a log line: control characters escaped,
@@ -182,7 +320,7 @@ fn loggable(value: &str) -> Cow<'_, str> {
 #[derive(Default)]
 struct Seen {
     principal: Option<Arc<Principal>>,
-    user_id: Option<UserId>,
+    subject: Option<SubjectRef>,
 }
 
 fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &Decision) {
@@ -194,12 +332,18 @@ fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &Decision) {
     let request_id = request.request_id.as_ref().map(|id| id.as_str());
     match decision {
         Decision::Allow(permit) => {
-            let user = permit.user();
+            let who = permit.who();
+            let allowed = match permit {
+                Permit::Subject { allowed, .. } => allowed.as_ref(),
+                Permit::PublicPath => None,
+            };
             info!(
                 decision = "allow",
                 reason = permit.reason(),
-                user_id = user.map(|u| tracing::field::display(u.id)),
-                login = user.map(|u| u.login.as_str()),
+                subject_kind = who.map(Who::kind),
+                user_id = who.map(Who::id),
+                login = who.map(Who::name),
+                org = allowed.map(|a| a.org.as_str()),
                 issuer,
                 %method,
                 %path,
@@ -211,7 +355,8 @@ fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &Decision) {
             decision = "deny",
             reason = denial.reason,
             status = denial.kind.http_status(),
-            user_id = seen.user_id.map(tracing::field::display),
+            subject_kind = seen.subject.map(|s| s.kind()),
+            user_id = seen.subject.map(|s| s.id()),
             issuer,
             %method,
             %path,

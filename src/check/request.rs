@@ -13,6 +13,8 @@ use crate::domain::RequestId;
 #[derive(Debug, Clone, Default)]
 pub struct RequestView<'a> {
     pub method: &'a str,
+    /// The `:authority` (for host-specific routes).
+    pub host: &'a str,
     /// As sent: query string included, not percent-decoded.
     pub path: &'a str,
     pub request_id: Option<RequestId>,

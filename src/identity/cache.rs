@@ -10,6 +10,7 @@ use moka::{Expiry, future::Cache};
 use sha2::{Digest, Sha256};
 
 use super::{TokenError, VerifiedIdentity, unix_now};
+use crate::domain::ServiceAccountId;
 
 /// Keyed by the SHA-256 of the token, so the cache never holds a usable
 /// credential. Every entry expires at the token's own `exp` or after
@@ -40,6 +41,7 @@ impl TokenCache {
         let cache = Cache::builder()
             .max_capacity(capacity)
             .expire_after(UntilTokenExpiry { max_ttl })
+            .support_invalidation_closures()
             .build();
         Self { cache }
     }
@@ -64,6 +66,22 @@ impl TokenCache {
             self.cache.insert(key, identity.clone()).await;
         }
         Ok(identity)
+    }
+
+    /// Forgets the verified tokens of one service account. moka applies the
+    /// predicate to every entry lazily, but a lookup never returns an entry
+    /// the predicate matches, so the next check verifies again.
+    pub fn invalidate_service_account(&self, id: ServiceAccountId) {
+        let registered = self.cache.invalidate_entries_if(move |_, identity| {
+            identity
+                .service_account
+                .as_ref()
+                .is_some_and(|a| a.id == id)
+        });
+        if registered.is_err() {
+            // Only possible without support_invalidation_closures().
+            self.cache.invalidate_all();
+        }
     }
 
     /// Forgets every verified token (a signing key was removed).

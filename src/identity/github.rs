@@ -194,6 +194,7 @@ impl GithubSource {
             login_is_authoritative: true,
             email: None,
             expires_at: unix_now() + self.settings.cache_ttl.as_secs(),
+            service_account: None,
         })
     }
 

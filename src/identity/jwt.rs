@@ -221,6 +221,7 @@ impl JwtIssuer {
             login_is_authoritative: false,
             email,
             expires_at,
+            service_account: None,
         })
     }
 }
@@ -228,7 +229,7 @@ impl JwtIssuer {
 /// Keys with the token's `kid`, or every key when the token names none
 /// (issuers with a single key, such as Dispatch service accounts, often leave
 /// `kid` out).
-fn candidate_keys<'k>(
+pub(super) fn candidate_keys<'k>(
     keys: &'k [VerifyKey],
     kid: Option<&str>,
 ) -> Result<Vec<&'k VerifyKey>, TokenError> {
@@ -270,7 +271,7 @@ fn optional_claim<T, E>(
         .and_then(|v| parse(&v).ok()))
 }
 
-fn map_jwt_error(kind: ErrorKind) -> TokenError {
+pub(super) fn map_jwt_error(kind: ErrorKind) -> TokenError {
     match kind {
         ErrorKind::InvalidSignature => TokenError::BadSignature,
         ErrorKind::ExpiredSignature => TokenError::Expired,

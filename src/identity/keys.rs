@@ -85,12 +85,22 @@ pub fn load_pem(
         path: display.clone(),
         source,
     })?;
+    parse_pem(&pem, algorithm, kid, &display)
+}
+
+/// Parses a PEM public key; `source` names it in errors (a path, a key id).
+pub fn parse_pem(
+    pem: &[u8],
+    algorithm: Algorithm,
+    kid: Option<String>,
+    source: &str,
+) -> Result<VerifyKey, KeyError> {
     if pem
         .windows(b"PRIVATE KEY".len())
         .any(|w| w == b"PRIVATE KEY")
     {
         return Err(KeyError::BadPem {
-            path: display,
+            path: source.to_owned(),
             reason: "this is a private key; configure the public key only".into(),
         });
     }
@@ -100,13 +110,13 @@ pub fn load_pem(
         | Algorithm::RS512
         | Algorithm::PS256
         | Algorithm::PS384
-        | Algorithm::PS512 => DecodingKey::from_rsa_pem(&pem),
-        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
-        Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
+        | Algorithm::PS512 => DecodingKey::from_rsa_pem(pem),
+        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
         other => return Err(KeyError::SymmetricAlgorithm(format!("{other:?}"))),
     }
     .map_err(|e| KeyError::BadPem {
-        path: display,
+        path: source.to_owned(),
         reason: format!("not a PEM public key for {algorithm:?} ({e})"),
     })?;
     Ok(VerifyKey {

@@ -13,6 +13,7 @@ pub mod github;
 pub mod jwks;
 mod jwt;
 pub mod keys;
+pub mod service_account;
 
 use std::{
     collections::HashMap,
@@ -26,7 +27,10 @@ use thiserror::Error;
 pub use cache::TokenCache;
 pub use jwt::{ClaimMapping, JwtIssuer, KeySource};
 
-use crate::domain::{Email, Login, Principal};
+use crate::{
+    domain::{Email, Login, Principal, ServiceAccountId},
+    store::ServiceAccount,
+};
 
 /// What a valid token proves. Cached until the token's `exp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,9 @@ pub struct VerifiedIdentity {
     pub email: Option<Email>,
     /// The token's `exp`, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// Set when the token is a service account's: the account as it was
+    /// when the token was verified (its id is what roles are bound to).
+    pub service_account: Option<Arc<ServiceAccount>>,
 }
 
 /// Why a token was refused. The messages go to the client in the 401 body
@@ -85,6 +92,10 @@ pub enum TokenError {
     NotAuthorized(String),
     #[error("token claim {0} has an unusable value")]
     BadClaim(String),
+    #[error("token issuer names no known service account")]
+    UnknownServiceAccount,
+    #[error("token lives too long: a service account token may expire at most {max_secs} s ahead")]
+    LifetimeTooLong { max_secs: u64 },
 }
 
 impl TokenError {
@@ -108,6 +119,8 @@ impl TokenError {
             Self::ProviderUnavailable { .. } => "provider_unavailable",
             Self::NotAuthorized(_) => "requirement_not_met",
             Self::BadClaim(_) => "bad_claim",
+            Self::UnknownServiceAccount => "unknown_service_account",
+            Self::LifetimeTooLong { .. } => "token_lifetime_too_long",
         }
     }
 }
@@ -117,6 +130,7 @@ impl TokenError {
 pub struct IdentityVerifier {
     by_iss: HashMap<String, Arc<JwtIssuer>>,
     github: Option<Arc<github::GithubSource>>,
+    service_accounts: Option<service_account::ServiceAccountSource>,
     cache: TokenCache,
 }
 
@@ -134,8 +148,24 @@ impl IdentityVerifier {
         Self {
             by_iss,
             github: None,
+            service_accounts: None,
             cache,
         }
+    }
+
+    /// Adds service accounts (`iss = "<org>/<name>"`) as a source.
+    pub fn with_service_accounts(
+        mut self,
+        source: Option<service_account::ServiceAccountSource>,
+    ) -> Self {
+        self.service_accounts = source;
+        self
+    }
+
+    /// Forgets the verified tokens of one service account (its keys
+    /// changed, or it was disabled or deleted).
+    pub fn forget_service_account(&self, id: ServiceAccountId) {
+        self.cache.invalidate_service_account(id);
     }
 
     /// Adds the GitHub token source.
@@ -167,10 +197,15 @@ impl IdentityVerifier {
         // Refuse `none` before looking at the issuer, so the answer is the
         // same whoever the token claims to come from.
         jwt::header_algorithm(&unverified.header)?;
-        let issuer = self
-            .by_iss
-            .get(unverified.iss()?)
-            .ok_or(TokenError::UntrustedIssuer)?;
+        let iss = unverified.iss()?;
+        let Some(issuer) = self.by_iss.get(iss) else {
+            return match (&self.service_accounts, service_account::parse_issuer(iss)) {
+                (Some(accounts), Some((org, name))) => {
+                    accounts.verify(&unverified, &org, &name, now).await
+                }
+                _ => Err(TokenError::UntrustedIssuer),
+            };
+        };
         let keys = issuer.keys.current();
         match issuer.verify(&unverified, now, &keys) {
             // A key we lack may be new: ask the provider (rate limited).

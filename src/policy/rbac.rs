@@ -60,7 +60,33 @@ impl Permission {
     }
 
     pub fn grants(&self, resource: &str, action: Action) -> bool {
-        self.resource.matches(&resource.to_owned()) && self.action.matches(&action)
+        let resource_ok = match &self.resource {
+            Pattern::Any => true,
+            Pattern::Exactly(r) => r == resource,
+        };
+        resource_ok && self.action.matches(&action)
+    }
+
+    /// The resource side as stored (`*` or a name).
+    pub fn resource_str(&self) -> &str {
+        match &self.resource {
+            Pattern::Any => "*",
+            Pattern::Exactly(r) => r,
+        }
+    }
+
+    /// The action side as stored (`*` or a name).
+    pub fn action_str(&self) -> &'static str {
+        match &self.action {
+            Pattern::Any => "*",
+            Pattern::Exactly(a) => a.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.resource_str(), self.action_str())
     }
 }
 
@@ -126,6 +152,16 @@ impl Grants {
 
     fn holds_global_role(&self) -> bool {
         self.roles.iter().any(|r| r.scope == Scope::Global)
+    }
+
+    /// Whether a global role grants `(resource, action)`: what the admin
+    /// API asks before a write that is not confined to one organization
+    /// (users, organizations, global roles).
+    pub fn globally_grants(&self, resource: &str, action: Action) -> bool {
+        self.enabled
+            && self.roles.iter().any(|r| {
+                r.scope == Scope::Global && r.permissions.iter().any(|p| p.grants(resource, action))
+            })
     }
 
     /// Decides `(org, resource, action)`; `org` is the requested one (the

@@ -101,6 +101,7 @@ pub fn request_view(request: &CheckRequest) -> Result<RequestView<'_>, &'static 
         .or_else(|| RequestId::parse(&http.id));
     Ok(RequestView {
         method: &http.method,
+        host: &http.host,
         path: &http.path,
         request_id,
         headers,

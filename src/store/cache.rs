@@ -7,8 +7,11 @@ use std::{
 
 use moka::{Expiry, future::Cache};
 
-use super::{StoreError, User, UserRef, UserStore};
-use crate::domain::{Login, Principal};
+use super::{ServiceAccount, StoreError, User, UserRef, UserStore};
+use crate::{
+    domain::{Login, OrgName, Principal, ServiceAccountName, SubjectRef},
+    policy::rbac::Grants,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct CacheSettings {
@@ -72,6 +75,16 @@ impl UserCache {
         Ok(updated)
     }
 
+    /// Forgets one user: the next check reads the database.
+    pub async fn invalidate(&self, user: &User) {
+        self.cache
+            .invalidate(&Principal {
+                issuer: user.issuer.clone(),
+                subject: user.subject.clone(),
+            })
+            .await;
+    }
+
     pub async fn find(&self, principal: &Arc<Principal>) -> Result<Entry, Arc<StoreError>> {
         self.cache
             .try_get_with_by_ref(principal, async {
@@ -85,6 +98,90 @@ impl UserCache {
     }
 }
 
+/// What each subject may do, by subject, with concurrent misses coalesced.
+/// Entries live `ttl` (changes made by another process take effect within
+/// it); the admin API in this process invalidates exactly the subjects a
+/// write touches.
+#[derive(Clone)]
+pub struct GrantsCache {
+    store: Arc<dyn UserStore>,
+    cache: Cache<SubjectRef, Arc<Grants>>,
+}
+
+impl GrantsCache {
+    pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(settings.capacity)
+            .time_to_live(settings.ttl)
+            .build();
+        Self { store, cache }
+    }
+
+    pub async fn get(&self, subject: SubjectRef) -> Result<Arc<Grants>, Arc<StoreError>> {
+        self.cache
+            .try_get_with(subject, async {
+                Ok(Arc::new(self.store.grants(subject).await?))
+            })
+            .await
+    }
+
+    pub async fn invalidate(&self, subject: SubjectRef) {
+        self.cache.invalidate(&subject).await;
+    }
+}
+
+type AccountEntry = Option<Arc<ServiceAccount>>;
+
+struct AccountExpiry(CacheSettings);
+
+impl Expiry<(OrgName, ServiceAccountName), AccountEntry> for AccountExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &(OrgName, ServiceAccountName),
+        value: &AccountEntry,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(match value {
+            Some(_) => self.0.ttl,
+            None => self.0.negative_ttl,
+        })
+    }
+}
+
+/// Service accounts with their keys, by `(org, name)`: what verifying a
+/// service account's token needs. Unknown accounts are remembered briefly.
+#[derive(Clone)]
+pub struct ServiceAccountCache {
+    store: Arc<dyn UserStore>,
+    cache: Cache<(OrgName, ServiceAccountName), AccountEntry>,
+}
+
+impl ServiceAccountCache {
+    pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(settings.capacity)
+            .expire_after(AccountExpiry(settings))
+            .build();
+        Self { store, cache }
+    }
+
+    pub async fn find(
+        &self,
+        org: &OrgName,
+        name: &ServiceAccountName,
+    ) -> Result<AccountEntry, Arc<StoreError>> {
+        self.cache
+            .try_get_with((org.clone(), name.clone()), async {
+                Ok(self.store.service_account(org, name).await?.map(Arc::new))
+            })
+            .await
+    }
+
+    pub async fn invalidate(&self, org: &OrgName, name: &ServiceAccountName) {
+        self.cache.invalidate(&(org.clone(), name.clone())).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,7 +191,7 @@ mod tests {
     use super::*;
     use crate::{
         domain::{IssuerName, Subject, UserId},
-        store::NewUser,
+        store::{Actor, NewUser},
     };
 
     /// A store that counts queries and answers slowly, to observe coalescing.
@@ -130,17 +227,27 @@ mod tests {
         async fn list(&self) -> Result<Vec<User>, StoreError> {
             unimplemented!("not used by the cache")
         }
-        async fn add(&self, _: NewUser) -> Result<User, StoreError> {
+        async fn add(&self, _: &Actor, _: NewUser) -> Result<User, StoreError> {
             unimplemented!("not used by the cache")
         }
-        async fn set_enabled(&self, _: &UserRef, _: bool) -> Result<User, StoreError> {
+        async fn set_enabled(&self, _: &Actor, _: &UserRef, _: bool) -> Result<User, StoreError> {
             unimplemented!("not used by the cache")
         }
         async fn update_login(&self, _: &UserRef, _: &Login) -> Result<User, StoreError> {
             unimplemented!("not used by these tests")
         }
-        async fn remove(&self, _: &UserRef) -> Result<User, StoreError> {
+        async fn remove(&self, _: &Actor, _: &UserRef) -> Result<User, StoreError> {
             unimplemented!("not used by the cache")
+        }
+        async fn grants(&self, _: SubjectRef) -> Result<Grants, StoreError> {
+            unimplemented!("not used by these tests")
+        }
+        async fn service_account(
+            &self,
+            _: &OrgName,
+            _: &ServiceAccountName,
+        ) -> Result<Option<ServiceAccount>, StoreError> {
+            unimplemented!("not used by these tests")
         }
         async fn ping(&self) -> Result<(), StoreError> {
             Ok(())

@@ -5,17 +5,30 @@
 //! only ever sees [`UserCache`].
 
 mod cache;
+pub mod iam;
 mod sqlite;
+mod sqlite_iam;
 
 use std::fmt;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
-pub use cache::{CacheSettings, UserCache};
+pub use cache::{CacheSettings, GrantsCache, ServiceAccountCache, UserCache};
 pub use sqlite::SqliteStore;
 
-use crate::domain::{DisplayName, Email, InvalidValue, IssuerName, Login, Subject, UserId};
+pub use iam::{
+    Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount,
+    ServiceAccountKey,
+};
+
+use crate::{
+    domain::{
+        DisplayName, Email, InvalidValue, IssuerName, Login, OrgName, ServiceAccountName, Subject,
+        SubjectRef, UserId,
+    },
+    policy::rbac::Grants,
+};
 
 /// A user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +92,14 @@ impl fmt::Display for UserRef {
 pub enum StoreError {
     #[error("a user with issuer {issuer:?} and subject {subject:?} already exists")]
     Duplicate { issuer: String, subject: String },
-    #[error("no user {0}")]
+    #[error("no {0}")]
     NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The change is refused in the current state (a non-empty
+    /// organization, a binding for a non-member).
+    #[error("{0}")]
+    Conflict(String),
     #[error("stored user {id} is unreadable: {reason}")]
     Corrupt { id: String, reason: String },
     #[error("cannot open database {path}: {source}")]
@@ -102,11 +121,27 @@ pub trait UserStore: Send + Sync + 'static {
     ) -> Result<Option<User>, StoreError>;
     async fn get(&self, user: &UserRef) -> Result<Option<User>, StoreError>;
     async fn list(&self) -> Result<Vec<User>, StoreError>;
-    async fn add(&self, user: NewUser) -> Result<User, StoreError>;
-    async fn set_enabled(&self, user: &UserRef, enabled: bool) -> Result<User, StoreError>;
+    /// Admin writes take the actor: each writes its audit entry in the same
+    /// transaction.
+    async fn add(&self, actor: &Actor, user: NewUser) -> Result<User, StoreError>;
+    async fn set_enabled(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+        enabled: bool,
+    ) -> Result<User, StoreError>;
     /// Records a new login (a GitHub rename) for the same identity.
     async fn update_login(&self, user: &UserRef, login: &Login) -> Result<User, StoreError>;
-    async fn remove(&self, user: &UserRef) -> Result<User, StoreError>;
+    async fn remove(&self, actor: &Actor, user: &UserRef) -> Result<User, StoreError>;
+    /// The check path's other query: what a subject may do (memberships and
+    /// bound roles). An unknown subject has no grants.
+    async fn grants(&self, subject: SubjectRef) -> Result<Grants, StoreError>;
+    /// A service account with its keys, by its token issuer `<org>/<name>`.
+    async fn service_account(
+        &self,
+        org: &OrgName,
+        name: &ServiceAccountName,
+    ) -> Result<Option<ServiceAccount>, StoreError>;
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -9,12 +9,22 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{NewUser, StoreError, User, UserRef, UserStore};
-use crate::domain::{DisplayName, Email, IssuerName, Login, Subject, UserId};
+use super::{
+    NewUser, StoreError, User, UserRef, UserStore,
+    iam::{Actor, ServiceAccount},
+    sqlite_iam::{audit_user, user_in},
+};
+use crate::{
+    domain::{
+        DisplayName, Email, IssuerName, Login, OrgName, ServiceAccountName, Subject, SubjectRef,
+        UserId,
+    },
+    policy::rbac::Grants,
+};
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 // Macros rather than consts: sqlx only takes literal SQL, and `concat!`
@@ -32,6 +42,10 @@ macro_rules! where_user {
         "(?1 IS NOT NULL AND id = ?1) OR (issuer = ?2 AND subject = ?3)"
     };
 }
+
+/// One user by id or identity, for code outside this file.
+pub(super) const SELECT_USER: &str =
+    concat!("SELECT ", columns!(), " FROM users WHERE ", where_user!());
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
@@ -61,30 +75,28 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Runs an `UPDATE ... WHERE where_user!() RETURNING` that sets one
-    /// column (`?4`) and `updated_at` (`?5`).
-    async fn update_one<'q, T>(
-        &self,
-        user: &'q UserRef,
-        sql: &'static str,
-        value: T,
-    ) -> Result<User, StoreError>
-    where
-        T: 'q + Send + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-    {
-        let (id, issuer, subject) = binds(user);
-        let row: Option<UserRow> = sqlx::query_as(sql)
-            .bind(id)
-            .bind(issuer)
-            .bind(subject)
-            .bind(value)
-            .bind(now())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.ok_or_else(|| StoreError::NotFound(user.to_string()))?
-            .try_into()
-    }
+/// Runs an `UPDATE ... WHERE where_user!() RETURNING` that sets one column
+/// (`?4`) and `updated_at` (`?5`).
+async fn update_one<'q, T>(
+    conn: &mut sqlx::SqliteConnection,
+    user: &'q UserRef,
+    sql: &'static str,
+    value: T,
+) -> Result<User, StoreError>
+where
+    T: 'q + Send + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    let (id, issuer, subject) = binds(user);
+    let row: Option<UserRow> = sqlx::query_as(sql)
+        .bind(id)
+        .bind(issuer)
+        .bind(subject)
+        .bind(value)
+        .bind(now())
+        .fetch_optional(conn)
+        .await?;
+    row.ok_or_else(|| StoreError::NotFound(format!("user {user}")))?
+        .try_into()
 }
 
 fn open_error(path: &Path, source: sqlx::Error) -> StoreError {
@@ -95,7 +107,7 @@ fn open_error(path: &Path, source: sqlx::Error) -> StoreError {
 }
 
 #[derive(FromRow)]
-struct UserRow {
+pub(super) struct UserRow {
     id: String,
     issuer: String,
     subject: String,
@@ -139,14 +151,14 @@ impl TryFrom<UserRow> for User {
     }
 }
 
-fn binds(user: &UserRef) -> (Option<String>, Option<&str>, Option<&str>) {
+pub(super) fn binds(user: &UserRef) -> (Option<String>, Option<&str>, Option<&str>) {
     match user {
         UserRef::Id(id) => (Some(id.to_string()), None, None),
         UserRef::Identity(issuer, subject) => (None, Some(issuer.as_str()), Some(subject.as_str())),
     }
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     crate::identity::unix_now() as i64
 }
 
@@ -192,7 +204,7 @@ impl UserStore for SqliteStore {
         rows.into_iter().map(User::try_from).collect()
     }
 
-    async fn add(&self, user: NewUser) -> Result<User, StoreError> {
+    async fn add(&self, actor: &Actor, user: NewUser) -> Result<User, StoreError> {
         let now = now();
         let sql = concat!(
             "INSERT INTO users (",
@@ -201,6 +213,7 @@ impl UserStore for SqliteStore {
             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7) RETURNING ",
             columns!()
         );
+        let mut tx = self.pool.begin().await?;
         let result = sqlx::query_as::<_, UserRow>(sql)
             .bind(UserId::new().to_string())
             .bind(user.issuer.as_str())
@@ -209,28 +222,46 @@ impl UserStore for SqliteStore {
             .bind(user.email.as_ref().map(Email::as_str))
             .bind(user.display_name.as_ref().map(DisplayName::as_str))
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await;
-        match result {
-            Ok(row) => row.try_into(),
+        let added: User = match result {
+            Ok(row) => row.try_into()?,
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Duplicate {
+                return Err(StoreError::Duplicate {
                     issuer: user.issuer.to_string(),
                     subject: user.subject.to_string(),
-                })
+                });
             }
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => return Err(e.into()),
+        };
+        audit_user(&mut tx, actor, "user.add", None, Some(&added)).await?;
+        tx.commit().await?;
+        Ok(added)
     }
 
-    async fn set_enabled(&self, user: &UserRef, enabled: bool) -> Result<User, StoreError> {
+    async fn set_enabled(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+        enabled: bool,
+    ) -> Result<User, StoreError> {
         let sql = concat!(
             "UPDATE users SET enabled = ?4, updated_at = ?5 WHERE ",
             where_user!(),
             " RETURNING ",
             columns!()
         );
-        self.update_one(user, sql, enabled).await
+        let action = if enabled {
+            "user.enable"
+        } else {
+            "user.disable"
+        };
+        let mut tx = self.pool.begin().await?;
+        let before = user_in(&mut tx, user).await?;
+        let after = update_one(&mut tx, user, sql, enabled).await?;
+        audit_user(&mut tx, actor, action, Some(&before), Some(&after)).await?;
+        tx.commit().await?;
+        Ok(after)
     }
 
     async fn update_login(&self, user: &UserRef, login: &Login) -> Result<User, StoreError> {
@@ -240,10 +271,11 @@ impl UserStore for SqliteStore {
             " RETURNING ",
             columns!()
         );
-        self.update_one(user, sql, login.as_str()).await
+        let mut conn = self.pool.acquire().await?;
+        update_one(&mut conn, user, sql, login.as_str()).await
     }
 
-    async fn remove(&self, user: &UserRef) -> Result<User, StoreError> {
+    async fn remove(&self, actor: &Actor, user: &UserRef) -> Result<User, StoreError> {
         let (id, issuer, subject) = binds(user);
         let sql = concat!(
             "DELETE FROM users WHERE ",
@@ -251,14 +283,31 @@ impl UserStore for SqliteStore {
             " RETURNING ",
             columns!()
         );
+        let mut tx = self.pool.begin().await?;
         let row: Option<UserRow> = sqlx::query_as(sql)
             .bind(id)
             .bind(issuer)
             .bind(subject)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
-        row.ok_or_else(|| StoreError::NotFound(user.to_string()))?
-            .try_into()
+        let removed: User = row
+            .ok_or_else(|| StoreError::NotFound(format!("user {user}")))?
+            .try_into()?;
+        audit_user(&mut tx, actor, "user.remove", Some(&removed), None).await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn grants(&self, subject: SubjectRef) -> Result<Grants, StoreError> {
+        self.load_grants(subject).await
+    }
+
+    async fn service_account(
+        &self,
+        org: &OrgName,
+        name: &ServiceAccountName,
+    ) -> Result<Option<ServiceAccount>, StoreError> {
+        self.load_service_account(org, name).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -272,6 +321,10 @@ impl UserStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn actor() -> Actor {
+        Actor::local("test")
+    }
 
     fn new_user(subject: &str, login: &str) -> NewUser {
         NewUser {
@@ -289,7 +342,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("users.db"))
             .await
             .unwrap();
-        let added = store.add(new_user("1", "octocat")).await.unwrap();
+        let added = store.add(&actor(), new_user("1", "octocat")).await.unwrap();
         assert!(added.enabled);
         let by_identity = UserRef::parse("dex:1").unwrap();
         assert_eq!(store.get(&by_identity).await.unwrap(), Some(added.clone()));
@@ -298,7 +351,10 @@ mod tests {
             Some(added.clone())
         );
 
-        let err = store.add(new_user("1", "someone-else")).await.unwrap_err();
+        let err = store
+            .add(&actor(), new_user("1", "someone-else"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Duplicate { .. }), "{err}");
         assert_eq!(
             store.list().await.unwrap().len(),
@@ -306,12 +362,18 @@ mod tests {
             "the duplicate left a row"
         );
 
-        let disabled = store.set_enabled(&by_identity, false).await.unwrap();
+        let disabled = store
+            .set_enabled(&actor(), &by_identity, false)
+            .await
+            .unwrap();
         assert!(!disabled.enabled);
-        store.remove(&UserRef::Id(added.id)).await.unwrap();
+        store
+            .remove(&actor(), &UserRef::Id(added.id))
+            .await
+            .unwrap();
         assert_eq!(store.get(&by_identity).await.unwrap(), None);
         assert!(matches!(
-            store.remove(&by_identity).await,
+            store.remove(&actor(), &by_identity).await,
             Err(StoreError::NotFound(_))
         ));
     }
@@ -323,7 +385,7 @@ mod tests {
         SqliteStore::open(&path)
             .await
             .unwrap()
-            .add(new_user("2", "hubot"))
+            .add(&actor(), new_user("2", "hubot"))
             .await
             .unwrap();
         let store = SqliteStore::open(&path).await.unwrap();

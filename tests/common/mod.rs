@@ -11,7 +11,7 @@ use dispatch_authz::{
     config::{Overrides, Settings},
     domain::{IssuerName, Login, Subject},
     startup::App,
-    store::{NewUser, SqliteStore, User, UserStore},
+    store::{Actor, NewUser, SqliteStore, User, UserStore},
 };
 use envoy_types::pb::envoy::service::auth::v3::{
     AttributeContext, CheckRequest, CheckResponse, attribute_context,
@@ -83,6 +83,9 @@ pub struct Options {
     pub extra: &'static str,
     /// Appended after the test issuer: more `[[issuers]]` or `[github]`.
     pub sources: String,
+    /// The `[authorization]` section's body. Tests written before roles
+    /// existed run in `registered` mode.
+    pub authorization: String,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             users_ttl_secs: 60,
             extra: "",
             sources: String::new(),
+            authorization: r#"mode = "registered""#.into(),
         }
     }
 }
@@ -114,6 +118,12 @@ public_paths = ["/healthz"]
 token_cookie = "dispatch_token"
 {extra}
 
+[admin]
+listen = "127.0.0.1:0"
+
+[authorization]
+{authorization}
+
 [[issuers]]
 name = "{ISSUER_NAME}"
 issuer = "{ISS}"
@@ -130,6 +140,7 @@ kid = "k1"
         db = dir.join("users.db").display(),
         ttl = opts.users_ttl_secs,
         extra = opts.extra,
+        authorization = opts.authorization,
         key = fixture("rsa.pub.pem").display(),
     )
 }
@@ -179,13 +190,16 @@ impl TestApp {
 
     pub async fn add_user_of(&self, issuer: &str, subject: &str, login: &str) -> User {
         self.store
-            .add(NewUser {
-                issuer: IssuerName::parse(issuer).unwrap(),
-                subject: Subject::parse(subject).unwrap(),
-                login: Login::parse(login).unwrap(),
-                email: None,
-                display_name: None,
-            })
+            .add(
+                &Actor::local("test"),
+                NewUser {
+                    issuer: IssuerName::parse(issuer).unwrap(),
+                    subject: Subject::parse(subject).unwrap(),
+                    login: Login::parse(login).unwrap(),
+                    email: None,
+                    display_name: None,
+                },
+            )
             .await
             .unwrap()
     }

@@ -1,0 +1,181 @@
+//! Service accounts, as Dispatch had them: the client signs its own JWT with
+//! `iss = "<org>/<name>"`, and we verify it with a public key registered for
+//! that account through the admin API.
+//!
+//! Fixed against Dispatch: `exp` is required and may lie at most
+//! `max_token_lifetime` ahead (a self-signed token cannot be revoked, so its
+//! life is short); `aud` is checked when configured; the algorithm is pinned
+//! per registered key; and the account is a subject of its own kind, never a
+//! bare name that could match a user.
+
+use std::sync::Arc;
+
+use jsonwebtoken::Validation;
+use serde_json::{Map, Value};
+
+use super::{
+    TokenError, VerifiedIdentity,
+    jwt::{self, Unverified},
+    keys::{self, VerifyKey},
+};
+use crate::{
+    domain::{IssuerName, OrgName, Principal, ServiceAccountName, Subject},
+    store::{ServiceAccount, ServiceAccountCache},
+};
+
+/// The issuer name service-account principals are logged under. Reserved:
+/// no configured issuer may use it.
+pub const ISSUER_NAME: &str = "service-account";
+
+#[derive(Debug, Clone)]
+pub struct ServiceAccountSettings {
+    pub max_token_lifetime_secs: u64,
+    /// Accepted `aud` values; empty means `aud` is not checked (Dispatch's
+    /// tokens carry none).
+    pub audiences: Vec<String>,
+    pub leeway_secs: u64,
+}
+
+impl Default for ServiceAccountSettings {
+    fn default() -> Self {
+        Self {
+            max_token_lifetime_secs: 3600,
+            audiences: Vec::new(),
+            leeway_secs: 60,
+        }
+    }
+}
+
+pub struct ServiceAccountSource {
+    accounts: ServiceAccountCache,
+    settings: ServiceAccountSettings,
+}
+
+/// `"<org>/<name>"`, both slugs; anything else is not a service account.
+pub fn parse_issuer(iss: &str) -> Option<(OrgName, ServiceAccountName)> {
+    let (org, name) = iss.split_once('/')?;
+    Some((
+        OrgName::parse(org).ok()?,
+        ServiceAccountName::parse(name).ok()?,
+    ))
+}
+
+impl ServiceAccountSource {
+    pub fn new(accounts: ServiceAccountCache, settings: ServiceAccountSettings) -> Self {
+        Self { accounts, settings }
+    }
+
+    pub(super) async fn verify(
+        &self,
+        token: &Unverified<'_>,
+        org: &OrgName,
+        name: &ServiceAccountName,
+        now: u64,
+    ) -> Result<VerifiedIdentity, TokenError> {
+        let account = self
+            .accounts
+            .find(org, name)
+            .await
+            .map_err(|_| TokenError::ProviderUnavailable {
+                source_name: "service accounts (database)".into(),
+            })?
+            .ok_or(TokenError::UnknownServiceAccount)?;
+        let keys = registered_keys(&account);
+        let alg = jwt::header_algorithm(&token.header)?;
+        let mut last_error = TokenError::UnknownKey;
+        for key in jwt::candidate_keys(&keys, token.header.kid.as_deref())? {
+            if key.algorithm != alg {
+                last_error = TokenError::AlgorithmNotAllowed {
+                    token: alg,
+                    pinned: key.algorithm,
+                };
+                continue;
+            }
+            match self.decode(token.token, key, &account) {
+                Ok(claims) => return self.identity(&claims, account, now),
+                Err(TokenError::BadSignature) => last_error = TokenError::BadSignature,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(last_error)
+    }
+
+    fn decode(
+        &self,
+        token: &str,
+        key: &VerifyKey,
+        account: &ServiceAccount,
+    ) -> Result<Map<String, Value>, TokenError> {
+        let mut validation = Validation::new(key.algorithm);
+        validation.leeway = self.settings.leeway_secs;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[account.issuer()]);
+        if self.settings.audiences.is_empty() {
+            validation.validate_aud = false;
+            validation.set_required_spec_claims(&["exp", "iss"]);
+        } else {
+            validation.set_audience(&self.settings.audiences);
+            validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        }
+        jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| jwt::map_jwt_error(e.into_kind()))
+    }
+
+    fn identity(
+        &self,
+        claims: &Map<String, Value>,
+        account: Arc<ServiceAccount>,
+        now: u64,
+    ) -> Result<VerifiedIdentity, TokenError> {
+        let s = &self.settings;
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| TokenError::BadClaim("exp".into()))?;
+        if expires_at > now + s.max_token_lifetime_secs + s.leeway_secs {
+            return Err(TokenError::LifetimeTooLong {
+                max_secs: s.max_token_lifetime_secs,
+            });
+        }
+        if let Some(iat) = claims.get("iat") {
+            let iat = iat
+                .as_u64()
+                .ok_or_else(|| TokenError::BadClaim("iat".into()))?;
+            if iat > now + s.leeway_secs {
+                return Err(TokenError::IssuedInFuture);
+            }
+        }
+        let subject = Subject::parse(&account.issuer()).expect("org/name is a valid subject");
+        Ok(VerifiedIdentity {
+            principal: Arc::new(Principal {
+                issuer: IssuerName::parse(ISSUER_NAME).expect("a valid issuer name"),
+                subject,
+            }),
+            login: None,
+            login_is_authoritative: false,
+            email: None,
+            expires_at,
+            service_account: Some(account),
+        })
+    }
+}
+
+/// The account's keys, each pinned to its registered algorithm. A key that
+/// no longer parses (it was checked when registered) is skipped.
+fn registered_keys(account: &ServiceAccount) -> Vec<VerifyKey> {
+    account
+        .keys
+        .iter()
+        .filter_map(|k| {
+            let algorithm = keys::parse_public_algorithm(&k.algorithm).ok()?;
+            keys::parse_pem(
+                k.public_key_pem.as_bytes(),
+                algorithm,
+                Some(k.id.clone()),
+                &k.id,
+            )
+            .ok()
+        })
+        .collect()
+}

@@ -1,0 +1,191 @@
+//! Organizations, memberships, roles, role bindings, service accounts and
+//! the audit log: the records the admin API manages and the check path reads
+//! (through [`super::GrantsCache`] and [`super::ServiceAccountCache`]).
+
+use std::fmt;
+
+use serde_json::{Value, json};
+
+use crate::{
+    domain::{OrgName, RoleName, ServiceAccountId, ServiceAccountName, SubjectRef, UserId},
+    policy::rbac::{Role, Scope},
+};
+
+/// Who made an admin change, as written to the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(String);
+
+impl Actor {
+    /// An authenticated caller of the admin API.
+    pub fn subject(subject: SubjectRef) -> Self {
+        Self(subject.to_string())
+    }
+
+    /// Someone with direct access to the database file (the local CLI).
+    pub fn local(os_user: &str) -> Self {
+        Self(format!("local:{os_user}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub name: OrgName,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub org: OrgName,
+    pub user_id: UserId,
+    /// The organization used when a request names none.
+    pub is_default: bool,
+}
+
+/// A role is named by its scope and its name: `admin` in `acme` and the
+/// global `admin` are different roles.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleKey {
+    pub org: Option<OrgName>,
+    pub name: RoleName,
+}
+
+impl RoleKey {
+    pub fn of(role: &Role) -> Self {
+        Self {
+            org: match &role.scope {
+                Scope::Global => None,
+                Scope::Org(org) => Some(org.clone()),
+            },
+            name: role.name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for RoleKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.org {
+            Some(org) => write!(f, "{org}/{}", self.name),
+            None => write!(f, "global/{}", self.name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleBinding {
+    pub role: RoleKey,
+    pub subject: SubjectRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountKey {
+    /// Assigned by us; tokens may name it as `kid`.
+    pub id: String,
+    pub algorithm: String,
+    pub public_key_pem: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub id: ServiceAccountId,
+    pub org: OrgName,
+    pub name: ServiceAccountName,
+    pub enabled: bool,
+    pub keys: Vec<ServiceAccountKey>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl ServiceAccount {
+    /// `"<org>/<name>"`: the `iss` of its tokens and its `x-dispatch-user`.
+    pub fn issuer(&self) -> String {
+        format!("{}/{}", self.org, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub org: Option<String>,
+    pub target: String,
+    /// JSON snapshots of the record before and after the change.
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Snapshots for the audit log. Public keys are public; no secret is ever
+/// part of a record, so snapshots are whole.
+pub(super) trait Snapshot {
+    fn snapshot(&self) -> Value;
+}
+
+impl Snapshot for Organization {
+    fn snapshot(&self) -> Value {
+        json!({ "name": self.name.as_str() })
+    }
+}
+
+impl Snapshot for Membership {
+    fn snapshot(&self) -> Value {
+        json!({
+            "org": self.org.as_str(),
+            "user_id": self.user_id.to_string(),
+            "default": self.is_default,
+        })
+    }
+}
+
+impl Snapshot for Role {
+    fn snapshot(&self) -> Value {
+        let key = RoleKey::of(self);
+        json!({
+            "org": key.org.as_ref().map(OrgName::as_str),
+            "name": self.name.as_str(),
+            "permissions": self.permissions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl Snapshot for RoleBinding {
+    fn snapshot(&self) -> Value {
+        json!({ "role": self.role.to_string(), "subject": self.subject.to_string() })
+    }
+}
+
+impl Snapshot for ServiceAccount {
+    fn snapshot(&self) -> Value {
+        json!({
+            "id": self.id.to_string(),
+            "org": self.org.as_str(),
+            "name": self.name.as_str(),
+            "enabled": self.enabled,
+            "keys": self.keys.iter().map(|k| json!({ "id": k.id, "algorithm": k.algorithm })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl Snapshot for super::User {
+    fn snapshot(&self) -> Value {
+        json!({
+            "id": self.id.to_string(),
+            "issuer": self.issuer.as_str(),
+            "subject": self.subject.as_str(),
+            "login": self.login.as_str(),
+            "email": self.email.as_ref().map(|e| e.as_str()),
+            "enabled": self.enabled,
+        })
+    }
+}
