@@ -24,12 +24,20 @@ use std::{
 
 use criterion::{Criterion, criterion_group};
 use dispatch_authz::{
-    check::{Checker, ClientHeaders, CredentialSettings, Permit, RequestView},
-    domain::{IssuerName, Login, RequestId, Subject},
+    check::{
+        Authorization, Checker, ClientHeaders, CredentialSettings, Directory, Permit, RequestView,
+    },
+    domain::{IssuerName, Login, OrgName, RequestId, RoleName, Subject, SubjectRef},
     identity::{ClaimMapping, IdentityVerifier, JwtIssuer, KeySource, TokenCache, keys, unix_now},
-    policy::{PublicPaths, RequestPath},
+    policy::{
+        PublicPaths, RequestPath, RouteMap,
+        rbac::{Permission, Role, Scope},
+    },
     server::grpc::{check_response, request_view},
-    store::{CacheSettings, NewUser, SqliteStore, UserCache, UserStore},
+    store::{
+        Actor, CacheSettings, GrantsCache, NewUser, RoleBinding, RoleKey, ServiceAccountCache,
+        SqliteStore, UserCache, UserRef, UserStore,
+    },
 };
 use envoy_types::pb::envoy::service::auth::v3::{
     AttributeContext, CheckRequest, attribute_context,
@@ -154,33 +162,60 @@ impl HotPath {
             let store = SqliteStore::open(&dir.path().join("bench.db"))
                 .await
                 .unwrap();
-            store
-                .add(NewUser {
-                    issuer: IssuerName::parse("bench").unwrap(),
-                    subject: Subject::parse("1001").unwrap(),
-                    login: Login::parse("octocat").unwrap(),
-                    email: None,
-                    display_name: None,
-                })
+            // The default mode: a member of `acme` whose role grants
+            // `function:create`, so the hot path includes the RBAC decision.
+            let actor = Actor::local("bench");
+            let user = store
+                .add(
+                    &actor,
+                    NewUser {
+                        issuer: IssuerName::parse("bench").unwrap(),
+                        subject: Subject::parse("1001").unwrap(),
+                        login: Login::parse("octocat").unwrap(),
+                        email: None,
+                        display_name: None,
+                    },
+                )
                 .await
                 .unwrap();
-            let users = UserCache::new(
-                Arc::new(store),
-                CacheSettings {
-                    capacity: 1000,
-                    ttl: Duration::from_secs(3600),
-                    negative_ttl: Duration::from_secs(60),
-                },
-            );
+            let acme = OrgName::parse("acme").unwrap();
+            store.create_org(&actor, &acme).await.unwrap();
+            store
+                .add_member(&actor, &acme, &UserRef::Id(user.id), true)
+                .await
+                .unwrap();
+            let role = Role {
+                name: RoleName::parse("developer").unwrap(),
+                scope: Scope::Org(acme.clone()),
+                permissions: vec![Permission::parse("function:*").unwrap()],
+            };
+            store.create_role(&actor, &role).await.unwrap();
+            let binding = RoleBinding {
+                role: RoleKey::of(&role),
+                subject: SubjectRef::User(user.id),
+            };
+            store.bind_role(&actor, &binding).await.unwrap();
+            let settings = CacheSettings {
+                capacity: 1000,
+                ttl: Duration::from_secs(3600),
+                negative_ttl: Duration::from_secs(60),
+            };
+            let shared: Arc<dyn UserStore> = Arc::new(store);
+            let directory = Directory {
+                users: UserCache::new(shared.clone(), settings),
+                grants: GrantsCache::new(shared.clone(), settings),
+                accounts: ServiceAccountCache::new(shared, settings),
+            };
             Arc::new(Checker::new(
                 verifier(pem_key(Algorithm::ES256, "ec256.pub.pem")),
-                users,
+                directory,
                 PublicPaths::new(&["/healthz"]).unwrap(),
                 CredentialSettings {
                     header: None,
                     cookie: None,
                     max_token_bytes: 8192,
                 },
+                Authorization::Rbac(RouteMap::dispatch()),
             ))
         });
         let auth = format!("Bearer {}", token(Algorithm::ES256, "ec256.pem", "1001"));

@@ -9,8 +9,9 @@ use tokio::net::{TcpListener, UnixListener};
 use crate::{
     check::{Checker, Directory},
     config::{Config, ListenAddr},
+    domain::IssuerName,
     identity::{IdentityVerifier, TokenCache, service_account::ServiceAccountSource},
-    server::{self, Listener, ServeError},
+    server::{self, AdminService, Listener, ServeError},
     store::{GrantsCache, ServiceAccountCache, SqliteStore, StoreError, UserCache, UserStore},
 };
 
@@ -26,6 +27,8 @@ pub enum StartupError {
 
 pub struct App {
     listener: Listener,
+    admin: Option<TcpListener>,
+    sources: Vec<IssuerName>,
     checker: Arc<Checker>,
     store: SqliteStore,
     shutdown_grace: std::time::Duration,
@@ -39,6 +42,7 @@ impl App {
                 "no identity issuers configured: every request outside the public paths will be refused"
             );
         }
+        let sources = config.source_names().into_iter().cloned().collect();
         let shared: Arc<dyn UserStore> = Arc::new(store.clone());
         let accounts = ServiceAccountCache::new(shared.clone(), config.users_cache);
         let identity = IdentityVerifier::new(
@@ -64,8 +68,18 @@ impl App {
             config.authorization,
         ));
         let listener = bind(&config.listen).await?;
+        let admin = match config.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| bind_error(addr, e))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
+            admin,
+            sources,
             checker,
             store,
             shutdown_grace: config.shutdown_grace,
@@ -78,6 +92,11 @@ impl App {
             Listener::Tcp(l) => l.local_addr().ok(),
             Listener::Unix(..) => None,
         }
+    }
+
+    /// The admin API's bound address (`None` when it is off).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn store(&self) -> &SqliteStore {
@@ -104,8 +123,21 @@ impl App {
         for remote in self.checker.identity().remote_key_sets() {
             refreshers.spawn(remote.run_refresher());
         }
-        let result =
-            server::serve(self.listener, self.checker, shutdown, self.shutdown_grace).await;
+        let admin = self.admin.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "serving the admin API");
+            }
+            let service = AdminService::new(self.checker.clone(), self.store.clone(), self.sources);
+            (listener, service)
+        });
+        let result = server::serve(
+            self.listener,
+            admin,
+            self.checker,
+            shutdown,
+            self.shutdown_grace,
+        )
+        .await;
         drop(refreshers);
         // Closing checkpoints the WAL, so a clean stop leaves one database file.
         self.store.pool().close().await;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::request::RequestView;
 use crate::{
+    domain::SubjectRef,
     identity::service_account,
     policy::rbac::Allowed,
     store::{ServiceAccount, User},
@@ -40,6 +41,13 @@ impl Who {
         match self {
             Self::User(_) => "user",
             Self::ServiceAccount(_) => "service-account",
+        }
+    }
+
+    pub fn subject(&self) -> SubjectRef {
+        match self {
+            Self::User(u) => SubjectRef::User(u.id),
+            Self::ServiceAccount(a) => SubjectRef::ServiceAccount(a.id),
         }
     }
 

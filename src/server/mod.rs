@@ -1,6 +1,7 @@
 //! The gRPC listener: Envoy's Authorization service, `grpc.health.v1.Health`
 //! and server reflection (v1 and v1alpha) on one port.
 
+pub mod admin;
 pub mod grpc;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
@@ -14,6 +15,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::check::Checker;
 
+pub use admin::{AdminServer, AdminService};
 pub use grpc::AuthorizationService;
 
 /// A bound listener; binding happens before serving so that tests can bind
@@ -35,6 +37,7 @@ pub enum ServeError {
 /// NOT_SERVING, and lets in-flight checks finish for up to `grace`.
 pub async fn serve(
     listener: Listener,
+    admin: Option<(TcpListener, AdminService)>,
     checker: Arc<Checker>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -72,12 +75,31 @@ pub async fn serve(
             }
         }
     };
+    // The admin API: its own listener (loopback by default), stopped with
+    // the main one.
+    let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin_server = async {
+        match admin {
+            Some((listener, service)) => {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                Server::builder()
+                    .add_service(AdminServer::new(service))
+                    .serve_with_incoming_shutdown(incoming, async {
+                        let _ = admin_stop_rx.await;
+                    })
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let server = async { tokio::try_join!(server, admin_server).map(|_| ()) };
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return Ok(result?),
         () = shutdown => {}
         () = readiness => {}
     }
+    let _ = admin_stop_tx.send(());
     tracing::info!(
         grace_secs = grace.as_secs(),
         "shutting down: finishing in-flight checks"

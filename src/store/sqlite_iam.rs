@@ -447,7 +447,8 @@ impl SqliteStore {
         &self,
         org: Option<&OrgName>,
     ) -> Result<Vec<RoleBinding>, StoreError> {
-        let rows: Vec<(Option<String>, String, Option<String>, Option<String>)> = sqlx::query_as(
+        type Row = (Option<String>, String, Option<String>, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT r.org, r.name, b.user_id, b.service_account_id \
              FROM role_bindings b JOIN roles r ON r.id = b.role_id \
              WHERE COALESCE(r.org, '') = ?1 ORDER BY r.name, b.created_at",
@@ -467,35 +468,36 @@ impl SqliteStore {
 
     // ---- service accounts ----------------------------------------------
 
+    /// Creates an account with its first keys (each already checked by the
+    /// caller to parse for its algorithm), in one transaction.
     pub async fn create_service_account(
         &self,
         actor: &Actor,
         org: &OrgName,
         name: &ServiceAccountName,
+        keys: &[(String, String)],
     ) -> Result<ServiceAccount, StoreError> {
         let mut tx = self.begin().await?;
         org_in(&mut tx, org).await?;
         let at = now();
-        let account = ServiceAccount {
-            id: ServiceAccountId::new(),
-            org: org.clone(),
-            name: name.clone(),
-            enabled: true,
-            keys: Vec::new(),
-            created_at: at,
-            updated_at: at,
-        };
+        let id = ServiceAccountId::new();
         sqlx::query(
             "INSERT INTO service_accounts (id, org, name, enabled, created_at, updated_at) \
              VALUES (?1, ?2, ?3, 1, ?4, ?4)",
         )
-        .bind(account.id.to_string())
+        .bind(id.to_string())
         .bind(org.as_str())
         .bind(name.as_str())
         .bind(at)
         .execute(&mut *tx)
         .await
         .map_err(unique(|| format!("service account {org}/{name}")))?;
+        for (algorithm, pem) in keys {
+            insert_key(&mut tx, id, algorithm, pem).await?;
+        }
+        let account = service_account_in(&mut tx, org, name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("service account {org}/{name}")))?;
         let change = Change {
             action: "serviceaccount.create",
             org: Some(org),
@@ -574,18 +576,7 @@ impl SqliteStore {
         public_key_pem: &str,
     ) -> Result<ServiceAccount, StoreError> {
         let (mut tx, before) = self.service_account_for_change(org, name).await?;
-        sqlx::query(
-            "INSERT INTO service_account_keys \
-             (id, service_account_id, algorithm, public_key_pem, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(before.id.to_string())
-        .bind(algorithm)
-        .bind(public_key_pem)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
+        insert_key(&mut tx, before.id, algorithm, public_key_pem).await?;
         finish_service_account_change(tx, actor, "serviceaccount.key.add", before, true).await
     }
 
@@ -626,6 +617,19 @@ impl SqliteStore {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("service account {org}/{name}")))?;
         Ok((tx, before))
+    }
+
+    /// `"<org>/<name>"` of an account, for display.
+    pub async fn service_account_name(
+        &self,
+        id: ServiceAccountId,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT org, name FROM service_accounts WHERE id = ?1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(org, name)| format!("{org}/{name}")))
     }
 
     // ---- audit log -----------------------------------------------------
@@ -1087,4 +1091,25 @@ pub(super) async fn audit_user(
         after: after.map(Snapshot::snapshot),
     };
     audit(tx, actor, change).await
+}
+
+async fn insert_key(
+    conn: &mut SqliteConnection,
+    account: ServiceAccountId,
+    algorithm: &str,
+    pem: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO service_account_keys \
+         (id, service_account_id, algorithm, public_key_pem, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(account.to_string())
+    .bind(algorithm)
+    .bind(pem)
+    .bind(now())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! The command line: the binary's edge, where errors become messages (and
 //! the only place `anyhow` is used).
 
+mod iam;
+
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, bail};
@@ -58,11 +60,26 @@ pub enum Command {
     },
     /// Create the database if needed and apply migrations, then exit.
     Migrate,
-    /// Manage users. Changes reach a running server within
-    /// cache.users_ttl_secs (default 30 s).
+    /// Manage users. With --server, through the admin API (changes take
+    /// effect at once); without, in the database file (a running server
+    /// sees them within cache.users_ttl_secs, default 30 s).
     Users {
+        #[command(flatten)]
+        connection: iam::Connection,
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// Make a user the first global admin (role `admin`, `*:*`), adding the
+    /// user if needed. Works on the database file; refuses if a global
+    /// admin exists.
+    Bootstrap(AddUser),
+    /// Organizations, roles, service accounts, members and role bindings,
+    /// through the admin API of a running server.
+    Iam {
+        #[command(flatten)]
+        connection: iam::Connection,
+        #[command(subcommand)]
+        command: iam::IamCommand,
     },
     /// Developer tools for tokens.
     Token {
@@ -130,15 +147,19 @@ pub struct MintToken {
     pub algorithm: String,
     #[arg(long)]
     pub kid: Option<String>,
+    /// A service account's token: `iss` = ORG/NAME, no `sub` or `aud`
+    /// needed (as Dispatch's CLI signed them).
+    #[arg(long, value_name = "ORG/NAME", conflicts_with_all = ["issuer", "subject"])]
+    pub service_account: Option<String>,
     /// `iss` claim.
-    #[arg(long)]
-    pub issuer: String,
+    #[arg(long, required_unless_present = "service_account")]
+    pub issuer: Option<String>,
     /// `aud` claim.
     #[arg(long)]
-    pub audience: String,
+    pub audience: Option<String>,
     /// `sub` claim.
-    #[arg(long)]
-    pub subject: String,
+    #[arg(long, required_unless_present = "service_account")]
+    pub subject: Option<String>,
     /// `preferred_username` claim.
     #[arg(long)]
     pub login: Option<String>,
@@ -178,7 +199,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             SqliteStore::open(&config.database).await?;
             println!("database {} is up to date", config.database.display());
         }
-        Command::Users { command } => users(command, &config).await?,
+        Command::Users {
+            connection,
+            command,
+        } => match connection.server {
+            Some(_) => iam::users(&connection, command).await?,
+            None => users(command, &config).await?,
+        },
+        Command::Iam {
+            connection,
+            command,
+        } => iam::run(&connection, command).await?,
+        Command::Bootstrap(add) => bootstrap(&add, &config).await?,
         Command::Token { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
@@ -227,6 +259,26 @@ async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+async fn bootstrap(add: &AddUser, config: &Config) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&config.database).await?;
+    if store.has_global_admin().await? {
+        bail!(
+            "a global admin exists already; add more through the admin API (dispatch-authz iam ...)"
+        );
+    }
+    let actor = local_actor();
+    let new = new_user(add, config)?;
+    let r = UserRef::Identity(new.issuer.clone(), new.subject.clone());
+    let user = match store.get(&r).await? {
+        Some(user) => user,
+        None => store.add(&actor, new).await?,
+    };
+    store.bootstrap(&actor, &UserRef::Id(user.id)).await?;
+    print_user(&user);
+    println!("is now a global admin (role admin, permission *:*)");
     Ok(())
 }
 
@@ -314,6 +366,24 @@ fn print_table(users: &[User]) {
     }
 }
 
+impl MintToken {
+    /// A short-lived token for a CLI call as a service account.
+    fn for_service_account(account: &str, key: &std::path::Path, algorithm: &str) -> Self {
+        Self {
+            key: key.to_owned(),
+            algorithm: algorithm.to_owned(),
+            kid: None,
+            service_account: Some(account.to_owned()),
+            issuer: None,
+            audience: None,
+            subject: None,
+            login: None,
+            email: None,
+            ttl_secs: 300,
+        }
+    }
+}
+
 fn mint(args: &MintToken) -> anyhow::Result<String> {
     let algorithm: Algorithm = args
         .algorithm
@@ -336,10 +406,16 @@ fn mint(args: &MintToken) -> anyhow::Result<String> {
         )
     })?;
     let now = crate::identity::unix_now() as i64;
-    let mut claims = serde_json::json!({
-        "iss": args.issuer, "aud": args.audience, "sub": args.subject,
-        "iat": now, "nbf": now, "exp": now + args.ttl_secs,
-    });
+    let mut claims = serde_json::json!({ "iat": now, "exp": now + args.ttl_secs });
+    let iss = args.service_account.as_ref().or(args.issuer.as_ref());
+    claims["iss"] = iss.cloned().into();
+    if let Some(subject) = &args.subject {
+        claims["sub"] = subject.clone().into();
+        claims["nbf"] = now.into();
+    }
+    if let Some(audience) = &args.audience {
+        claims["aud"] = audience.clone().into();
+    }
     if let Some(login) = &args.login {
         claims["preferred_username"] = login.clone().into();
     }

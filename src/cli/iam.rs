@@ -1,0 +1,533 @@
+//! `dispatch-authz iam ...` and `users --server ...`: the CLI over the admin
+//! API, shaped like Dispatch's `dispatch iam create|get|delete ...`.
+//! Replies are printed as JSON, one object per line.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use tonic::{Request, transport::Channel};
+
+use super::{MintToken, UsersCommand, mint};
+use crate::proto::admin::{self as pb, admin_client::AdminClient, role_binding::Subject};
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:50052";
+
+/// How to reach and authenticate to the admin API.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Admin API address [iam default: http://127.0.0.1:50052]. For
+    /// `users`, going through the server (rather than the database file)
+    /// makes changes take effect on the very next check.
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token of the caller (a user's JWT or GitHub token).
+    #[arg(long, global = true, env = "DISPATCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Authenticate as this service account (ORG/NAME) with a token signed
+    /// on the spot with --key, as Dispatch's CLI did.
+    #[arg(long, global = true, value_name = "ORG/NAME", requires = "key")]
+    pub service_account: Option<String>,
+    /// The service account's private key (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Algorithm of --key.
+    #[arg(long, global = true, default_value = "RS256")]
+    pub algorithm: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IamCommand {
+    /// Create an organization, role, service account, member or role binding.
+    Create {
+        #[command(subcommand)]
+        what: Create,
+    },
+    /// Show one, or list all when no name is given.
+    Get {
+        #[command(subcommand)]
+        what: Get,
+    },
+    /// Delete an organization, role, service account, member or role binding.
+    Delete {
+        #[command(subcommand)]
+        what: Delete,
+    },
+    /// Enable or disable a service account.
+    Update {
+        #[command(subcommand)]
+        what: Update,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Create {
+    Organization {
+        name: String,
+    },
+    /// A role: `--permission RESOURCE:ACTION` (either side `*`), repeatable.
+    Role {
+        name: String,
+        #[command(flatten)]
+        scope: RoleScope,
+        #[arg(
+            long = "permission",
+            short = 'p',
+            required = true,
+            value_name = "RESOURCE:ACTION"
+        )]
+        permissions: Vec<String>,
+    },
+    /// A service account, optionally with its first public key.
+    #[command(visible_alias = "sa")]
+    Serviceaccount {
+        name: String,
+        #[arg(long)]
+        org: String,
+        /// PEM public key file.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        #[arg(long, default_value = "RS256")]
+        key_algorithm: String,
+    },
+    /// Add a public key to a service account.
+    Key {
+        /// The service account's name.
+        name: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+        #[arg(long, default_value = "RS256")]
+        key_algorithm: String,
+    },
+    /// Make a user (id or SOURCE:SUBJECT) a member of an organization.
+    Member {
+        user: String,
+        #[arg(long)]
+        org: String,
+        /// Use this organization when requests send no x-dispatch-org.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Bind a role to a user or a service account.
+    #[command(visible_alias = "rolebinding")]
+    Binding(BindingArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Get {
+    Organization {
+        name: Option<String>,
+    },
+    Role {
+        name: Option<String>,
+        #[command(flatten)]
+        scope: RoleScope,
+    },
+    #[command(visible_alias = "sa")]
+    Serviceaccount {
+        name: Option<String>,
+        #[arg(long)]
+        org: String,
+    },
+    Member {
+        #[arg(long)]
+        org: String,
+    },
+    #[command(visible_alias = "rolebinding")]
+    Binding {
+        #[command(flatten)]
+        scope: RoleScope,
+    },
+    /// The audit log, newest first.
+    Audit {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Delete {
+    Organization {
+        name: String,
+    },
+    Role {
+        name: String,
+        #[command(flatten)]
+        scope: RoleScope,
+    },
+    #[command(visible_alias = "sa")]
+    Serviceaccount {
+        name: String,
+        #[arg(long)]
+        org: String,
+    },
+    /// Remove a key from a service account (tokens it signed stop working).
+    Key {
+        name: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        key_id: String,
+    },
+    Member {
+        user: String,
+        #[arg(long)]
+        org: String,
+    },
+    #[command(visible_alias = "rolebinding")]
+    Binding(BindingArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Update {
+    #[command(visible_alias = "sa")]
+    Serviceaccount {
+        name: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+    },
+}
+
+/// `--org ORG` for an organization's role, `--global` for a global one.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct RoleScope {
+    #[arg(long)]
+    pub org: Option<String>,
+    #[arg(long)]
+    pub global: bool,
+}
+
+impl RoleScope {
+    fn org(&self) -> String {
+        self.org.clone().unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["user", "service_account_subject"])))]
+pub struct BindingArgs {
+    /// The role's name.
+    pub role: String,
+    #[command(flatten)]
+    pub scope: RoleScope,
+    /// A user: id or SOURCE:SUBJECT.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A service account: ORG/NAME.
+    #[arg(long = "to-service-account", value_name = "ORG/NAME")]
+    pub service_account_subject: Option<String>,
+}
+
+impl BindingArgs {
+    fn binding(&self) -> pb::RoleBinding {
+        let subject = match (&self.user, &self.service_account_subject) {
+            (Some(user), _) => Subject::User(user.clone()),
+            (None, Some(sa)) => Subject::ServiceAccount(sa.clone()),
+            (None, None) => unreachable!("clap requires one"),
+        };
+        pb::RoleBinding {
+            role: Some(pb::RoleRef {
+                org: self.scope.org(),
+                name: self.role.clone(),
+            }),
+            subject: Some(subject),
+        }
+    }
+}
+
+struct Admin {
+    client: AdminClient<Channel>,
+    authorization: String,
+}
+
+impl Admin {
+    async fn connect(connection: &Connection) -> anyhow::Result<Self> {
+        let token = match (
+            &connection.token,
+            &connection.service_account,
+            &connection.key,
+        ) {
+            (_, Some(account), Some(key)) => mint(&MintToken::for_service_account(
+                account,
+                key,
+                &connection.algorithm,
+            ))?,
+            (Some(token), _, _) => token.clone(),
+            _ => bail!(
+                "no credential: pass --token (or set DISPATCH_TOKEN), or --service-account with --key"
+            ),
+        };
+        let server = connection
+            .server
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        let client = AdminClient::connect(server.clone())
+            .await
+            .with_context(|| format!("cannot reach the admin API at {server}"))?;
+        Ok(Self {
+            client,
+            authorization: format!("Bearer {token}"),
+        })
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Ok(value) = self.authorization.parse() {
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    }
+}
+
+fn print<T: serde::Serialize>(item: &T) {
+    println!(
+        "{}",
+        serde_json::to_string(item).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    );
+}
+
+fn status(e: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", e.code(), e.message())
+}
+
+fn read(path: &PathBuf) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+macro_rules! call {
+    ($admin:expr, $method:ident, $message:expr) => {{
+        let request = $admin.request($message);
+        $admin
+            .client
+            .$method(request)
+            .await
+            .map_err(status)?
+            .into_inner()
+    }};
+}
+
+pub async fn run(connection: &Connection, command: IamCommand) -> anyhow::Result<()> {
+    let mut a = Admin::connect(connection).await?;
+    match command {
+        IamCommand::Create { what } => create(&mut a, what).await,
+        IamCommand::Get { what } => get(&mut a, what).await,
+        IamCommand::Delete { what } => delete(&mut a, what).await,
+        IamCommand::Update {
+            what:
+                Update::Serviceaccount {
+                    name,
+                    org,
+                    enable,
+                    disable: _,
+                },
+        } => {
+            let message = pb::SetServiceAccountEnabledRequest {
+                org,
+                name,
+                enabled: enable,
+            };
+            print(&call!(a, set_service_account_enabled, message));
+            Ok(())
+        }
+    }
+}
+
+async fn create(a: &mut Admin, what: Create) -> anyhow::Result<()> {
+    match what {
+        Create::Organization { name } => {
+            print(&call!(a, create_organization, pb::OrganizationRef { name }))
+        }
+        Create::Role {
+            name,
+            scope,
+            permissions,
+        } => {
+            let role = pb::Role {
+                org: scope.org(),
+                name,
+                permissions,
+            };
+            print(&call!(a, create_role, role))
+        }
+        Create::Serviceaccount {
+            name,
+            org,
+            public_key,
+            key_algorithm,
+        } => {
+            let keys = match public_key {
+                Some(path) => vec![pb::PublicKey {
+                    algorithm: key_algorithm,
+                    pem: read(&path)?,
+                    ..Default::default()
+                }],
+                None => Vec::new(),
+            };
+            let message = pb::CreateServiceAccountRequest { org, name, keys };
+            print(&call!(a, create_service_account, message))
+        }
+        Create::Key {
+            name,
+            org,
+            public_key,
+            key_algorithm,
+        } => {
+            let message = pb::AddServiceAccountKeyRequest {
+                org,
+                name,
+                algorithm: key_algorithm,
+                pem: read(&public_key)?,
+            };
+            print(&call!(a, add_service_account_key, message))
+        }
+        Create::Member { user, org, default } => {
+            let message = pb::AddMemberRequest { org, user, default };
+            print(&call!(a, add_member, message))
+        }
+        Create::Binding(args) => print(&call!(a, create_role_binding, args.binding())),
+    }
+    Ok(())
+}
+
+async fn get(a: &mut Admin, what: Get) -> anyhow::Result<()> {
+    match what {
+        Get::Organization { name: Some(name) } => {
+            print(&call!(a, get_organization, pb::OrganizationRef { name }))
+        }
+        Get::Organization { name: None } => {
+            let list = call!(a, list_organizations, pb::ListOrganizationsRequest {});
+            list.organizations.iter().for_each(print);
+        }
+        Get::Role {
+            name: Some(name),
+            scope,
+        } => print(&call!(
+            a,
+            get_role,
+            pb::RoleRef {
+                org: scope.org(),
+                name
+            }
+        )),
+        Get::Role { name: None, scope } => {
+            let list = call!(a, list_roles, pb::ListRolesRequest { org: scope.org() });
+            list.roles.iter().for_each(print);
+        }
+        Get::Serviceaccount {
+            name: Some(name),
+            org,
+        } => print(&call!(
+            a,
+            get_service_account,
+            pb::ServiceAccountRef { org, name }
+        )),
+        Get::Serviceaccount { name: None, org } => {
+            let message = pb::ListServiceAccountsRequest { org };
+            let list = call!(a, list_service_accounts, message);
+            list.service_accounts.iter().for_each(print);
+        }
+        Get::Member { org } => {
+            let list = call!(a, list_members, pb::ListMembersRequest { org });
+            list.members.iter().for_each(print);
+        }
+        Get::Binding { scope } => {
+            let message = pb::ListRoleBindingsRequest { org: scope.org() };
+            let list = call!(a, list_role_bindings, message);
+            list.bindings.iter().for_each(print);
+        }
+        Get::Audit { org, limit } => {
+            let message = pb::ListAuditLogRequest {
+                org: org.unwrap_or_default(),
+                limit,
+            };
+            let list = call!(a, list_audit_log, message);
+            list.entries.iter().for_each(print);
+        }
+    }
+    Ok(())
+}
+
+async fn delete(a: &mut Admin, what: Delete) -> anyhow::Result<()> {
+    match what {
+        Delete::Organization { name } => {
+            print(&call!(a, delete_organization, pb::OrganizationRef { name }))
+        }
+        Delete::Role { name, scope } => print(&call!(
+            a,
+            delete_role,
+            pb::RoleRef {
+                org: scope.org(),
+                name
+            }
+        )),
+        Delete::Serviceaccount { name, org } => print(&call!(
+            a,
+            delete_service_account,
+            pb::ServiceAccountRef { org, name }
+        )),
+        Delete::Key { name, org, key_id } => {
+            let message = pb::RemoveServiceAccountKeyRequest { org, name, key_id };
+            print(&call!(a, remove_service_account_key, message))
+        }
+        Delete::Member { user, org } => print(&call!(
+            a,
+            remove_member,
+            pb::RemoveMemberRequest { org, user }
+        )),
+        Delete::Binding(args) => print(&call!(a, delete_role_binding, args.binding())),
+    }
+    Ok(())
+}
+
+/// `users ... --server URL`: the same user commands, through the admin API
+/// (so the running server invalidates its caches at once).
+pub async fn users(connection: &Connection, command: UsersCommand) -> anyhow::Result<()> {
+    let mut a = Admin::connect(connection).await?;
+    match command {
+        UsersCommand::Add(add) => {
+            let subject = match (add.github_id, &add.subject) {
+                (Some(id), _) => id.to_string(),
+                (None, Some(subject)) => subject.clone(),
+                (None, None) => unreachable!("clap requires one of them"),
+            };
+            let message = pb::CreateUserRequest {
+                issuer: add.source,
+                subject,
+                login: add.login,
+                email: add.email.unwrap_or_default(),
+                display_name: add.name.unwrap_or_default(),
+            };
+            print(&call!(a, create_user, message));
+        }
+        UsersCommand::List { .. } => {
+            let list = call!(a, list_users, pb::ListUsersRequest {});
+            list.users.iter().for_each(print);
+        }
+        UsersCommand::Show { user } => print(&call!(a, get_user, pb::UserRef { user })),
+        UsersCommand::Disable { user } => {
+            let message = pb::SetUserEnabledRequest {
+                user,
+                enabled: false,
+            };
+            print(&call!(a, set_user_enabled, message));
+        }
+        UsersCommand::Enable { user } => {
+            let message = pb::SetUserEnabledRequest {
+                user,
+                enabled: true,
+            };
+            print(&call!(a, set_user_enabled, message));
+        }
+        UsersCommand::Remove { user } => print(&call!(a, delete_user, pb::UserRef { user })),
+    }
+    Ok(())
+}
