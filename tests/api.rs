@@ -7,85 +7,9 @@ use std::time::Duration;
 
 use common::*;
 use dispatch_authz::store::UserStore;
-use envoy_types::{
-    ext_authz::v3::pb::{CheckResponse, HeaderAppendAction, HttpResponse},
-    pb::envoy::service::auth::v3::CheckRequest,
-};
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
-
-const OK: i32 = 0;
-const INVALID_ARGUMENT: i32 = 3;
-const PERMISSION_DENIED: i32 = 7;
-const UNAVAILABLE: i32 = 14;
-const UNAUTHENTICATED: i32 = 16;
-
-fn code(r: &CheckResponse) -> i32 {
-    r.status.as_ref().expect("status is always set").code
-}
-
-/// Headers set on the upstream request, each checked to overwrite.
-fn upstream_headers(r: &CheckResponse) -> Vec<(String, String)> {
-    let Some(HttpResponse::OkResponse(ok)) = &r.http_response else {
-        panic!("not an ok response: {r:?}")
-    };
-    ok.headers
-        .iter()
-        .map(|h| {
-            assert_eq!(
-                h.append_action,
-                HeaderAppendAction::OverwriteIfExistsOrAdd as i32
-            );
-            #[allow(deprecated)]
-            let append = h.append.as_ref().map(|a| a.value);
-            assert_eq!(append, Some(false));
-            let h = h.header.as_ref().unwrap();
-            (h.key.clone(), h.value.clone())
-        })
-        .collect()
-}
-
-fn removed(r: &CheckResponse) -> Vec<String> {
-    match &r.http_response {
-        Some(HttpResponse::OkResponse(ok)) => ok.headers_to_remove.clone(),
-        _ => panic!("not an ok response"),
-    }
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-struct Denied {
-    http: i32,
-    headers: Vec<(String, String)>,
-    body: serde_json::Value,
-}
-
-fn denied(r: &CheckResponse) -> Denied {
-    let Some(HttpResponse::DeniedResponse(d)) = &r.http_response else {
-        panic!("not a denial: {r:?}")
-    };
-    Denied {
-        http: d.status.as_ref().unwrap().code,
-        headers: d
-            .headers
-            .iter()
-            .map(|h| {
-                let h = h.header.as_ref().unwrap();
-                (h.key.clone(), h.value.clone())
-            })
-            .collect(),
-        body: serde_json::from_str(&d.body).expect("denial body is JSON"),
-    }
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
 
 #[tokio::test]
 async fn a_known_user_is_allowed_with_our_headers_and_forgeries_removed() {

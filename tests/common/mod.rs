@@ -2,6 +2,7 @@
 //! database, mint tokens with the fixture keys, call Check like Envoy does.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod fake_github;
 pub mod fake_oidc;
 
@@ -62,6 +63,8 @@ pub fn sign(alg: Algorithm, key_file: &str, kid: Option<&str>, claims: &Value) -
     let pem = std::fs::read(fixture(key_file)).unwrap();
     let key = match alg {
         Algorithm::HS256 => EncodingKey::from_secret(&pem),
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem).unwrap(),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem).unwrap(),
         _ => EncodingKey::from_rsa_pem(&pem).unwrap(),
     };
     let mut header = Header::new(alg);
@@ -71,6 +74,7 @@ pub fn sign(alg: Algorithm, key_file: &str, kid: Option<&str>, claims: &Value) -
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
     pub store: SqliteStore,
     pub dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -159,6 +163,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         .unwrap();
     let app = App::build(config).await.unwrap();
     let addr = app.local_addr().unwrap();
+    let admin_addr = app.admin_addr();
     let store = app.store().clone();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(async move {
@@ -170,6 +175,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     });
     TestApp {
         addr,
+        admin_addr,
         store,
         dir,
         shutdown: Some(tx),
@@ -300,6 +306,33 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// A check with any method and host.
+    pub async fn check_on(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> CheckResponse {
+        let mut request = check_request(method, path, headers);
+        if let Some(http) = request
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+        {
+            http.host = host.into();
+        }
+        self.client()
+            .await
+            .check(request)
+            .await
+            .expect("Check must answer, never fail")
+            .into_inner()
+    }
+}
+
 pub fn check_request(method: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
     let headers: HashMap<String, String> = headers
         .iter()
@@ -324,3 +357,81 @@ pub fn check_request(method: &str, path: &str, headers: &[(&str, &str)]) -> Chec
         }),
     }
 }
+
+// ---- reading CheckResponses ----
+
+use envoy_types::ext_authz::v3::pb::{HeaderAppendAction, HttpResponse};
+
+pub const OK: i32 = 0;
+pub const INVALID_ARGUMENT: i32 = 3;
+pub const PERMISSION_DENIED: i32 = 7;
+pub const UNAVAILABLE: i32 = 14;
+pub const UNAUTHENTICATED: i32 = 16;
+
+pub fn code(r: &CheckResponse) -> i32 {
+    r.status.as_ref().expect("status is always set").code
+}
+
+/// Headers set on the upstream request, each checked to overwrite.
+pub fn upstream_headers(r: &CheckResponse) -> Vec<(String, String)> {
+    let Some(HttpResponse::OkResponse(ok)) = &r.http_response else {
+        panic!("not an ok response: {r:?}")
+    };
+    ok.headers
+        .iter()
+        .map(|h| {
+            assert_eq!(
+                h.append_action,
+                HeaderAppendAction::OverwriteIfExistsOrAdd as i32
+            );
+            #[allow(deprecated)]
+            let append = h.append.as_ref().map(|a| a.value);
+            assert_eq!(append, Some(false));
+            let h = h.header.as_ref().unwrap();
+            (h.key.clone(), h.value.clone())
+        })
+        .collect()
+}
+
+pub fn removed(r: &CheckResponse) -> Vec<String> {
+    match &r.http_response {
+        Some(HttpResponse::OkResponse(ok)) => ok.headers_to_remove.clone(),
+        _ => panic!("not an ok response"),
+    }
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+pub struct Denied {
+    pub http: i32,
+    pub headers: Vec<(String, String)>,
+    pub body: serde_json::Value,
+}
+
+pub fn denied(r: &CheckResponse) -> Denied {
+    let Some(HttpResponse::DeniedResponse(d)) = &r.http_response else {
+        panic!("not a denial: {r:?}")
+    };
+    Denied {
+        http: d.status.as_ref().unwrap().code,
+        headers: d
+            .headers
+            .iter()
+            .map(|h| {
+                let h = h.header.as_ref().unwrap();
+                (h.key.clone(), h.value.clone())
+            })
+            .collect(),
+        body: serde_json::from_str(&d.body).expect("denial body is JSON"),
+    }
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+

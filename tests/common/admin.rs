@@ -1,0 +1,139 @@
+//! The admin API from a test: a client that sends a bearer token, and
+//! helpers for the calls most tests make to set up a world.
+
+use dispatch_authz::{
+    proto::admin::{self as pb, admin_client::AdminClient, role_binding::Subject},
+    store::{Actor, UserRef},
+};
+use tonic::{Request, Status, transport::Channel};
+
+use super::{TestApp, claims, token};
+
+pub struct Admin {
+    pub client: AdminClient<Channel>,
+    authorization: String,
+}
+
+impl Admin {
+    pub async fn connect(app: &TestApp, token: &str) -> Self {
+        let addr = app.admin_addr.expect("the admin API is on");
+        let client = AdminClient::connect(format!("http://{addr}")).await.unwrap();
+        Self {
+            client,
+            authorization: format!("Bearer {token}"),
+        }
+    }
+
+    pub fn req<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.authorization.parse().unwrap());
+        request
+    }
+
+    pub async fn org(&mut self, name: &str) -> Result<pb::Organization, Status> {
+        let r = self.req(pb::OrganizationRef { name: name.into() });
+        self.client.create_organization(r).await.map(|r| r.into_inner())
+    }
+
+    /// A role; `org` empty for a global one.
+    pub async fn role(
+        &mut self,
+        org: &str,
+        name: &str,
+        permissions: &[&str],
+    ) -> Result<pb::Role, Status> {
+        let r = self.req(pb::Role {
+            org: org.into(),
+            name: name.into(),
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+        });
+        self.client.create_role(r).await.map(|r| r.into_inner())
+    }
+
+    pub async fn member(&mut self, org: &str, user: &str, default: bool) -> Result<pb::Member, Status> {
+        let r = self.req(pb::AddMemberRequest {
+            org: org.into(),
+            user: user.into(),
+            default,
+        });
+        self.client.add_member(r).await.map(|r| r.into_inner())
+    }
+
+    pub fn binding(org: &str, role: &str, subject: Subject) -> pb::RoleBinding {
+        pb::RoleBinding {
+            role: Some(pb::RoleRef {
+                org: org.into(),
+                name: role.into(),
+            }),
+            subject: Some(subject),
+        }
+    }
+
+    pub async fn bind(&mut self, org: &str, role: &str, subject: Subject) -> Result<pb::RoleBinding, Status> {
+        let r = self.req(Self::binding(org, role, subject));
+        self.client.create_role_binding(r).await.map(|r| r.into_inner())
+    }
+
+    pub async fn unbind(&mut self, org: &str, role: &str, subject: Subject) -> Result<pb::RoleBinding, Status> {
+        let r = self.req(Self::binding(org, role, subject));
+        self.client.delete_role_binding(r).await.map(|r| r.into_inner())
+    }
+
+    pub async fn service_account(
+        &mut self,
+        org: &str,
+        name: &str,
+        keys: &[(&str, &str)],
+    ) -> Result<pb::ServiceAccount, Status> {
+        let keys = keys
+            .iter()
+            .map(|(algorithm, file)| pb::PublicKey {
+                algorithm: algorithm.to_string(),
+                pem: std::fs::read_to_string(super::fixture(file)).unwrap(),
+                ..Default::default()
+            })
+            .collect();
+        let r = self.req(pb::CreateServiceAccountRequest {
+            org: org.into(),
+            name: name.into(),
+            keys,
+        });
+        self.client.create_service_account(r).await.map(|r| r.into_inner())
+    }
+
+    pub async fn set_user_enabled(&mut self, user: &str, enabled: bool) -> Result<pb::User, Status> {
+        let r = self.req(pb::SetUserEnabledRequest {
+            user: user.into(),
+            enabled,
+        });
+        self.client.set_user_enabled(r).await.map(|r| r.into_inner())
+    }
+
+    pub async fn audit(&mut self, org: &str) -> Vec<pb::AuditEntry> {
+        let r = self.req(pb::ListAuditLogRequest {
+            org: org.into(),
+            limit: 1000,
+        });
+        self.client.list_audit_log(r).await.unwrap().into_inner().entries
+    }
+}
+
+/// `test:SUBJECT`, how the admin API names a user of the test issuer.
+pub fn user_ref(subject: &str) -> String {
+    format!("{}:{subject}", super::ISSUER_NAME)
+}
+
+impl TestApp {
+    /// Adds a user with subject `root` and makes it the first global admin
+    /// (as `dispatch-authz bootstrap` does); returns an admin client as root.
+    pub async fn bootstrap(&self) -> Admin {
+        let root = self.add_user("root", "root").await;
+        self.store
+            .bootstrap(&Actor::local("test"), &UserRef::Id(root.id))
+            .await
+            .unwrap();
+        Admin::connect(self, &token(&claims("root"))).await
+    }
+}
