@@ -17,7 +17,9 @@ pub struct Admin {
 impl Admin {
     pub async fn connect(app: &TestApp, token: &str) -> Self {
         let addr = app.admin_addr.expect("the admin API is on");
-        let client = AdminClient::connect(format!("http://{addr}")).await.unwrap();
+        let client = AdminClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
         Self {
             client,
             authorization: format!("Bearer {token}"),
@@ -34,7 +36,10 @@ impl Admin {
 
     pub async fn org(&mut self, name: &str) -> Result<pb::Organization, Status> {
         let r = self.req(pb::OrganizationRef { name: name.into() });
-        self.client.create_organization(r).await.map(|r| r.into_inner())
+        self.client
+            .create_organization(r)
+            .await
+            .map(|r| r.into_inner())
     }
 
     /// A role; `org` empty for a global one.
@@ -52,7 +57,12 @@ impl Admin {
         self.client.create_role(r).await.map(|r| r.into_inner())
     }
 
-    pub async fn member(&mut self, org: &str, user: &str, default: bool) -> Result<pb::Member, Status> {
+    pub async fn member(
+        &mut self,
+        org: &str,
+        user: &str,
+        default: bool,
+    ) -> Result<pb::Member, Status> {
         let r = self.req(pb::AddMemberRequest {
             org: org.into(),
             user: user.into(),
@@ -71,14 +81,30 @@ impl Admin {
         }
     }
 
-    pub async fn bind(&mut self, org: &str, role: &str, subject: Subject) -> Result<pb::RoleBinding, Status> {
+    pub async fn bind(
+        &mut self,
+        org: &str,
+        role: &str,
+        subject: Subject,
+    ) -> Result<pb::RoleBinding, Status> {
         let r = self.req(Self::binding(org, role, subject));
-        self.client.create_role_binding(r).await.map(|r| r.into_inner())
+        self.client
+            .create_role_binding(r)
+            .await
+            .map(|r| r.into_inner())
     }
 
-    pub async fn unbind(&mut self, org: &str, role: &str, subject: Subject) -> Result<pb::RoleBinding, Status> {
+    pub async fn unbind(
+        &mut self,
+        org: &str,
+        role: &str,
+        subject: Subject,
+    ) -> Result<pb::RoleBinding, Status> {
         let r = self.req(Self::binding(org, role, subject));
-        self.client.delete_role_binding(r).await.map(|r| r.into_inner())
+        self.client
+            .delete_role_binding(r)
+            .await
+            .map(|r| r.into_inner())
     }
 
     pub async fn service_account(
@@ -100,15 +126,25 @@ impl Admin {
             name: name.into(),
             keys,
         });
-        self.client.create_service_account(r).await.map(|r| r.into_inner())
+        self.client
+            .create_service_account(r)
+            .await
+            .map(|r| r.into_inner())
     }
 
-    pub async fn set_user_enabled(&mut self, user: &str, enabled: bool) -> Result<pb::User, Status> {
+    pub async fn set_user_enabled(
+        &mut self,
+        user: &str,
+        enabled: bool,
+    ) -> Result<pb::User, Status> {
         let r = self.req(pb::SetUserEnabledRequest {
             user: user.into(),
             enabled,
         });
-        self.client.set_user_enabled(r).await.map(|r| r.into_inner())
+        self.client
+            .set_user_enabled(r)
+            .await
+            .map(|r| r.into_inner())
     }
 
     pub async fn audit(&mut self, org: &str) -> Vec<pb::AuditEntry> {
@@ -116,7 +152,12 @@ impl Admin {
             org: org.into(),
             limit: 1000,
         });
-        self.client.list_audit_log(r).await.unwrap().into_inner().entries
+        self.client
+            .list_audit_log(r)
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
     }
 }
 

@@ -434,4 +434,3 @@ pub fn denied(r: &CheckResponse) -> Denied {
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
-
