@@ -301,6 +301,8 @@ tokens_capacity = {capacity}
 tokens_max_ttl_secs = 3600
 [log]
 format = "json"
+[admin]
+listen = "off"
 [[issuers]]
 name = "load"
 issuer = "{ISS}"
@@ -342,14 +344,39 @@ async fn seed(db: &Path, users: usize) -> anyhow::Result<()> {
     let store = SqliteStore::open(db).await?;
     let mut tx = store.pool().begin().await?;
     let now = unix_now() as i64;
+    // The default (RBAC) mode: every user is a member of `load` (default
+    // org) holding the role `developer` (`function:*`).
+    for sql in [
+        "INSERT INTO organizations (name, created_at) VALUES ('load', ?1)",
+        "INSERT INTO roles (id, org, name, created_at) VALUES ('r1', 'load', 'developer', ?1)",
+        "INSERT INTO role_permissions (role_id, resource, action) VALUES ('r1', 'function', '*')",
+    ] {
+        sqlx::query(sql).bind(now).execute(&mut *tx).await?;
+    }
     for i in 0..users {
+        let id = dispatch_authz::domain::UserId::new().to_string();
         sqlx::query(
             "INSERT INTO users (id, issuer, subject, login, enabled, created_at, updated_at) \
              VALUES (?1, 'load', ?2, ?3, 1, ?4, ?4)",
         )
-        .bind(dispatch_authz::domain::UserId::new().to_string())
+        .bind(&id)
         .bind(format!("u{i}"))
         .bind(format!("user{i}"))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO memberships (org, user_id, is_default, created_at) VALUES ('load', ?1, 1, ?2)",
+        )
+        .bind(&id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO role_bindings (id, role_id, user_id, created_at) VALUES (?1, 'r1', ?2, ?3)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -891,7 +918,7 @@ async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Result<u64> {
         let mut up = false;
         for _ in 0..100 {
             let r = http
-                .get(format!("http://127.0.0.1:{port}/"))
+                .get(format!("http://127.0.0.1:{port}/v1/function/ready"))
                 .header("authorization", &auth)
                 .send()
                 .await;

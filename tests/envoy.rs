@@ -435,3 +435,82 @@ async fn envoy_passes_github_and_oidc_identities() {
         );
     }
 }
+
+#[tokio::test]
+async fn envoy_enforces_roles_per_organization_and_admin_changes_at_once() {
+    use common::admin::user_ref;
+    use dispatch_authz::proto::admin::role_binding::Subject;
+
+    let options = Options {
+        authorization: String::new(),
+        ..Default::default()
+    };
+    let Some(stack) = Stack::start_with(true, options).await else {
+        return;
+    };
+    let mut admin = stack.app.bootstrap().await;
+    admin.org("acme").await.unwrap();
+    admin.org("globex").await.unwrap();
+    admin
+        .role("acme", "developer", &["function:*"])
+        .await
+        .unwrap();
+    let alice = stack.app.add_user("alice", "alice").await;
+    admin
+        .member("acme", &user_ref("alice"), true)
+        .await
+        .unwrap();
+    admin
+        .bind("acme", "developer", Subject::User(user_ref("alice")))
+        .await
+        .unwrap();
+    let auth = bearer("alice");
+
+    let forged = [
+        ("authorization", auth.as_str()),
+        ("x-dispatch-org", "acme"),
+        ("x-dispatch-roles", "admin"),
+        ("x-dispatch-subject-kind", "service-account"),
+    ];
+    let (status, _, echo) = stack.get("/v1/function/hello?v=1", &forged).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(seen(&echo, "x-dispatch-org"), Some(&vec![json!("acme")]));
+    assert_eq!(
+        seen(&echo, "x-dispatch-roles"),
+        Some(&vec![json!("developer")])
+    );
+    assert_eq!(
+        seen(&echo, "x-dispatch-subject-kind"),
+        Some(&vec![json!("user")])
+    );
+    assert_eq!(
+        seen(&echo, "x-dispatch-user-id"),
+        Some(&vec![json!(alice.id.to_string())])
+    );
+
+    let hits = stack.hits();
+    let other_org = [
+        ("authorization", auth.as_str()),
+        ("x-dispatch-org", "globex"),
+    ];
+    let (status, _, body) = stack.get("/v1/function", &other_org).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a member of organization globex")
+    );
+    let (status, _, body) = stack.get("/v1/secret/db", &forged[..1]).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(stack.hits(), hits, "a refused request reached the upstream");
+
+    admin
+        .set_user_enabled(&user_ref("alice"), false)
+        .await
+        .unwrap();
+    let (status, _, body) = stack.get("/v1/function/hello", &forged[..1]).await;
+    assert_eq!(status, 403, "disabled through the admin API: {body}");
+    assert_eq!(body["message"], "user is disabled");
+    assert_eq!(stack.hits(), hits);
+}
