@@ -452,3 +452,124 @@ fn github_users_are_added_by_numeric_id() {
             .contains("octocat")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_then_iam_commands_over_the_admin_api() {
+    let app = spawn_app_with(Options {
+        authorization: String::new(),
+        ..Options::default()
+    })
+    .await;
+    let config = app.dir.path().join("dispatch-authz.toml");
+    let boot = [
+        "bootstrap",
+        "--source",
+        "test",
+        "--subject",
+        "root",
+        "--login",
+        "root",
+    ];
+    let first = run(&config, &boot);
+    assert!(first.ok, "{}", first.stderr);
+    let again = run(&config, &boot);
+    assert!(!again.ok);
+    assert!(
+        again.stderr.contains("a global admin exists already"),
+        "{}",
+        again.stderr
+    );
+
+    let server = format!("http://{}", app.admin_addr.unwrap());
+    let root = token(&claims("root"));
+    let iam = |args: &[&str]| {
+        let mut all = vec!["iam", "--server", &server];
+        all.extend_from_slice(args);
+        run_env(&config, &all, &[("DISPATCH_TOKEN", &root)])
+    };
+    let key = fixture("ec256.pub.pem").display().to_string();
+    for args in [
+        &["create", "organization", "acme"][..],
+        &[
+            "create",
+            "role",
+            "builder",
+            "--org",
+            "acme",
+            "-p",
+            "image:*",
+            "-p",
+            "baseimage:create",
+        ],
+        &[
+            "create",
+            "serviceaccount",
+            "ci",
+            "--org",
+            "acme",
+            "--public-key",
+            &key,
+            "--key-algorithm",
+            "ES256",
+        ],
+        &[
+            "create",
+            "binding",
+            "builder",
+            "--org",
+            "acme",
+            "--to-service-account",
+            "acme/ci",
+        ],
+    ] {
+        let r = iam(args);
+        assert!(r.ok, "{args:?}: {}", r.stderr);
+    }
+    let roles = iam(&["get", "role", "--org", "acme"]);
+    let role: Value = serde_json::from_str(roles.stdout.trim()).unwrap();
+    assert_eq!(
+        role["permissions"],
+        serde_json::json!(["baseimage:create", "image:*"])
+    );
+    let bad = iam(&["create", "role", "x", "--org", "acme", "-p", "image"]);
+    assert!(!bad.ok);
+    assert!(
+        bad.stderr.contains("InvalidArgument: permissions[0]"),
+        "{}",
+        bad.stderr
+    );
+
+    // The service account, as Dispatch's CLI used it: a token signed on the
+    // spot with its private key. It may build images, not administer.
+    let private = fixture("ec256.pem").display().to_string();
+    let as_ci = [
+        "--service-account",
+        "acme/ci",
+        "--key",
+        &private,
+        "--algorithm",
+        "ES256",
+    ];
+    let mut args = vec!["iam", "--server", &server, "get", "member", "--org", "acme"];
+    args.extend_from_slice(&as_ci);
+    let denied = run(&config, &args);
+    assert!(!denied.ok);
+    assert!(
+        denied.stderr.contains("PermissionDenied"),
+        "{}",
+        denied.stderr
+    );
+    let mut mint = vec!["token", "mint"];
+    mint.extend_from_slice(&as_ci[..4]);
+    mint.extend_from_slice(&["--algorithm", "ES256", "--ttl-secs", "600"]);
+    let minted = run(&config, &mint);
+    assert!(minted.ok, "{}", minted.stderr);
+    let auth = bearer(minted.stdout.trim());
+    let r = app
+        .check_on("POST", "api.test", "/v1/image", &[("authorization", &auth)])
+        .await;
+    assert_eq!(code(&r), OK, "{r:?}");
+
+    let audit = iam(&["get", "audit", "--org", "acme"]);
+    assert_eq!(audit.stdout.lines().count(), 4, "{}", audit.stdout);
+}
