@@ -1,6 +1,7 @@
 //! dispatch-authz: an Envoy ext_authz sidecar that verifies GitHub-derived
-//! identities, looks them up in its own user database, and tells Envoy who
-//! is calling through `x-dispatch-*` headers that clients cannot forge.
+//! identities, looks them up in its own user database, decides with
+//! organizations and roles, and tells Envoy who is calling through
+//! `x-dispatch-*` headers that clients cannot forge.
 //!
 //! The modules follow a request: [`config`] → [`server`] → [`check`] →
 //! [`identity`] → [`store`] → [`policy`], with [`telemetry`] beside them.
@@ -17,8 +18,8 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 
-/// Code generated from `proto/` by build.rs. The admin service is not
-/// served yet, so reflection does not list it.
+/// Code generated from `proto/` by build.rs: the admin API, served on its
+/// own listener by `server::admin` (not listed by reflection).
 pub mod proto {
     #[allow(clippy::all, clippy::pedantic)]
     pub mod admin {

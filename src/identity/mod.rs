@@ -2,8 +2,8 @@
 //!
 //! The sources: JWT issuers with local keys (JWKS file, PEM public keys, a
 //! development-only HMAC secret) or remote ones (OIDC discovery, JWKS URL),
-//! and GitHub OAuth tokens judged by the GitHub API. Service accounts will be
-//! one more source behind [`IdentityVerifier`].
+//! GitHub OAuth tokens judged by the GitHub API, and service accounts' own
+//! signed tokens (`iss = "<org>/<name>"`) verified with their registered keys.
 //!
 //! **Invariant:** a token is never logged, stored or put into an error
 //! message; the cache keys it by its SHA-256 digest.

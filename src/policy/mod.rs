@@ -5,9 +5,8 @@
 //! with tables of `(input, expected)`.
 //!
 //! `routes` (request → resource and action) and `rbac` (roles and
-//! organizations) are the pure core of issue 5's authorization model; the
-//! store of organizations, roles and bindings that feeds them, and the check
-//! path's use of them, come next.
+//! organizations) are the authorization model's core: the store loads a
+//! subject's `Grants`, the check pipeline asks them.
 
 mod path;
 pub mod rbac;

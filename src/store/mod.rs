@@ -1,8 +1,10 @@
-//! The user store: who dispatch-authz knows, behind a trait with no SQL in it.
+//! The store: users, organizations, roles, bindings, service accounts and the
+//! audit log. The check path's reads sit behind a trait with no SQL in it.
 //!
 //! [`SqliteStore`] is the embedded default; PostgreSQL slots in as another
 //! implementation of [`UserStore`] without touching the check path, which
-//! only ever sees [`UserCache`].
+//! only ever sees the caches ([`UserCache`], [`GrantsCache`],
+//! [`ServiceAccountCache`]).
 
 mod cache;
 pub mod iam;
