@@ -1136,4 +1136,54 @@ development_only = true"#,
         let settings = Settings::load(Some(&path), &overrides).unwrap();
         assert_eq!(settings.server.listen, "127.0.0.1:2");
     }
+
+    #[test]
+    fn authorization_service_accounts_and_admin_compile_or_name_the_field() {
+        let config = load_str("").unwrap();
+        assert!(
+            matches!(config.authorization, Authorization::Rbac(_)),
+            "rbac by default"
+        );
+        assert_eq!(
+            config.admin_listen,
+            Some("127.0.0.1:50052".parse().unwrap())
+        );
+        assert_eq!(
+            config.service_accounts.map(|s| s.max_token_lifetime_secs),
+            Some(3600)
+        );
+        let config = load_str(
+            "[authorization]\nmode = \"registered\"\n[admin]\nlisten = \"off\"\n\
+             [service_accounts]\nenabled = false\n",
+        )
+        .unwrap();
+        assert!(matches!(config.authorization, Authorization::Registered));
+        assert!(config.admin_listen.is_none() && config.service_accounts.is_none());
+
+        let cases = [
+            (
+                "[[authorization.routes]]\nprefix = \"/a/../b\"\nresource = \"x\"\n",
+                "authorization.routes[0]",
+            ),
+            (
+                "[[authorization.routes]]\nprefix = \"/a\"\nresource = \"Bad Name\"\n",
+                "authorization.routes[0]",
+            ),
+            ("[authorization]\nmode = \"allow-all\"\n", "allow-all"),
+            ("[admin]\nlisten = \"localhost\"\n", "admin.listen"),
+            (
+                "[service_accounts]\nmax_token_lifetime_secs = 0\n",
+                "service_accounts.max_token_lifetime_secs",
+            ),
+        ];
+        let reserved = issuer(&format!(
+            "[[issuers.public_keys]]\npem_file = \"{KEY}\"\nalgorithm = \"RS256\"\n"
+        ))
+        .replace("name = \"dex\"", "name = \"service-account\"");
+        let reserved = [(reserved.as_str(), "reserved for service accounts")];
+        for (toml, want) in cases.into_iter().chain(reserved) {
+            let e = err(toml);
+            assert!(e.contains(want), "{toml}: {e}");
+        }
+    }
 }
