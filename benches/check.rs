@@ -153,6 +153,10 @@ struct HotPath {
 
 impl HotPath {
     fn new() -> Self {
+        Self::with(Authorization::Rbac(RouteMap::dispatch()))
+    }
+
+    fn with(authorization: Authorization) -> Self {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -215,7 +219,7 @@ impl HotPath {
                     cookie: None,
                     max_token_bytes: 8192,
                 },
-                Authorization::Rbac(RouteMap::dispatch()),
+                authorization,
             ))
         });
         let auth = format!("Bearer {}", token(Algorithm::ES256, "ec256.pem", "1001"));
@@ -272,6 +276,9 @@ fn bench_check(c: &mut Criterion) {
     let hot = HotPath::new();
     let mut group = c.benchmark_group("check");
     group.bench_function("cache_hit", |b| b.iter(|| hot.check()));
+    // Without roles (`mode = "registered"`): what the RBAC decision costs.
+    let registered = HotPath::with(Authorization::Registered);
+    group.bench_function("cache_hit_registered", |b| b.iter(|| registered.check()));
     // The same with the decision line formatted as in production (JSON),
     // written to a sink: the cost of logging itself.
     let subscriber = tracing_subscriber::fmt()
