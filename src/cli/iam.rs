@@ -62,9 +62,8 @@ pub enum IamCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum Create {
-    Organization {
-        name: String,
-    },
+    /// An organization (global admins only).
+    Organization { name: String },
     /// A role: `--permission RESOURCE:ACTION` (either side `*`), repeatable.
     Role {
         name: String,
@@ -117,24 +116,27 @@ pub enum Create {
 
 #[derive(Debug, Subcommand)]
 pub enum Get {
-    Organization {
-        name: Option<String>,
-    },
+    /// One organization, or all (global admins).
+    Organization { name: Option<String> },
+    /// One role, or the organization's (or the global) roles.
     Role {
         name: Option<String>,
         #[command(flatten)]
         scope: RoleScope,
     },
+    /// One service account with its keys, or the organization's.
     #[command(visible_alias = "sa")]
     Serviceaccount {
         name: Option<String>,
         #[arg(long)]
         org: String,
     },
+    /// The organization's members.
     Member {
         #[arg(long)]
         org: String,
     },
+    /// The bindings of the organization's (or the global) roles.
     #[command(visible_alias = "rolebinding")]
     Binding {
         #[command(flatten)]
@@ -151,14 +153,15 @@ pub enum Get {
 
 #[derive(Debug, Subcommand)]
 pub enum Delete {
-    Organization {
-        name: String,
-    },
+    /// An empty organization (global admins only).
+    Organization { name: String },
+    /// A role and its bindings.
     Role {
         name: String,
         #[command(flatten)]
         scope: RoleScope,
     },
+    /// A service account, its keys and bindings.
     #[command(visible_alias = "sa")]
     Serviceaccount {
         name: String,
@@ -173,17 +176,20 @@ pub enum Delete {
         #[arg(long)]
         key_id: String,
     },
+    /// A membership, and the user's bindings to the organization's roles.
     Member {
         user: String,
         #[arg(long)]
         org: String,
     },
+    /// A role binding.
     #[command(visible_alias = "rolebinding")]
     Binding(BindingArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Update {
+    /// `--enable` or `--disable` a service account.
     #[command(visible_alias = "sa")]
     Serviceaccount {
         name: String,

@@ -20,11 +20,14 @@ use crate::{
 /// dispatch-authz: the identity layer for Envoy (ext_authz).
 ///
 /// Envoy asks dispatch-authz about every request. It verifies the caller's
-/// bearer token (a JWT from a configured issuer), looks the subject up in its
-/// own user database, and allows the request with x-dispatch-user and related
-/// headers set, or refuses it with 401, 403 or 503.
+/// bearer token (a JWT from a configured issuer, a GitHub token, or a service
+/// account's own signed token), looks the subject up in its own database,
+/// decides with organizations and roles, and allows the request with
+/// x-dispatch-user, x-dispatch-org and related headers set, or refuses it
+/// with 401, 403 or 503.
 ///
-/// Start with `dispatch-authz serve`; add users with `dispatch-authz users add`.
+/// Start with `dispatch-authz serve` and `dispatch-authz bootstrap`; then
+/// manage organizations, roles and members with `dispatch-authz iam`.
 #[derive(Debug, Parser)]
 #[command(name = "dispatch-authz", version, propagate_version = true)]
 pub struct Cli {
