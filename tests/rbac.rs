@@ -657,3 +657,32 @@ async fn registered_mode_allows_any_enabled_user_without_roles() {
         "an org we did not verify is removed"
     );
 }
+
+#[tokio::test]
+async fn a_grants_lookup_that_fails_is_a_503_denial() {
+    let app = spawn_app_with(rbac()).await;
+    let mut admin = world(&app).await;
+    let auth = bearer(&credential("alice"));
+    let headers = [("authorization", auth.as_str())];
+    let check = || app.check_on("GET", "api.test", "/v1/function", &headers);
+    assert_eq!(code(&check().await), OK, "user and grants cached");
+    // A write that invalidates alice's grants (not her user entry), then a
+    // database that cannot answer the grants query.
+    admin
+        .unbind("acme", "developer", Subject::User(user_ref("alice")))
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE role_bindings RENAME TO role_bindings_gone")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let r = check().await;
+    assert_eq!(code(&r), UNAVAILABLE);
+    let d = denied(&r);
+    assert_eq!(d.http, 503);
+    assert!(
+        d.headers.contains(&("retry-after".into(), "5".into())),
+        "{:?}",
+        d.headers
+    );
+}
