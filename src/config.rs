@@ -400,7 +400,7 @@ fn default_leeway() -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
-    /// GitHub Actions OIDC tokens: `iss` https://token.actions.githubusercontent.com,
+    /// GitHub Actions OIDC tokens: `iss` `https://token.actions.githubusercontent.com`,
     /// keys by discovery, subject `sub` (`repo:OWNER/REPO:ref:...`), login `repository`.
     GithubActions,
 }

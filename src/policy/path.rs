@@ -7,6 +7,8 @@
 //! bypass. So a path that could be read two ways is refused outright instead
 //! of being guessed at.
 
+use std::borrow::Cow;
+
 use thiserror::Error;
 
 /// Why a path was refused. The messages are shown to the client.
@@ -29,8 +31,10 @@ pub enum AmbiguousPath {
 }
 
 /// A path with its query and fragment cut off and every segment checked to
-/// mean one thing. Segments are kept as sent (still percent-encoded).
-/// It borrows the request's path.
+/// mean one thing. It borrows the request's path; [`RequestPath::segments`]
+/// yields them percent-decoded, as the upstream will read them, so that
+/// `/api/%6Frders` matches the route for `/api/orders` rather than a less
+/// specific one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestPath<'a>(&'a str);
 
@@ -55,9 +59,20 @@ impl<'a> RequestPath<'a> {
         self.0
     }
 
-    /// The segments after the leading `/`; `/` alone has none.
-    pub fn segments(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        self.0[1..].split('/').filter(|s| !s.is_empty())
+    /// The segments after the leading `/`, percent-decoded (`parse`
+    /// checked that each decodes to UTF-8 without a separator or a dot
+    /// segment); `/` alone has none. No copy unless a segment has a `%`.
+    pub fn segments(&self) -> impl Iterator<Item = Cow<'a, str>> + use<'a> {
+        self.0[1..]
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| match s.contains('%') {
+                false => Cow::Borrowed(s),
+                true => decode(s)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .map_or(Cow::Borrowed(s), Cow::Owned),
+            })
     }
 }
 
@@ -76,6 +91,9 @@ fn check_segment(segment: &str) -> Result<(), AmbiguousPath> {
         };
     }
     let decoded = decode(segment)?;
+    if std::str::from_utf8(&decoded).is_err() {
+        return Err(AmbiguousPath::BadEncoding);
+    }
     if decoded
         .iter()
         .any(|&b| b == b'/' || b == b'\\' || b < 0x20 || b == 0x7f)
@@ -144,7 +162,7 @@ impl PublicPaths {
             return Err(invalid("use a plain path without '?', '#' or '%'".into()));
         }
         let parsed = RequestPath::parse(prefix).map_err(|e| invalid(e.to_string()))?;
-        let segments: Vec<String> = parsed.segments().map(str::to_owned).collect();
+        let segments: Vec<String> = parsed.segments().map(Cow::into_owned).collect();
         if segments.is_empty() {
             return Err(invalid(
                 "'/' would make every path public; list the paths instead".into(),
@@ -156,7 +174,9 @@ impl PublicPaths {
     pub fn is_public(&self, path: &RequestPath<'_>) -> bool {
         self.prefixes.iter().any(|prefix| {
             let mut segments = path.segments();
-            prefix.iter().all(|p| segments.next() == Some(p.as_str()))
+            prefix
+                .iter()
+                .all(|p| segments.next().as_deref() == Some(p.as_str()))
         })
     }
 }
@@ -164,6 +184,18 @@ impl PublicPaths {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_prefixes_match_decoded_segments() {
+        let public = PublicPaths::new(&["/healthz"]).unwrap();
+        assert!(public.is_public(&RequestPath::parse("/%68ealthz/live").unwrap()));
+        assert!(!public.is_public(&RequestPath::parse("/healthz%2Dx").unwrap()));
+        assert_eq!(
+            RequestPath::parse("/a%FF"),
+            Err(AmbiguousPath::BadEncoding),
+            "not UTF-8 once decoded"
+        );
+    }
 
     #[test]
     fn query_and_fragment_are_cut_off() {

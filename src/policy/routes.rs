@@ -140,7 +140,7 @@ impl RouteMap {
         }
         self.routes.push(Route {
             host: host.map(str::to_ascii_lowercase),
-            prefix: path.segments().map(str::to_owned).collect(),
+            prefix: path.segments().map(|s| s.into_owned()).collect(),
             resource: resource.to_owned(),
         });
         Ok(self)
@@ -159,7 +159,9 @@ impl RouteMap {
             })
             .filter(|r| {
                 let mut segments = path.segments();
-                r.prefix.iter().all(|p| segments.next() == Some(p.as_str()))
+                r.prefix
+                    .iter()
+                    .all(|p| segments.next().as_deref() == Some(p.as_str()))
             })
             .max_by_key(|r| (r.host.is_some(), r.prefix.len()))
             .map(|r| r.resource.as_str())
@@ -236,6 +238,23 @@ mod tests {
         );
         assert_eq!(resource(&map, "SHOP.example.com", "/api"), Some("shop"));
         assert_eq!(resource(&map, "other.example.com", "/apis"), None);
+    }
+
+    /// Regression: `/api/%6Frders` is `/api/orders` to the upstream, so it
+    /// must not fall back to the less specific `/api` route (whose
+    /// permissions may be wider), nor miss a public prefix.
+    #[test]
+    fn encoded_characters_match_as_the_upstream_reads_them() {
+        let map = RouteMap::default()
+            .with(None, "/api", "shop")
+            .unwrap()
+            .with(None, "/api/orders", "orders")
+            .unwrap();
+        assert_eq!(resource(&map, "h", "/api/%6Frders/7"), Some("orders"));
+        assert_eq!(resource(&map, "h", "/%61pi/orders"), Some("orders"));
+        assert_eq!(resource(&map, "h", "/api/%6frders%2Dx"), Some("shop"));
+        let map = RouteMap::dispatch();
+        assert_eq!(resource(&map, "h", "/v1/%66unction/x"), Some("function"));
     }
 
     #[test]
