@@ -69,11 +69,7 @@ impl App {
         ));
         let listener = bind(&config.listen).await?;
         let admin = match config.admin_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| bind_error(addr, e))?,
-            ),
+            Some(addr) => Some(bind_admin(addr).await?),
             None => None,
         };
         Ok(Self {
@@ -153,6 +149,21 @@ fn bind_error(addr: impl ToString, source: io::Error) -> StartupError {
         addr: addr.to_string(),
         source,
     }
+}
+
+/// The admin API's listener. Beyond loopback it is allowed (a private
+/// network, a mesh sidecar doing mTLS) but worth a warning.
+async fn bind_admin(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "the admin API listens beyond loopback without TLS: callers' bearer tokens cross \
+             the network in clear; keep it on a private network"
+        );
+    }
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| bind_error(addr, e))
 }
 
 async fn bind(addr: &ListenAddr) -> Result<Listener, StartupError> {
