@@ -2,7 +2,10 @@
 //! signature verification.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -18,6 +21,9 @@ use crate::domain::ServiceAccountId;
 #[derive(Clone)]
 pub struct TokenCache {
     cache: Cache<[u8; 32], Arc<VerifiedIdentity>>,
+    /// Counts service-account invalidations: a verification that began
+    /// before one used keys that may be gone, so its result is not cached.
+    accounts_changed: Arc<AtomicU64>,
 }
 
 struct UntilTokenExpiry {
@@ -43,7 +49,10 @@ impl TokenCache {
             .expire_after(UntilTokenExpiry { max_ttl })
             .support_invalidation_closures()
             .build();
-        Self { cache }
+        Self {
+            cache,
+            accounts_changed: Arc::default(),
+        }
     }
 
     pub(super) async fn get_or_verify(
@@ -61,8 +70,11 @@ impl TokenCache {
             }
             self.cache.invalidate(&key).await;
         }
+        let before = self.accounts_changed.load(Ordering::Acquire);
         let identity = Arc::new(verify.await?);
-        if identity.expires_at > now {
+        let overtaken = identity.service_account.is_some()
+            && self.accounts_changed.load(Ordering::Acquire) != before;
+        if identity.expires_at > now && !overtaken {
             self.cache.insert(key, identity.clone()).await;
         }
         Ok(identity)
@@ -72,6 +84,7 @@ impl TokenCache {
     /// predicate to every entry lazily, but a lookup never returns an entry
     /// the predicate matches, so the next check verifies again.
     pub fn invalidate_service_account(&self, id: ServiceAccountId) {
+        self.accounts_changed.fetch_add(1, Ordering::AcqRel);
         let registered = self.cache.invalidate_entries_if(move |_, identity| {
             identity
                 .service_account
@@ -97,5 +110,67 @@ impl TokenCache {
     #[cfg(test)]
     pub async fn sync(&self) {
         self.cache.run_pending_tasks().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::{IssuerName, OrgName, Principal, ServiceAccountName, Subject},
+        store::ServiceAccount,
+    };
+
+    fn account_identity(id: ServiceAccountId) -> VerifiedIdentity {
+        VerifiedIdentity {
+            principal: Arc::new(Principal {
+                issuer: IssuerName::parse("service-account").unwrap(),
+                subject: Subject::parse("acme/ci").unwrap(),
+            }),
+            login: None,
+            login_is_authoritative: false,
+            email: None,
+            expires_at: unix_now() + 600,
+            service_account: Some(Arc::new(ServiceAccount {
+                id,
+                org: OrgName::parse("acme").unwrap(),
+                name: ServiceAccountName::parse("ci").unwrap(),
+                enabled: true,
+                keys: Vec::new(),
+                created_at: 0,
+                updated_at: 0,
+            })),
+        }
+    }
+
+    /// Regression: a verification that began with the account's old keys
+    /// and ended after they were removed must not be cached.
+    #[tokio::test]
+    async fn a_verification_overtaken_by_an_account_change_is_not_cached() {
+        let cache = TokenCache::new(100, Duration::from_secs(300));
+        let id = ServiceAccountId::new();
+        let slow = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let verify = async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok(account_identity(id))
+                };
+                cache.get_or_verify("token", unix_now(), verify).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        cache.invalidate_service_account(id);
+        assert!(slow.await.unwrap().is_ok());
+        cache.sync().await;
+        assert_eq!(cache.entry_count(), 0, "a stale verification was cached");
+
+        let fresh = async { Ok(account_identity(id)) };
+        cache
+            .get_or_verify("token", unix_now(), fresh)
+            .await
+            .unwrap();
+        cache.sync().await;
+        assert_eq!(cache.entry_count(), 1, "an undisturbed one is cached");
     }
 }

@@ -1,7 +1,17 @@
-//! The user cache in front of the store: the check path's only way to users.
+//! The caches in front of the store: the check path's only way to users,
+//! grants and service accounts.
+//!
+//! **Invariant:** after `invalidate` returns, no lookup returns what the
+//! database held before the write that prompted it, not even a value a
+//! concurrent load read just before the write and inserts just after (see
+//! [`Generation`]).
 
 use std::{
-    sync::Arc,
+    hash::Hash,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering as AtomicOrdering},
+    },
     time::{Duration, Instant},
 };
 
@@ -12,6 +22,68 @@ use crate::{
     domain::{Login, OrgName, Principal, ServiceAccountName, SubjectRef},
     policy::rbac::Grants,
 };
+
+/// Counts a cache's invalidations. A load notes the count when it starts;
+/// if an invalidation happened meanwhile (of any key: one counter per
+/// cache, bumped rarely, by admin writes), what it read may predate the
+/// write, so it is thrown away and done again instead of being cached.
+#[derive(Clone, Default)]
+struct Generation(Arc<AtomicU64>);
+
+impl Generation {
+    fn now(&self) -> u64 {
+        self.0.load(AtomicOrdering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.0.fetch_add(1, AtomicOrdering::AcqRel);
+    }
+}
+
+/// Loads overtaken by invalidations are redone at most this often; the last
+/// attempt's value is kept (a storm of admin writes must not starve checks).
+const ATTEMPTS: usize = 3;
+
+/// `try_get_with` (concurrent misses coalesced, errors not cached) that
+/// never keeps a value read before an invalidation that finished after it.
+async fn get_fresh<K, V, Fut>(
+    cache: &Cache<K, V>,
+    generation: &Generation,
+    key: &K,
+    load: impl Fn() -> Fut,
+) -> Result<V, Arc<StoreError>>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<V, StoreError>>,
+{
+    for attempt in 1..=ATTEMPTS {
+        let last = attempt == ATTEMPTS;
+        let before = generation.now();
+        let result = cache
+            .try_get_with_by_ref(key, async {
+                let value = load().await?;
+                if !last && generation.now() != before {
+                    return Err(StoreError::Superseded);
+                }
+                Ok(value)
+            })
+            .await;
+        let overtaken = match &result {
+            Err(e) => matches!(**e, StoreError::Superseded),
+            // Inserted by a load that passed its check an instant before an
+            // invalidation? Evict and look again.
+            Ok(_) => generation.now() != before,
+        };
+        if !overtaken || last {
+            return result;
+        }
+        if result.is_ok() {
+            cache.invalidate(key).await;
+        }
+    }
+    unreachable!("the last attempt returns")
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct CacheSettings {
@@ -49,6 +121,7 @@ impl Expiry<Arc<Principal>, Entry> for PositiveOrNegative {
 pub struct UserCache {
     store: Arc<dyn UserStore>,
     cache: Cache<Arc<Principal>, Entry>,
+    generation: Generation,
 }
 
 impl UserCache {
@@ -57,7 +130,11 @@ impl UserCache {
             .max_capacity(settings.capacity)
             .expire_after(PositiveOrNegative(settings))
             .build();
-        Self { store, cache }
+        Self {
+            store,
+            cache,
+            generation: Generation::default(),
+        }
     }
 
     /// Writes a changed login back and forgets the stale entry.
@@ -66,17 +143,13 @@ impl UserCache {
             .store
             .update_login(&UserRef::Id(user.id), login)
             .await?;
-        self.cache
-            .invalidate(&Principal {
-                issuer: user.issuer.clone(),
-                subject: user.subject.clone(),
-            })
-            .await;
+        self.invalidate(user).await;
         Ok(updated)
     }
 
     /// Forgets one user: the next check reads the database.
     pub async fn invalidate(&self, user: &User) {
+        self.generation.bump();
         self.cache
             .invalidate(&Principal {
                 issuer: user.issuer.clone(),
@@ -86,15 +159,14 @@ impl UserCache {
     }
 
     pub async fn find(&self, principal: &Arc<Principal>) -> Result<Entry, Arc<StoreError>> {
-        self.cache
-            .try_get_with_by_ref(principal, async {
-                let user = self
-                    .store
-                    .find_by_identity(&principal.issuer, &principal.subject)
-                    .await?;
-                Ok(user.map(Arc::new))
-            })
-            .await
+        get_fresh(&self.cache, &self.generation, principal, || async {
+            let user = self
+                .store
+                .find_by_identity(&principal.issuer, &principal.subject)
+                .await?;
+            Ok(user.map(Arc::new))
+        })
+        .await
     }
 }
 
@@ -106,6 +178,7 @@ impl UserCache {
 pub struct GrantsCache {
     store: Arc<dyn UserStore>,
     cache: Cache<SubjectRef, Arc<Grants>>,
+    generation: Generation,
 }
 
 impl GrantsCache {
@@ -114,18 +187,22 @@ impl GrantsCache {
             .max_capacity(settings.capacity)
             .time_to_live(settings.ttl)
             .build();
-        Self { store, cache }
+        Self {
+            store,
+            cache,
+            generation: Generation::default(),
+        }
     }
 
     pub async fn get(&self, subject: SubjectRef) -> Result<Arc<Grants>, Arc<StoreError>> {
-        self.cache
-            .try_get_with(subject, async {
-                Ok(Arc::new(self.store.grants(subject).await?))
-            })
-            .await
+        get_fresh(&self.cache, &self.generation, &subject, || async {
+            Ok(Arc::new(self.store.grants(subject).await?))
+        })
+        .await
     }
 
     pub async fn invalidate(&self, subject: SubjectRef) {
+        self.generation.bump();
         self.cache.invalidate(&subject).await;
     }
 }
@@ -154,6 +231,7 @@ impl Expiry<(OrgName, ServiceAccountName), AccountEntry> for AccountExpiry {
 pub struct ServiceAccountCache {
     store: Arc<dyn UserStore>,
     cache: Cache<(OrgName, ServiceAccountName), AccountEntry>,
+    generation: Generation,
 }
 
 impl ServiceAccountCache {
@@ -162,7 +240,11 @@ impl ServiceAccountCache {
             .max_capacity(settings.capacity)
             .expire_after(AccountExpiry(settings))
             .build();
-        Self { store, cache }
+        Self {
+            store,
+            cache,
+            generation: Generation::default(),
+        }
     }
 
     pub async fn find(
@@ -170,14 +252,15 @@ impl ServiceAccountCache {
         org: &OrgName,
         name: &ServiceAccountName,
     ) -> Result<AccountEntry, Arc<StoreError>> {
-        self.cache
-            .try_get_with((org.clone(), name.clone()), async {
-                Ok(self.store.service_account(org, name).await?.map(Arc::new))
-            })
-            .await
+        let key = (org.clone(), name.clone());
+        get_fresh(&self.cache, &self.generation, &key, || async {
+            Ok(self.store.service_account(org, name).await?.map(Arc::new))
+        })
+        .await
     }
 
     pub async fn invalidate(&self, org: &OrgName, name: &ServiceAccountName) {
+        self.generation.bump();
         self.cache.invalidate(&(org.clone(), name.clone())).await;
     }
 }
@@ -198,6 +281,9 @@ mod tests {
     #[derive(Default)]
     struct CountingStore {
         queries: AtomicUsize,
+        /// What `grants` reports; read when the query starts, as a
+        /// transaction's snapshot would be.
+        disabled: std::sync::atomic::AtomicBool,
     }
 
     #[async_trait]
@@ -240,7 +326,13 @@ mod tests {
             unimplemented!("not used by the cache")
         }
         async fn grants(&self, _: SubjectRef) -> Result<Grants, StoreError> {
-            unimplemented!("not used by these tests")
+            let enabled = !self.disabled.load(Ordering::SeqCst);
+            self.queries.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(Grants {
+                enabled,
+                ..Grants::default()
+            })
         }
         async fn service_account(
             &self,
@@ -292,6 +384,31 @@ mod tests {
             1,
             "hit went to the store"
         );
+    }
+
+    /// Regression: a load that read the database before an admin write and
+    /// finished after its invalidation must not leave the old value cached,
+    /// or the "very next check" after the write would still see it.
+    #[tokio::test]
+    async fn an_invalidation_beats_a_load_already_in_flight() {
+        let store = Arc::new(CountingStore::default());
+        let settings = CacheSettings {
+            capacity: 100,
+            ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(1),
+        };
+        let grants = GrantsCache::new(store.clone(), settings);
+        let subject = SubjectRef::User(UserId::new());
+        let in_flight = {
+            let grants = grants.clone();
+            tokio::spawn(async move { grants.get(subject).await })
+        };
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        store.disabled.store(true, Ordering::SeqCst); // the admin commit...
+        grants.invalidate(subject).await; // ...and its invalidation
+        let _ = in_flight.await.unwrap();
+        let next = grants.get(subject).await.unwrap();
+        assert!(!next.enabled, "a stale load outlived the invalidation");
     }
 
     #[tokio::test]

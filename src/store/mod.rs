@@ -110,6 +110,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A cache load overtaken by an invalidation (internal: the cache
+    /// reloads; never shown).
+    #[error("a concurrent change superseded this read")]
+    Superseded,
 }
 
 /// Storage of users. Every write is a single statement or one transaction.
