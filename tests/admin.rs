@@ -71,6 +71,18 @@ async fn a_non_admin_cannot_create_roles_or_touch_iam() {
         Code::PermissionDenied,
         "no self-promotion"
     );
+    // Regression: the subject was looked up before the caller was
+    // authorized, so NOT_FOUND told anyone which users exist.
+    let ghost = Subject::User(user_ref("ghost"));
+    assert_eq!(
+        code_of(dan.bind("acme", "org-admin", ghost.clone()).await).0,
+        Code::PermissionDenied
+    );
+    let mut anonymous = Admin::connect(&app, "not-a-token").await;
+    assert_eq!(
+        code_of(anonymous.bind("acme", "org-admin", ghost).await).0,
+        Code::Unauthenticated
+    );
 }
 
 #[tokio::test]

@@ -447,10 +447,14 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::RoleBinding>,
     ) -> Reply<pb::RoleBinding> {
-        let binding = self.binding(&request).await?;
-        let actor = self
-            .for_role(&request, &binding.role, Action::Create)
-            .await?;
+        // Authorize on the role before looking the subject up: a NOT_FOUND
+        // must not tell an unauthorized caller which users exist.
+        let role = binding_role(request.get_ref())?;
+        let actor = self.for_role(&request, &role, Action::Create).await?;
+        let binding = RoleBinding {
+            role,
+            subject: self.subject(request.get_ref()).await?,
+        };
         let binding = self
             .store
             .bind_role(&actor, &binding)
@@ -468,10 +472,14 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::RoleBinding>,
     ) -> Reply<pb::RoleBinding> {
-        let binding = self.binding(&request).await?;
-        let actor = self
-            .for_role(&request, &binding.role, Action::Delete)
-            .await?;
+        // Authorize on the role before looking the subject up: a NOT_FOUND
+        // must not tell an unauthorized caller which users exist.
+        let role = binding_role(request.get_ref())?;
+        let actor = self.for_role(&request, &role, Action::Delete).await?;
+        let binding = RoleBinding {
+            role,
+            subject: self.subject(request.get_ref()).await?,
+        };
         let binding = self
             .store
             .unbind_role(&actor, &binding)
@@ -658,20 +666,6 @@ impl Admin for AdminService {
     }
 }
 
-impl AdminService {
-    async fn binding(&self, request: &Request<pb::RoleBinding>) -> Result<RoleBinding, Status> {
-        let r = request.get_ref();
-        let role = r
-            .role
-            .as_ref()
-            .ok_or_else(|| Status::invalid_argument("role: required"))?;
-        Ok(RoleBinding {
-            role: role_key(&role.org, &role.name)?,
-            subject: self.subject(r).await?,
-        })
-    }
-}
-
 // ---- parsing -------------------------------------------------------------
 
 fn field<T>(name: &str, value: Result<T, InvalidValue>) -> Result<T, Status> {
@@ -688,6 +682,14 @@ fn optional<T>(
         return Ok(None);
     }
     field(name, parse(value)).map(Some)
+}
+
+fn binding_role(binding: &pb::RoleBinding) -> Result<RoleKey, Status> {
+    let role = binding
+        .role
+        .as_ref()
+        .ok_or_else(|| Status::invalid_argument("role: required"))?;
+    role_key(&role.org, &role.name)
 }
 
 fn role_key(org: &str, name: &str) -> Result<RoleKey, Status> {
