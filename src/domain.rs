@@ -318,28 +318,35 @@ pub enum SubjectRef {
 
 impl SubjectRef {
     /// `user` or `service-account`, as in `x-dispatch-subject-kind`.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(self) -> &'static str {
         match self {
             Self::User(_) => "user",
             Self::ServiceAccount(_) => "service-account",
         }
     }
 
-    /// The id alone (`x-dispatch-user-id`).
-    pub fn id(&self) -> String {
-        match self {
-            Self::User(id) => id.to_string(),
-            Self::ServiceAccount(id) => id.to_string(),
+    /// The id alone (`x-dispatch-user-id`), displayed without a copy.
+    pub fn id(self) -> SubjectId {
+        SubjectId(self)
+    }
+}
+
+/// A subject's id without its kind; see [`SubjectRef::id`].
+#[derive(Debug, Clone, Copy)]
+pub struct SubjectId(SubjectRef);
+
+impl fmt::Display for SubjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            SubjectRef::User(id) => id.fmt(f),
+            SubjectRef::ServiceAccount(id) => id.fmt(f),
         }
     }
 }
 
 impl fmt::Display for SubjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::User(id) => write!(f, "user:{id}"),
-            Self::ServiceAccount(id) => write!(f, "service-account:{id}"),
-        }
+        write!(f, "{}:{}", self.kind(), self.id())
     }
 }
 

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use dispatch_authz::store::UserStore;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
@@ -105,14 +104,7 @@ async fn unknown_and_disabled_users_are_forbidden() {
     );
 
     let user = app.add_user("7", "ghost").await;
-    app.store
-        .set_enabled(
-            &dispatch_authz::store::Actor::local("test"),
-            &dispatch_authz::store::UserRef::Id(user.id),
-            false,
-        )
-        .await
-        .unwrap();
+    app.disable_user(&user).await;
     let r = app
         .check("/", &[("authorization", &bearer(&token(&claims("7"))))])
         .await;
@@ -232,14 +224,7 @@ async fn store_changes_reach_the_server_within_the_user_ttl() {
     let user = app.add_user("1001", "octocat").await;
     let auth = bearer(&token(&claims("1001")));
     assert_eq!(code(&app.check("/", &[("authorization", &auth)]).await), OK);
-    app.store
-        .set_enabled(
-            &dispatch_authz::store::Actor::local("test"),
-            &dispatch_authz::store::UserRef::Id(user.id),
-            false,
-        )
-        .await
-        .unwrap();
+    app.disable_user(&user).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         code(&app.check("/", &[("authorization", &auth)]).await),

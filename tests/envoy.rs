@@ -20,7 +20,6 @@ use std::{
 
 use axum::{Router, body::Body, extract::State, http::Request};
 use common::*;
-use dispatch_authz::store::{UserRef, UserStore};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -284,16 +283,7 @@ async fn envoy_refuses_bad_tokens_unknown_and_disabled_users() {
         return;
     };
     let disabled = stack.app.add_user("7", "ghost").await;
-    stack
-        .app
-        .store
-        .set_enabled(
-            &dispatch_authz::store::Actor::local("test"),
-            &UserRef::Id(disabled.id),
-            false,
-        )
-        .await
-        .unwrap();
+    stack.app.disable_user(&disabled).await;
     let hits = stack.hits();
 
     let mut expired = claims("1001");

@@ -3,7 +3,7 @@
 //! Protocol-neutral: `server::grpc` turns a [`Decision`] into Envoy's
 //! `CheckResponse`; a later HTTP mode turns it into a status and headers.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use super::request::RequestView;
 use crate::{
@@ -36,14 +36,6 @@ pub enum Who {
 }
 
 impl Who {
-    /// `user` or `service-account` (`x-dispatch-subject-kind`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::User(_) => "user",
-            Self::ServiceAccount(_) => "service-account",
-        }
-    }
-
     pub fn subject(&self) -> SubjectRef {
         match self {
             Self::User(u) => SubjectRef::User(u.id),
@@ -51,19 +43,11 @@ impl Who {
         }
     }
 
-    /// The stable id (`x-dispatch-user-id`).
-    pub fn id(&self) -> String {
-        match self {
-            Self::User(u) => u.id.to_string(),
-            Self::ServiceAccount(a) => a.id.to_string(),
-        }
-    }
-
     /// The display name (`x-dispatch-user`): a login, or `<org>/<name>`.
-    pub fn name(&self) -> String {
+    pub fn name(&self) -> Cow<'_, str> {
         match self {
-            Self::User(u) => u.login.to_string(),
-            Self::ServiceAccount(a) => a.issuer(),
+            Self::User(u) => Cow::Borrowed(u.login.as_str()),
+            Self::ServiceAccount(a) => Cow::Owned(a.issuer()),
         }
     }
 }
@@ -168,8 +152,8 @@ impl Permit {
     pub fn upstream_headers(&self, request: &RequestView<'_>) -> UpstreamHeaders {
         let mut set = Vec::with_capacity(8);
         if let Self::Subject { who, allowed } = self {
-            set.push((names::USER, who.name()));
-            set.push((names::USER_ID, who.id()));
+            set.push((names::USER, who.name().into_owned()));
+            set.push((names::USER_ID, who.subject().id().to_string()));
             match who {
                 Who::User(user) => {
                     set.push((names::ISSUER, user.issuer.to_string()));
@@ -181,7 +165,7 @@ impl Permit {
                     set.push((names::ISSUER, service_account::ISSUER_NAME.to_owned()))
                 }
             }
-            set.push((names::SUBJECT_KIND, who.kind().to_owned()));
+            set.push((names::SUBJECT_KIND, who.subject().kind().to_owned()));
             if let Some(allowed) = allowed {
                 set.push((names::ORG, allowed.org.to_string()));
                 let roles: Vec<&str> = allowed.roles.iter().map(|r| r.as_str()).collect();

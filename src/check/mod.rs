@@ -156,22 +156,31 @@ impl Checker {
         }
     }
 
-    /// The admin API's way in: the same credentials, sources and caches as
-    /// Check, ending in the caller's grants instead of a request decision.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller, Denial> {
+    /// The admin API's way in: the same credential rules, sources and
+    /// caches as Check, ending in the caller's grants instead of a request
+    /// decision.
+    pub async fn authenticate(&self, headers: &ClientHeaders<'_>) -> Result<Caller, Denial> {
+        let token = request::bearer_token(headers, &self.credentials).map_err(|e| {
+            let invalid_token = e != request::CredentialError::Missing;
+            denial(DenialKind::Unauthenticated { invalid_token }, e.code(), e)
+        })?;
         let identity = self
             .identity
             .verify(token)
             .await
             .map_err(|e| denial(token_denial(&e), e.code(), e))?;
         let who = self.subject(&identity, &mut Seen::default()).await?;
-        let grants = self
-            .directory
+        let grants = self.grants(&who).await?;
+        Ok(Caller { who, grants })
+    }
+
+    /// The subject's memberships and roles (cached).
+    async fn grants(&self, who: &Who) -> Result<Arc<Grants>, Denial> {
+        self.directory
             .grants
             .get(who.subject())
             .await
-            .map_err(|e| store_unavailable(&e))?;
-        Ok(Caller { who, grants })
+            .map_err(|e| store_unavailable(&e))
     }
 
     /// Step 4: the verified identity as a known, enabled subject.
@@ -231,13 +240,8 @@ impl Checker {
             ));
         };
         let org = requested_org(request)?;
-        let grants = self
-            .directory
-            .grants
-            .get(who.subject())
-            .await
-            .map_err(|e| store_unavailable(&e))?;
-        grants
+        self.grants(who)
+            .await?
             .decide(org.as_ref(), resource, action)
             .map_err(|refused| denial(DenialKind::Forbidden, refused_code(&refused), refused))
     }
@@ -356,6 +360,7 @@ fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &Decision) {
     match decision {
         Decision::Allow(permit) => {
             let who = permit.who();
+            let subject = who.map(Who::subject);
             let allowed = match permit {
                 Permit::Subject { allowed, .. } => allowed.as_ref(),
                 Permit::PublicPath => None,
@@ -363,9 +368,9 @@ fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &Decision) {
             info!(
                 decision = "allow",
                 reason = permit.reason(),
-                subject_kind = who.map(Who::kind),
-                user_id = who.map(Who::id),
-                login = who.map(Who::name),
+                subject_kind = subject.map(SubjectRef::kind),
+                user_id = subject.map(|s| tracing::field::display(s.id())),
+                login = who.map(|w| tracing::field::display(w.name())),
                 org = allowed.map(|a| a.org.as_str()),
                 issuer,
                 %method,
@@ -378,8 +383,8 @@ fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &Decision) {
             decision = "deny",
             reason = denial.reason,
             status = denial.kind.http_status(),
-            subject_kind = seen.subject.map(|s| s.kind()),
-            user_id = seen.subject.map(|s| s.id()),
+            subject_kind = seen.subject.map(SubjectRef::kind),
+            user_id = seen.subject.map(|s| tracing::field::display(s.id())),
             issuer,
             %method,
             %path,

@@ -500,14 +500,9 @@ pub async fn users(connection: &Connection, command: UsersCommand) -> anyhow::Re
     let mut a = Admin::connect(connection).await?;
     match command {
         UsersCommand::Add(add) => {
-            let subject = match (add.github_id, &add.subject) {
-                (Some(id), _) => id.to_string(),
-                (None, Some(subject)) => subject.clone(),
-                (None, None) => unreachable!("clap requires one of them"),
-            };
             let message = pb::CreateUserRequest {
+                subject: add.subject(),
                 issuer: add.source,
-                subject,
                 login: add.login,
                 email: add.email.unwrap_or_default(),
                 display_name: add.name.unwrap_or_default(),

@@ -134,6 +134,17 @@ pub struct AddUser {
     pub name: Option<String>,
 }
 
+impl AddUser {
+    /// `--subject`, or `--github-id` (GitHub's subject).
+    fn subject(&self) -> String {
+        match (self.github_id, &self.subject) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(subject)) => subject.clone(),
+            (None, None) => unreachable!("clap requires one of them"),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Sign a JWT with a private key (for development and tests).
@@ -307,11 +318,7 @@ fn new_user(add: &AddUser, config: &Config) -> anyhow::Result<NewUser> {
     }
     Ok(NewUser {
         issuer,
-        subject: Subject::parse(&match (add.github_id, &add.subject) {
-            (Some(id), _) => id.to_string(),
-            (None, Some(subject)) => subject.clone(),
-            (None, None) => unreachable!("clap requires one of them"),
-        })?,
+        subject: Subject::parse(&add.subject())?,
         login: Login::parse(&add.login)?,
         email: add.email.as_deref().map(Email::parse).transpose()?,
         display_name: add.name.as_deref().map(DisplayName::parse).transpose()?,

@@ -153,23 +153,10 @@ impl JwtIssuer {
         if keys.is_empty() {
             return Err(TokenError::KeysUnavailable);
         }
-        let candidates = candidate_keys(keys, token.header.kid.as_deref())?;
-        let mut last_error = TokenError::UnknownKey;
-        for key in candidates {
-            if key.algorithm != alg {
-                last_error = TokenError::AlgorithmNotAllowed {
-                    token: alg,
-                    pinned: key.algorithm,
-                };
-                continue;
-            }
-            match self.verify_with(token.token, &key.key, alg) {
-                Ok(claims) => return self.identity(&claims, now),
-                Err(TokenError::BadSignature) => last_error = TokenError::BadSignature,
-                Err(other) => return Err(other),
-            }
-        }
-        Err(last_error)
+        let claims = verify_with_keys(token, alg, keys, |key| {
+            self.verify_with(token.token, &key.key, alg)
+        })?;
+        self.identity(&claims, now)
     }
 
     fn verify_with(
@@ -194,18 +181,7 @@ impl JwtIssuer {
         claims: &Map<String, Value>,
         now: u64,
     ) -> Result<VerifiedIdentity, TokenError> {
-        if let Some(iat) = claims.get("iat") {
-            let iat = iat
-                .as_u64()
-                .ok_or_else(|| TokenError::BadClaim("iat".into()))?;
-            if iat > now + self.leeway_secs {
-                return Err(TokenError::IssuedInFuture);
-            }
-        }
-        let expires_at = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| TokenError::BadClaim("exp".into()))?;
+        let expires_at = expiry(claims, now, self.leeway_secs)?;
         let subject = claim_string(claims, &self.claims.subject)?
             .ok_or_else(|| TokenError::MissingClaim(self.claims.subject.clone()))?;
         let subject = Subject::parse(&subject)
@@ -226,10 +202,58 @@ impl JwtIssuer {
     }
 }
 
+/// Tries the keys the token's `kid` selects, each only with its pinned
+/// algorithm, until `decode` verifies with one: the one key loop of every
+/// JWT source (configured issuers, service accounts).
+pub(super) fn verify_with_keys(
+    token: &Unverified<'_>,
+    alg: Algorithm,
+    keys: &[VerifyKey],
+    decode: impl Fn(&VerifyKey) -> Result<Map<String, Value>, TokenError>,
+) -> Result<Map<String, Value>, TokenError> {
+    let mut last_error = TokenError::UnknownKey;
+    for key in candidate_keys(keys, token.header.kid.as_deref())? {
+        if key.algorithm != alg {
+            last_error = TokenError::AlgorithmNotAllowed {
+                token: alg,
+                pinned: key.algorithm,
+            };
+            continue;
+        }
+        match decode(key) {
+            Ok(claims) => return Ok(claims),
+            Err(TokenError::BadSignature) => last_error = TokenError::BadSignature,
+            Err(other) => return Err(other),
+        }
+    }
+    Err(last_error)
+}
+
+/// The token's `exp`, once jsonwebtoken has checked it, after refusing an
+/// `iat` in the future (jsonwebtoken does not look at `iat`).
+pub(super) fn expiry(
+    claims: &Map<String, Value>,
+    now: u64,
+    leeway_secs: u64,
+) -> Result<u64, TokenError> {
+    if let Some(iat) = claims.get("iat") {
+        let iat = iat
+            .as_u64()
+            .ok_or_else(|| TokenError::BadClaim("iat".into()))?;
+        if iat > now + leeway_secs {
+            return Err(TokenError::IssuedInFuture);
+        }
+    }
+    claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| TokenError::BadClaim("exp".into()))
+}
+
 /// Keys with the token's `kid`, or every key when the token names none
 /// (issuers with a single key, such as Dispatch service accounts, often leave
 /// `kid` out).
-pub(super) fn candidate_keys<'k>(
+fn candidate_keys<'k>(
     keys: &'k [VerifyKey],
     kid: Option<&str>,
 ) -> Result<Vec<&'k VerifyKey>, TokenError> {

@@ -80,24 +80,12 @@ impl ServiceAccountSource {
                 source_name: "service accounts (database)".into(),
             })?
             .ok_or(TokenError::UnknownServiceAccount)?;
-        let keys = registered_keys(&account);
         let alg = jwt::header_algorithm(&token.header)?;
-        let mut last_error = TokenError::UnknownKey;
-        for key in jwt::candidate_keys(&keys, token.header.kid.as_deref())? {
-            if key.algorithm != alg {
-                last_error = TokenError::AlgorithmNotAllowed {
-                    token: alg,
-                    pinned: key.algorithm,
-                };
-                continue;
-            }
-            match self.decode(token.token, key, &account) {
-                Ok(claims) => return self.identity(&claims, account, now),
-                Err(TokenError::BadSignature) => last_error = TokenError::BadSignature,
-                Err(other) => return Err(other),
-            }
-        }
-        Err(last_error)
+        let keys = registered_keys(&account);
+        let claims = jwt::verify_with_keys(token, alg, &keys, |key| {
+            self.decode(token.token, key, &account)
+        })?;
+        self.identity(&claims, account, now)
     }
 
     fn decode(
@@ -129,22 +117,11 @@ impl ServiceAccountSource {
         now: u64,
     ) -> Result<VerifiedIdentity, TokenError> {
         let s = &self.settings;
-        let expires_at = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| TokenError::BadClaim("exp".into()))?;
+        let expires_at = jwt::expiry(claims, now, s.leeway_secs)?;
         if expires_at > now + s.max_token_lifetime_secs + s.leeway_secs {
             return Err(TokenError::LifetimeTooLong {
                 max_secs: s.max_token_lifetime_secs,
             });
-        }
-        if let Some(iat) = claims.get("iat") {
-            let iat = iat
-                .as_u64()
-                .ok_or_else(|| TokenError::BadClaim("iat".into()))?;
-            if iat > now + s.leeway_secs {
-                return Err(TokenError::IssuedInFuture);
-            }
         }
         let subject = Subject::parse(&account.issuer()).expect("org/name is a valid subject");
         Ok(VerifiedIdentity {

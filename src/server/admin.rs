@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use crate::{
-    check::{Caller, Checker, DenialKind},
+    check::{Caller, Checker, ClientHeaders, DenialKind},
     domain::{
         DisplayName, Email, InvalidValue, IssuerName, Login, OrgName, RoleName, ServiceAccountName,
         Subject, SubjectRef,
@@ -53,29 +53,21 @@ impl AdminService {
     }
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let header = request
-            .metadata()
-            .get("authorization")
-            .ok_or_else(|| Status::unauthenticated("send authorization: Bearer <token>"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Status::unauthenticated("authorization must be \"Bearer <token>\""))?;
-        self.checker.authenticate(token).await.map_err(|d| {
-            let message = d.message.clone();
-            match d.kind {
-                DenialKind::Unauthenticated { .. } => Status::unauthenticated(message),
-                DenialKind::Unavailable => Status::unavailable(message),
-                DenialKind::Forbidden | DenialKind::InvalidRequest => {
-                    Status::permission_denied(message)
-                }
-            }
+        // gRPC metadata as the headers Check reads the credential from.
+        let values = request.metadata().get_all("authorization");
+        let headers = ClientHeaders::new(
+            values
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(|v| ("authorization", v)),
+        );
+        self.checker.authenticate(&headers).await.map_err(|d| {
+            let code = match d.kind {
+                DenialKind::Unauthenticated { .. } => Code::Unauthenticated,
+                DenialKind::Unavailable => Code::Unavailable,
+                DenialKind::Forbidden | DenialKind::InvalidRequest => Code::PermissionDenied,
+            };
+            Status::new(code, d.message)
         })
     }
 
@@ -140,7 +132,9 @@ impl AdminService {
         self.checker.identity().forget_service_account(account.id);
     }
 
-    async fn subject(&self, binding: &pb::RoleBinding) -> Result<SubjectRef, Status> {
+    /// The subject a binding names, with the name the reply shows for it
+    /// (a user's id, a service account's `ORG/NAME`).
+    async fn subject(&self, binding: &pb::RoleBinding) -> Result<(SubjectRef, String), Status> {
         use pb::role_binding::Subject as S;
         match &binding.subject {
             Some(S::User(user)) => {
@@ -151,7 +145,7 @@ impl AdminService {
                     .await
                     .map_err(store_status)?
                     .ok_or_else(|| Status::not_found(format!("no user {r}")))?;
-                Ok(SubjectRef::User(user.id))
+                Ok((SubjectRef::User(user.id), user.id.to_string()))
             }
             Some(S::ServiceAccount(account)) => {
                 let (org, name) = account_ref(account)?;
@@ -161,7 +155,7 @@ impl AdminService {
                     .await
                     .map_err(store_status)?
                     .ok_or_else(|| Status::not_found(format!("no service account {org}/{name}")))?;
-                Ok(SubjectRef::ServiceAccount(account.id))
+                Ok((SubjectRef::ServiceAccount(account.id), account.issuer()))
             }
             None => Err(Status::invalid_argument(
                 "subject: set user or service_account",
@@ -169,24 +163,18 @@ impl AdminService {
         }
     }
 
-    async fn binding_pb(&self, binding: &RoleBinding) -> Result<pb::RoleBinding, Status> {
-        use pb::role_binding::Subject as S;
-        let subject = match binding.subject {
-            SubjectRef::User(id) => S::User(id.to_string()),
-            SubjectRef::ServiceAccount(id) => {
-                let name = self
-                    .store
-                    .service_account_name(id)
-                    .await
-                    .map_err(store_status)?
-                    .unwrap_or_else(|| id.to_string());
-                S::ServiceAccount(name)
-            }
-        };
-        Ok(pb::RoleBinding {
-            role: Some(role_ref_pb(&binding.role)),
-            subject: Some(subject),
-        })
+    /// The caller's actor and the binding a create or delete names. The
+    /// caller is authorized on the role before the subject is looked up: a
+    /// NOT_FOUND must not tell an unauthorized caller which users exist.
+    async fn binding_change(
+        &self,
+        request: &Request<pb::RoleBinding>,
+        action: Action,
+    ) -> Result<(Actor, RoleBinding, String), Status> {
+        let role = binding_role(request.get_ref())?;
+        let actor = self.for_role(request, &role, action).await?;
+        let (subject, name) = self.subject(request.get_ref()).await?;
+        Ok((actor, RoleBinding { role, subject }, name))
     }
 }
 
@@ -447,16 +435,8 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::RoleBinding>,
     ) -> Reply<pb::RoleBinding> {
-        // Authorize on the role before looking the subject up: a NOT_FOUND
-        // must not tell an unauthorized caller which users exist.
-        let role = binding_role(request.get_ref())?;
-        let actor = self.for_role(&request, &role, Action::Create).await?;
-        let binding = RoleBinding {
-            role,
-            subject: self.subject(request.get_ref()).await?,
-        };
-        let binding = self
-            .store
+        let (actor, binding, name) = self.binding_change(&request, Action::Create).await?;
+        self.store
             .bind_role(&actor, &binding)
             .await
             .map_err(store_status)?;
@@ -465,23 +445,15 @@ impl Admin for AdminService {
             .grants
             .invalidate(binding.subject)
             .await;
-        Ok(Response::new(self.binding_pb(&binding).await?))
+        Ok(Response::new(binding_pb(&binding, name)))
     }
 
     async fn delete_role_binding(
         &self,
         request: Request<pb::RoleBinding>,
     ) -> Reply<pb::RoleBinding> {
-        // Authorize on the role before looking the subject up: a NOT_FOUND
-        // must not tell an unauthorized caller which users exist.
-        let role = binding_role(request.get_ref())?;
-        let actor = self.for_role(&request, &role, Action::Delete).await?;
-        let binding = RoleBinding {
-            role,
-            subject: self.subject(request.get_ref()).await?,
-        };
-        let binding = self
-            .store
+        let (actor, binding, name) = self.binding_change(&request, Action::Delete).await?;
+        self.store
             .unbind_role(&actor, &binding)
             .await
             .map_err(store_status)?;
@@ -490,7 +462,7 @@ impl Admin for AdminService {
             .grants
             .invalidate(binding.subject)
             .await;
-        Ok(Response::new(self.binding_pb(&binding).await?))
+        Ok(Response::new(binding_pb(&binding, name)))
     }
 
     async fn list_role_bindings(
@@ -507,12 +479,11 @@ impl Admin for AdminService {
             .list_bindings(org.as_ref())
             .await
             .map_err(store_status)?;
-        let mut out = Vec::with_capacity(bindings.len());
-        for b in &bindings {
-            out.push(self.binding_pb(b).await?);
-        }
         Ok(Response::new(pb::ListRoleBindingsResponse {
-            bindings: out,
+            bindings: bindings
+                .into_iter()
+                .map(|(b, name)| binding_pb(&b, name))
+                .collect(),
         }))
     }
 
@@ -783,6 +754,19 @@ fn role_ref_pb(key: &RoleKey) -> pb::RoleRef {
             .map(ToString::to_string)
             .unwrap_or_default(),
         name: key.name.to_string(),
+    }
+}
+
+/// `name`: a user's id or a service account's `ORG/NAME`.
+fn binding_pb(binding: &RoleBinding, name: String) -> pb::RoleBinding {
+    use pb::role_binding::Subject as S;
+    let subject = match binding.subject {
+        SubjectRef::User(_) => S::User(name),
+        SubjectRef::ServiceAccount(_) => S::ServiceAccount(name),
+    };
+    pb::RoleBinding {
+        role: Some(role_ref_pb(&binding.role)),
+        subject: Some(subject),
     }
 }
 

@@ -98,13 +98,14 @@ pub struct CacheSettings {
 
 type Entry = Option<Arc<User>>;
 
+/// Found entries live `ttl`, "no such thing" entries `negative_ttl`.
 struct PositiveOrNegative(CacheSettings);
 
-impl Expiry<Arc<Principal>, Entry> for PositiveOrNegative {
+impl<K, T> Expiry<K, Option<T>> for PositiveOrNegative {
     fn expire_after_create(
         &self,
-        _key: &Arc<Principal>,
-        value: &Entry,
+        _key: &K,
+        value: &Option<T>,
         _created_at: Instant,
     ) -> Option<Duration> {
         Some(match value {
@@ -209,22 +210,6 @@ impl GrantsCache {
 
 type AccountEntry = Option<Arc<ServiceAccount>>;
 
-struct AccountExpiry(CacheSettings);
-
-impl Expiry<(OrgName, ServiceAccountName), AccountEntry> for AccountExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &(OrgName, ServiceAccountName),
-        value: &AccountEntry,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(match value {
-            Some(_) => self.0.ttl,
-            None => self.0.negative_ttl,
-        })
-    }
-}
-
 /// Service accounts with their keys, by `(org, name)`: what verifying a
 /// service account's token needs. Unknown accounts are remembered briefly.
 #[derive(Clone)]
@@ -238,7 +223,7 @@ impl ServiceAccountCache {
     pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
         let cache = Cache::builder()
             .max_capacity(settings.capacity)
-            .expire_after(AccountExpiry(settings))
+            .expire_after(PositiveOrNegative(settings))
             .build();
         Self {
             store,

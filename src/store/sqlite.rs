@@ -12,7 +12,7 @@ use sqlx::{
 use super::{
     NewUser, StoreError, User, UserRef, UserStore,
     iam::{Actor, ServiceAccount},
-    sqlite_iam::{audit_user, user_in},
+    sqlite_iam::{commit_audited_user, user_in},
 };
 use crate::{
     domain::{
@@ -46,6 +46,15 @@ macro_rules! where_user {
 /// One user by id or identity, for code outside this file.
 pub(super) const SELECT_USER: &str =
     concat!("SELECT ", columns!(), " FROM users WHERE ", where_user!());
+
+/// The members of organization `?1`, each with `is_default`.
+pub(super) const SELECT_MEMBERS: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", (SELECT is_default FROM memberships m WHERE m.user_id = users.id AND m.org = ?1) \
+     AS is_default FROM users WHERE id IN (SELECT user_id FROM memberships WHERE org = ?1) \
+     ORDER BY login, id"
+);
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
@@ -234,8 +243,7 @@ impl UserStore for SqliteStore {
             }
             Err(e) => return Err(e.into()),
         };
-        audit_user(&mut tx, actor, "user.add", None, Some(&added)).await?;
-        tx.commit().await?;
+        commit_audited_user(tx, actor, "user.add", None, Some(&added)).await?;
         Ok(added)
     }
 
@@ -259,8 +267,7 @@ impl UserStore for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let before = user_in(&mut tx, user).await?;
         let after = update_one(&mut tx, user, sql, enabled).await?;
-        audit_user(&mut tx, actor, action, Some(&before), Some(&after)).await?;
-        tx.commit().await?;
+        commit_audited_user(tx, actor, action, Some(&before), Some(&after)).await?;
         Ok(after)
     }
 
@@ -293,8 +300,7 @@ impl UserStore for SqliteStore {
         let removed: User = row
             .ok_or_else(|| StoreError::NotFound(format!("user {user}")))?
             .try_into()?;
-        audit_user(&mut tx, actor, "user.remove", Some(&removed), None).await?;
-        tx.commit().await?;
+        commit_audited_user(tx, actor, "user.remove", Some(&removed), None).await?;
         Ok(removed)
     }
 

@@ -52,6 +52,18 @@ async fn audit(
     Ok(())
 }
 
+/// Appends the change's audit entry and commits: how every admin write
+/// ends, so that no write can be committed without its entry.
+async fn commit_audited(
+    mut tx: Transaction<'static, Sqlite>,
+    actor: &Actor,
+    change: Change<'_>,
+) -> Result<(), StoreError> {
+    audit(&mut tx, actor, change).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 fn corrupt(id: &str) -> impl Fn(InvalidValue) -> StoreError + '_ {
     move |e| StoreError::Corrupt {
         id: id.to_owned(),
@@ -97,8 +109,7 @@ impl SqliteStore {
             before: None,
             after: Some(org.snapshot()),
         };
-        audit(&mut tx, actor, change).await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, change).await?;
         Ok(org)
     }
 
@@ -153,8 +164,7 @@ impl SqliteStore {
             before: Some(org.snapshot()),
             after: None,
         };
-        audit(&mut tx, actor, change).await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, change).await?;
         Ok(org)
     }
 
@@ -200,8 +210,7 @@ impl SqliteStore {
             before: before.map(|m| m.snapshot()),
             after: Some(membership.snapshot()),
         };
-        audit(&mut tx, actor, change).await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, change).await?;
         Ok((user, membership))
     }
 
@@ -238,32 +247,32 @@ impl SqliteStore {
             before: Some(membership.snapshot()),
             after: None,
         };
-        audit(&mut tx, actor, change).await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, change).await?;
         Ok((user, membership))
     }
 
     pub async fn list_members(&self, org: &OrgName) -> Result<Vec<(User, Membership)>, StoreError> {
-        let ids: Vec<(String, bool)> = sqlx::query_as(
-            "SELECT user_id, is_default FROM memberships WHERE org = ?1 ORDER BY user_id",
-        )
-        .bind(org.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        let mut members = Vec::with_capacity(ids.len());
-        for (id, is_default) in ids {
-            let user_id = UserId::parse(&id).map_err(corrupt(&id))?;
-            let Some(user) = self.get(&UserRef::Id(user_id)).await? else {
-                continue;
-            };
-            let membership = Membership {
-                org: org.clone(),
-                user_id,
-                is_default,
-            };
-            members.push((user, membership));
+        #[derive(sqlx::FromRow)]
+        struct MemberRow {
+            #[sqlx(flatten)]
+            user: super::sqlite::UserRow,
+            is_default: bool,
         }
-        Ok(members)
+        let rows: Vec<MemberRow> = sqlx::query_as(super::sqlite::SELECT_MEMBERS)
+            .bind(org.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let user = User::try_from(row.user)?;
+                let membership = Membership {
+                    org: org.clone(),
+                    user_id: user.id,
+                    is_default: row.is_default,
+                };
+                Ok((user, membership))
+            })
+            .collect()
     }
 
     // ---- roles ---------------------------------------------------------
@@ -274,25 +283,7 @@ impl SqliteStore {
         if let Some(org) = &key.org {
             org_in(&mut tx, org).await?;
         }
-        let id = uuid::Uuid::now_v7().to_string();
-        sqlx::query("INSERT INTO roles (id, org, name, created_at) VALUES (?1, ?2, ?3, ?4)")
-            .bind(&id)
-            .bind(key.org.as_ref().map(OrgName::as_str))
-            .bind(key.name.as_str())
-            .bind(now())
-            .execute(&mut *tx)
-            .await
-            .map_err(unique(|| format!("role {key}")))?;
-        for p in &role.permissions {
-            sqlx::query(
-                "INSERT OR IGNORE INTO role_permissions (role_id, resource, action) VALUES (?1, ?2, ?3)",
-            )
-            .bind(&id)
-            .bind(p.resource_str())
-            .bind(p.action_str())
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_role(&mut tx, role).await?;
         let change = Change {
             action: "role.create",
             org: key.org.as_ref(),
@@ -300,8 +291,7 @@ impl SqliteStore {
             before: None,
             after: Some(role.snapshot()),
         };
-        audit(&mut tx, actor, change).await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, change).await?;
         Ok(role.clone())
     }
 
@@ -316,16 +306,8 @@ impl SqliteStore {
     /// Roles of one organization, or the global ones.
     pub async fn list_roles(&self, org: Option<&OrgName>) -> Result<Vec<Role>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let ids: Vec<(String,)> =
-            sqlx::query_as("SELECT id FROM roles WHERE COALESCE(org, '') = ?1 ORDER BY name")
-                .bind(org.map_or("", OrgName::as_str))
-                .fetch_all(&mut *conn)
-                .await?;
-        let mut roles = Vec::with_capacity(ids.len());
-        for (id,) in ids {
-            roles.push(role_by_id(&mut conn, &id).await?);
-        }
-        Ok(roles)
+        let org = org.map_or("", OrgName::as_str);
+        roles(&mut conn, roles_where!("COALESCE(r.org, '') = ?1"), org).await
     }
 
     /// Deletes a role and its bindings; returns the subjects that held it,
@@ -352,8 +334,7 @@ impl SqliteStore {
             before: Some(role.snapshot()),
             after: None,
         };
-        audit(&mut tx, actor, change).await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, change).await?;
         Ok((role, holders))
     }
 
@@ -376,21 +357,7 @@ impl SqliteStore {
         } else {
             subject_exists(&mut tx, binding.subject).await?;
         }
-        let (user_id, sa_id) = subject_columns(binding.subject);
-        sqlx::query(
-            "INSERT INTO role_bindings (id, role_id, user_id, service_account_id, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(&id)
-        .bind(user_id)
-        .bind(sa_id)
-        .bind(now())
-        .execute(&mut *tx)
-        .await
-        .map_err(unique(|| {
-            format!("binding of role {key} to {}", binding.subject)
-        }))?;
+        insert_binding(&mut tx, &id, binding).await?;
         let change = Change {
             action: "rolebinding.create",
             org: key.org.as_ref(),
@@ -398,8 +365,7 @@ impl SqliteStore {
             before: None,
             after: Some(binding.snapshot()),
         };
-        audit(&mut tx, actor, change).await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, change).await?;
         Ok(binding.clone())
     }
 
@@ -437,31 +403,41 @@ impl SqliteStore {
             before: Some(binding.snapshot()),
             after: None,
         };
-        audit(&mut tx, actor, change).await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, change).await?;
         Ok(binding.clone())
     }
 
     /// Bindings of one organization's roles, or of the global roles.
+    /// Bindings of one organization's roles, or of the global roles, each
+    /// with its subject's name: a user's id, a service account's `ORG/NAME`.
     pub async fn list_bindings(
         &self,
         org: Option<&OrgName>,
-    ) -> Result<Vec<RoleBinding>, StoreError> {
-        type Row = (Option<String>, String, Option<String>, Option<String>);
+    ) -> Result<Vec<(RoleBinding, String)>, StoreError> {
+        type Row = (
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT r.org, r.name, b.user_id, b.service_account_id \
+            "SELECT r.org, r.name, b.user_id, b.service_account_id, sa.org || '/' || sa.name \
              FROM role_bindings b JOIN roles r ON r.id = b.role_id \
+             LEFT JOIN service_accounts sa ON sa.id = b.service_account_id \
              WHERE COALESCE(r.org, '') = ?1 ORDER BY r.name, b.created_at",
         )
         .bind(org.map_or("", OrgName::as_str))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(org, name, user, sa)| {
-                Ok(RoleBinding {
+            .map(|(org, name, user, sa, sa_name)| {
+                let binding = RoleBinding {
                     role: role_key(org.as_deref(), &name)?,
                     subject: subject_row(user.as_deref(), sa.as_deref())?,
-                })
+                };
+                let name = sa_name.or(user).unwrap_or_default();
+                Ok((binding, name))
             })
             .collect()
     }
@@ -505,8 +481,7 @@ impl SqliteStore {
             before: None,
             after: Some(account.snapshot()),
         };
-        audit(&mut tx, actor, change).await?;
-        tx.commit().await?;
+        commit_audited(tx, actor, change).await?;
         Ok(account)
     }
 
@@ -619,19 +594,6 @@ impl SqliteStore {
         Ok((tx, before))
     }
 
-    /// `"<org>/<name>"` of an account, for display.
-    pub async fn service_account_name(
-        &self,
-        id: ServiceAccountId,
-    ) -> Result<Option<String>, StoreError> {
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT org, name FROM service_accounts WHERE id = ?1")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(org, name)| format!("{org}/{name}")))
-    }
-
     // ---- audit log -----------------------------------------------------
 
     /// Newest first; one organization's entries, or all.
@@ -679,14 +641,8 @@ impl SqliteStore {
 
     /// Whether any subject holds a global role that grants `iam`.
     pub async fn has_global_admin(&self) -> Result<bool, StoreError> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM role_bindings b JOIN roles r ON r.id = b.role_id \
-             JOIN role_permissions p ON p.role_id = r.id \
-             WHERE r.org IS NULL AND p.resource IN ('iam', '*')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n > 0)
+        let mut conn = self.pool.acquire().await?;
+        has_global_admin(&mut conn).await
     }
 
     /// Makes `user` the first global admin: the global role `admin` (`*:*`)
@@ -694,57 +650,32 @@ impl SqliteStore {
     /// first re-checks that no global admin exists.
     pub async fn bootstrap(&self, actor: &Actor, user: &UserRef) -> Result<Role, StoreError> {
         let mut tx = self.begin().await?;
-        let (admins,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM role_bindings b JOIN roles r ON r.id = b.role_id \
-             JOIN role_permissions p ON p.role_id = r.id \
-             WHERE r.org IS NULL AND p.resource IN ('iam', '*')",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if admins > 0 {
+        if has_global_admin(&mut tx).await? {
             return Err(StoreError::Conflict(
                 "a global admin exists already; use the admin API to add more".into(),
             ));
         }
         let user = user_in(&mut tx, user).await?;
-        let role = Role {
+        let admin = Role {
             name: RoleName::parse("admin").expect("a valid role name"),
             scope: Scope::Global,
             permissions: vec![Permission::parse("*:*").expect("a valid permission")],
         };
-        let key = RoleKey::of(&role);
+        let key = RoleKey::of(&admin);
         let id = match role_id(&mut tx, &key).await? {
-            Some(id) => id,
-            None => {
-                let id = uuid::Uuid::now_v7().to_string();
-                sqlx::query(
-                    "INSERT INTO roles (id, org, name, created_at) VALUES (?1, NULL, ?2, ?3)",
-                )
-                .bind(&id)
-                .bind(key.name.as_str())
-                .bind(now())
-                .execute(&mut *tx)
-                .await?;
+            // An `admin` role without iam: it gets `*:*` too.
+            Some(id) => {
+                insert_permissions(&mut tx, &id, &admin.permissions).await?;
                 id
             }
+            None => insert_role(&mut tx, &admin).await?,
         };
-        sqlx::query("INSERT OR IGNORE INTO role_permissions (role_id, resource, action) VALUES (?1, '*', '*')")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO role_bindings (id, role_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(&id)
-        .bind(user.id.to_string())
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
         let binding = RoleBinding {
             role: key,
             subject: SubjectRef::User(user.id),
         };
+        insert_binding(&mut tx, &id, &binding).await?;
+        let role = role_by_id(&mut tx, &id).await?;
         let change = Change {
             action: "bootstrap",
             org: None,
@@ -752,10 +683,8 @@ impl SqliteStore {
             before: None,
             after: Some(binding.snapshot()),
         };
-        audit(&mut tx, actor, change).await?;
-        tx.commit().await?;
-        let mut conn = self.pool.acquire().await?;
-        role_by_id(&mut conn, &id).await
+        commit_audited(tx, actor, change).await?;
+        Ok(role)
     }
 
     // ---- the check path's reads ----------------------------------------
@@ -877,6 +806,75 @@ async fn role_id(conn: &mut SqliteConnection, key: &RoleKey) -> Result<Option<St
     Ok(row.map(|(id,)| id))
 }
 
+/// Whether any subject holds a global role that grants `iam`.
+async fn has_global_admin(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM role_bindings b JOIN roles r ON r.id = b.role_id \
+         JOIN role_permissions p ON p.role_id = r.id \
+         WHERE r.org IS NULL AND p.resource IN ('iam', '*')",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Inserts a role with its permissions; returns its id.
+async fn insert_role(conn: &mut SqliteConnection, role: &Role) -> Result<String, StoreError> {
+    let key = RoleKey::of(role);
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query("INSERT INTO roles (id, org, name, created_at) VALUES (?1, ?2, ?3, ?4)")
+        .bind(&id)
+        .bind(key.org.as_ref().map(OrgName::as_str))
+        .bind(key.name.as_str())
+        .bind(now())
+        .execute(&mut *conn)
+        .await
+        .map_err(unique(|| format!("role {key}")))?;
+    insert_permissions(conn, &id, &role.permissions).await?;
+    Ok(id)
+}
+
+async fn insert_permissions(
+    conn: &mut SqliteConnection,
+    role_id: &str,
+    permissions: &[Permission],
+) -> Result<(), StoreError> {
+    for p in permissions {
+        sqlx::query(
+            "INSERT OR IGNORE INTO role_permissions (role_id, resource, action) VALUES (?1, ?2, ?3)",
+        )
+        .bind(role_id)
+        .bind(p.resource_str())
+        .bind(p.action_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_binding(
+    conn: &mut SqliteConnection,
+    role_id: &str,
+    binding: &RoleBinding,
+) -> Result<(), StoreError> {
+    let (user_id, sa_id) = subject_columns(binding.subject);
+    sqlx::query(
+        "INSERT INTO role_bindings (id, role_id, user_id, service_account_id, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(role_id)
+    .bind(user_id)
+    .bind(sa_id)
+    .bind(now())
+    .execute(conn)
+    .await
+    .map_err(unique(|| {
+        format!("binding of role {} to {}", binding.role, binding.subject)
+    }))?;
+    Ok(())
+}
+
 fn role_key(org: Option<&str>, name: &str) -> Result<RoleKey, StoreError> {
     Ok(RoleKey {
         org: org
@@ -887,32 +885,10 @@ fn role_key(org: Option<&str>, name: &str) -> Result<RoleKey, StoreError> {
 }
 
 async fn role_by_id(conn: &mut SqliteConnection, id: &str) -> Result<Role, StoreError> {
-    let (org, name): (Option<String>, String) =
-        sqlx::query_as("SELECT org, name FROM roles WHERE id = ?1")
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let key = role_key(org.as_deref(), &name)?;
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT resource, action FROM role_permissions WHERE role_id = ?1 ORDER BY resource, action",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let permissions = rows
-        .iter()
-        .map(|(r, a)| {
-            Permission::parse(&format!("{r}:{a}")).ok_or_else(|| StoreError::Corrupt {
-                id: id.to_owned(),
-                reason: format!("permission {r}:{a}"),
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Role {
-        name: key.name,
-        scope: key.org.map_or(Scope::Global, Scope::Org),
-        permissions,
-    })
+    roles(conn, roles_where!("r.id = ?1"), id)
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("role {id}")))
 }
 
 async fn holders(
@@ -929,29 +905,48 @@ async fn holders(
         .collect()
 }
 
-/// The roles bound to a subject with their permissions, in one query (the
-/// check path's cold miss).
+/// The roles bound to a subject (the check path's cold miss).
 async fn bound_roles(
     conn: &mut SqliteConnection,
     subject: SubjectRef,
 ) -> Result<Vec<std::sync::Arc<Role>>, StoreError> {
     // One statement per kind of subject, so each uses its index.
-    macro_rules! bound {
-        ($column:literal) => {
-            concat!(
-                "SELECT r.id, r.org, r.name, p.resource, p.action \
-                 FROM role_bindings b JOIN roles r ON r.id = b.role_id \
-                 LEFT JOIN role_permissions p ON p.role_id = r.id \
-                 WHERE b.",
-                $column,
-                " = ?1 ORDER BY r.id, p.resource, p.action"
-            )
-        };
-    }
     let (sql, id) = match subject {
-        SubjectRef::User(id) => (bound!("user_id"), id.to_string()),
-        SubjectRef::ServiceAccount(id) => (bound!("service_account_id"), id.to_string()),
+        SubjectRef::User(id) => (
+            roles_where!("r.id IN (SELECT role_id FROM role_bindings WHERE user_id = ?1)"),
+            id.to_string(),
+        ),
+        SubjectRef::ServiceAccount(id) => (
+            roles_where!(
+                "r.id IN (SELECT role_id FROM role_bindings WHERE service_account_id = ?1)"
+            ),
+            id.to_string(),
+        ),
     };
+    let roles = roles(conn, sql, &id).await?;
+    Ok(roles.into_iter().map(std::sync::Arc::new).collect())
+}
+
+/// Roles with their permissions, in one query whatever selects them.
+macro_rules! roles_where {
+    ($condition:literal) => {
+        concat!(
+            "SELECT r.id, r.org, r.name, p.resource, p.action \
+             FROM roles r LEFT JOIN role_permissions p ON p.role_id = r.id WHERE ",
+            $condition,
+            " ORDER BY r.name, r.id, p.resource, p.action"
+        )
+    };
+}
+use roles_where;
+
+/// Runs a [`roles_where!`] query (one `?1`) and folds its rows, one per
+/// permission, into roles.
+async fn roles(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    bind: &str,
+) -> Result<Vec<Role>, StoreError> {
     type Row = (
         String,
         Option<String>,
@@ -959,7 +954,7 @@ async fn bound_roles(
         Option<String>,
         Option<String>,
     );
-    let rows: Vec<Row> = sqlx::query_as(sql).bind(id).fetch_all(conn).await?;
+    let rows: Vec<Row> = sqlx::query_as(sql).bind(bind).fetch_all(conn).await?;
     let mut roles: Vec<(String, Role)> = Vec::new();
     for (id, org, name, resource, action) in rows {
         if roles.last().is_none_or(|(last, _)| *last != id) {
@@ -980,10 +975,7 @@ async fn bound_roles(
             role.permissions.push(permission);
         }
     }
-    Ok(roles
-        .into_iter()
-        .map(|(_, role)| std::sync::Arc::new(role))
-        .collect())
+    Ok(roles.into_iter().map(|(_, role)| role).collect())
 }
 
 fn subject_columns(subject: SubjectRef) -> (Option<String>, Option<String>) {
@@ -1115,13 +1107,12 @@ async fn finish_service_account_change(
         before: Some(before.snapshot()),
         after: after.as_ref().map(Snapshot::snapshot),
     };
-    audit(&mut tx, actor, entry).await?;
-    tx.commit().await?;
+    commit_audited(tx, actor, entry).await?;
     Ok(after.unwrap_or(before))
 }
 
-pub(super) async fn audit_user(
-    tx: &mut SqliteConnection,
+pub(super) async fn commit_audited_user(
+    tx: Transaction<'static, Sqlite>,
     actor: &Actor,
     action: &'static str,
     before: Option<&User>,
@@ -1135,7 +1126,7 @@ pub(super) async fn audit_user(
         before: before.map(Snapshot::snapshot),
         after: after.map(Snapshot::snapshot),
     };
-    audit(tx, actor, change).await
+    commit_audited(tx, actor, change).await
 }
 
 async fn insert_key(

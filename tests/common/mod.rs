@@ -210,6 +210,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Disables a user in the database file, as `users disable` does.
+    pub async fn disable_user(&self, user: &User) {
+        self.store
+            .set_enabled(
+                &Actor::local("test"),
+                &dispatch_authz::store::UserRef::Id(user.id),
+                false,
+            )
+            .await
+            .unwrap();
+    }
+
     /// Makes every query fail, as a broken database would.
     pub async fn break_database(&self) {
         sqlx::query("ALTER TABLE users RENAME TO users_gone")
