@@ -25,7 +25,8 @@ use std::{
 use criterion::{Criterion, criterion_group};
 use dispatch_authz::{
     check::{
-        Authorization, Checker, ClientHeaders, CredentialSettings, Directory, Permit, RequestView,
+        Authorization, Checker, ClientHeaders, CredentialSettings, Directory, MethodOverride,
+        Permit, RequestRules, RequestView, UpstreamRules,
     },
     domain::{IssuerName, Login, OrgName, RequestId, RoleName, Subject, SubjectRef},
     identity::{ClaimMapping, IdentityVerifier, JwtIssuer, KeySource, TokenCache, keys, unix_now},
@@ -213,11 +214,15 @@ impl HotPath {
             Arc::new(Checker::new(
                 verifier(pem_key(Algorithm::ES256, "ec256.pub.pem")),
                 directory,
-                PublicPaths::new(&["/healthz"]).unwrap(),
-                CredentialSettings {
-                    header: None,
-                    cookie: None,
-                    max_token_bytes: 8192,
+                RequestRules {
+                    public: PublicPaths::new(&["/healthz"]).unwrap(),
+                    credentials: CredentialSettings {
+                        header: None,
+                        cookie: None,
+                        max_token_bytes: 8192,
+                    },
+                    upstream: UpstreamRules::default(),
+                    method_override: MethodOverride::default(),
                 },
                 authorization,
             ))
@@ -245,7 +250,7 @@ impl HotPath {
         self.runtime.block_on(async {
             let view = request_view(&self.request).unwrap();
             let decision = self.checker.check(&view).await;
-            check_response(&decision, &view)
+            check_response(&self.checker, &decision, &view)
         })
     }
 }
@@ -339,11 +344,11 @@ fn bench_headers(c: &mut Criterion) {
         }
     });
     c.bench_function("headers/upstream", |b| {
-        b.iter(|| user.upstream_headers(&view))
+        b.iter(|| hot.checker.upstream_headers(&user, &view))
     });
     let public = Permit::PublicPath;
     c.bench_function("headers/public", |b| {
-        b.iter(|| public.upstream_headers(&view))
+        b.iter(|| hot.checker.upstream_headers(&public, &view))
     });
 }
 

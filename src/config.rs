@@ -24,7 +24,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::{
-    check::{Authorization, CredentialSettings},
+    check::{
+        Authorization, CredentialSettings, MethodOverride, RequestRules, UpstreamRules,
+        upstream::DEFAULT_PASSTHROUGH,
+    },
     domain::IssuerName,
     identity::{
         ClaimMapping, JwtIssuer, KeySource,
@@ -318,6 +321,14 @@ pub struct CheckSettings {
     /// Cookie to read the bearer token from when there is no Authorization.
     pub token_cookie: Option<String>,
     pub max_token_bytes: usize,
+    /// Keep the caller's credential (Authorization, the token header or
+    /// cookie) on the upstream request; removed by default.
+    pub forward_credential: bool,
+    /// Client `x-dispatch-*` inputs the upstream may see (Dispatch's own by
+    /// default); every other name of the namespace is removed.
+    pub passthrough_headers: Vec<String>,
+    /// `refuse` (default) or `honour` X-HTTP-Method-Override and its kin.
+    pub method_override: MethodOverride,
 }
 
 impl Default for CheckSettings {
@@ -327,6 +338,12 @@ impl Default for CheckSettings {
             token_header: None,
             token_cookie: None,
             max_token_bytes: 8192,
+            forward_credential: false,
+            passthrough_headers: DEFAULT_PASSTHROUGH
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect(),
+            method_override: MethodOverride::Refuse,
         }
     }
 }
@@ -503,8 +520,7 @@ pub struct Config {
     pub users_cache: CacheSettings,
     pub tokens_capacity: u64,
     pub tokens_max_ttl: Duration,
-    pub public_paths: PublicPaths,
-    pub credentials: CredentialSettings,
+    pub request_rules: RequestRules,
     pub issuers: Vec<JwtIssuer>,
     pub github: Option<GithubSource>,
     pub authorization: Authorization,
@@ -599,16 +615,24 @@ impl Settings {
             },
             tokens_capacity: c.tokens_capacity,
             tokens_max_ttl: Duration::from_secs(c.tokens_max_ttl_secs),
-            public_paths: PublicPaths::new(&self.check.public_paths)
-                .map_err(|e| invalid("check.public_paths", e))?,
-            credentials: CredentialSettings {
-                header: self
-                    .check
-                    .token_header
-                    .as_ref()
-                    .map(|h| h.to_ascii_lowercase()),
-                cookie: self.check.token_cookie.clone(),
-                max_token_bytes: self.check.max_token_bytes,
+            request_rules: RequestRules {
+                public: PublicPaths::new(&self.check.public_paths)
+                    .map_err(|e| invalid("check.public_paths", e))?,
+                credentials: CredentialSettings {
+                    header: self
+                        .check
+                        .token_header
+                        .as_ref()
+                        .map(|h| h.to_ascii_lowercase()),
+                    cookie: self.check.token_cookie.clone(),
+                    max_token_bytes: self.check.max_token_bytes,
+                },
+                upstream: UpstreamRules::new(
+                    self.check.forward_credential,
+                    &self.check.passthrough_headers,
+                )
+                .map_err(|e| invalid("check.passthrough_headers", e))?,
+                method_override: self.check.method_override,
             },
             issuers,
             github,
@@ -1031,6 +1055,18 @@ mod tests {
                 "check.public_paths",
             ),
             ("[check]\nmax_token_bytes = 70000", "check.max_token_bytes"),
+            (
+                "[check]\npassthrough_headers = [\"x-dispatch-user\"]",
+                "check.passthrough_headers",
+            ),
+            (
+                "[check]\npassthrough_headers = [\"authorization\"]",
+                "check.passthrough_headers",
+            ),
+            (
+                "[check]\nmethod_override = \"maybe\"",
+                "check.method_override",
+            ),
             ("[cache]\nusers_ttl_secs = \"soon\"", "users_ttl_secs"),
         ];
         for (toml, field) in cases {

@@ -63,8 +63,7 @@ impl App {
         let checker = Arc::new(Checker::new(
             identity,
             directory,
-            config.public_paths,
-            config.credentials,
+            config.request_rules,
             config.authorization,
         ));
         let listener = bind(&config.listen).await?;

@@ -41,8 +41,8 @@ async fn a_known_user_is_allowed_with_our_headers_and_forgeries_removed() {
     assert_eq!(header(&set, "x-dispatch-request-id"), Some("req-42"));
     assert_eq!(
         removed(&r),
-        ["x-dispatch-org"],
-        "never remove a header we set"
+        ["authorization", "x-dispatch-org"],
+        "never remove a header we set; the caller's token stays here"
     );
     let meta = r
         .dynamic_metadata

@@ -1,14 +1,13 @@
-//! The outcome of a check, and the headers it puts on the upstream request.
+//! The outcome of a check: a permit (as whom) or a denial (why, and what
+//! the client is told). The upstream headers of a permit are `upstream.rs`.
 //!
 //! Protocol-neutral: `server::grpc` turns a [`Decision`] into Envoy's
 //! `CheckResponse`; a later HTTP mode turns it into a status and headers.
 
 use std::{borrow::Cow, sync::Arc};
 
-use super::request::RequestView;
 use crate::{
     domain::SubjectRef,
-    identity::service_account,
     policy::rbac::Allowed,
     store::{ServiceAccount, User},
 };
@@ -136,55 +135,22 @@ pub mod names {
     pub const SUBJECT_KIND: &str = "x-dispatch-subject-kind";
     pub const ORG: &str = "x-dispatch-org";
     pub const ROLES: &str = "x-dispatch-roles";
-}
 
-/// What to do to the upstream request on an allow: headers to set
-/// (overwriting any client copy) and client headers to remove.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UpstreamHeaders {
-    pub set: Vec<(&'static str, String)>,
-    /// Every `x-dispatch-*` name the client sent that is not in `set`:
-    /// Envoy applies removals after sets, so a name in both would vanish.
-    pub remove: Vec<String>,
+    /// Every name we may set: none of them can ever pass through from a
+    /// client.
+    pub const IDENTITY: &[&str] = &[
+        USER,
+        USER_ID,
+        ISSUER,
+        EMAIL,
+        REQUEST_ID,
+        SUBJECT_KIND,
+        ORG,
+        ROLES,
+    ];
 }
 
 impl Permit {
-    pub fn upstream_headers(&self, request: &RequestView<'_>) -> UpstreamHeaders {
-        let mut set = Vec::with_capacity(8);
-        if let Self::Subject { who, allowed } = self {
-            set.push((names::USER, who.name().into_owned()));
-            set.push((names::USER_ID, who.subject().id().to_string()));
-            match who {
-                Who::User(user) => {
-                    set.push((names::ISSUER, user.issuer.to_string()));
-                    if let Some(email) = &user.email {
-                        set.push((names::EMAIL, email.to_string()));
-                    }
-                }
-                Who::ServiceAccount(_) => {
-                    set.push((names::ISSUER, service_account::ISSUER_NAME.to_owned()))
-                }
-            }
-            set.push((names::SUBJECT_KIND, who.subject().kind().to_owned()));
-            if let Some(allowed) = allowed {
-                set.push((names::ORG, allowed.org.to_string()));
-                let roles: Vec<&str> = allowed.roles.iter().map(|r| r.as_str()).collect();
-                set.push((names::ROLES, roles.join(",")));
-            }
-        }
-        if let Some(id) = &request.request_id {
-            set.push((names::REQUEST_ID, id.to_string()));
-        }
-        let remove = request
-            .headers
-            .dispatch_names()
-            .into_iter()
-            .filter(|name| !set.iter().any(|(n, _)| n == name))
-            .map(str::to_owned)
-            .collect();
-        UpstreamHeaders { set, remove }
-    }
-
     pub fn who(&self) -> Option<&Who> {
         match self {
             Self::Subject { who, .. } => Some(who),
@@ -213,101 +179,6 @@ impl Permit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        check::request::ClientHeaders,
-        domain::{Email, IssuerName, Login, OrgName, RequestId, RoleName, Subject, UserId},
-    };
-
-    fn user() -> Arc<User> {
-        Arc::new(User {
-            id: UserId::new(),
-            issuer: IssuerName::parse("dex").unwrap(),
-            subject: Subject::parse("1").unwrap(),
-            login: Login::parse("octocat").unwrap(),
-            email: Some(Email::parse("octo@example.com").unwrap()),
-            display_name: None,
-            enabled: true,
-            created_at: 0,
-            updated_at: 0,
-        })
-    }
-
-    fn request<'a>(headers: &[(&'a str, &'a str)]) -> RequestView<'a> {
-        RequestView {
-            method: "GET",
-            host: "api.example.com",
-            path: "/",
-            request_id: RequestId::parse("req-1"),
-            headers: ClientHeaders::new(headers.iter().copied()),
-        }
-    }
-
-    #[test]
-    fn an_allowed_user_gets_our_headers_and_forgeries_removed() {
-        let u = user();
-        let req = request(&[
-            ("x-dispatch-user", "mallory"),
-            ("x-dispatch-user-id", "0"),
-            ("x-dispatch-org", "evil"),
-            ("X-Dispatch-Admin", "true"),
-        ]);
-        let permit = Permit::Subject {
-            who: Who::User(u.clone()),
-            allowed: None,
-        };
-        let h = permit.upstream_headers(&req);
-        assert_eq!(
-            h.set,
-            vec![
-                (names::USER, "octocat".to_owned()),
-                (names::USER_ID, u.id.to_string()),
-                (names::ISSUER, "dex".to_owned()),
-                (names::EMAIL, "octo@example.com".to_owned()),
-                (names::SUBJECT_KIND, "user".to_owned()),
-                (names::REQUEST_ID, "req-1".to_owned()),
-            ]
-        );
-        assert_eq!(h.remove, ["x-dispatch-admin", "x-dispatch-org"]);
-
-        let permit = Permit::Subject {
-            who: Who::User(u.clone()),
-            allowed: Some(Allowed {
-                org: OrgName::parse("acme").unwrap(),
-                roles: vec![
-                    RoleName::parse("builder").unwrap(),
-                    RoleName::parse("viewer").unwrap(),
-                ],
-            }),
-        };
-        let h = permit.upstream_headers(&req);
-        assert!(h.set.contains(&(names::ORG, "acme".to_owned())));
-        assert!(h.set.contains(&(names::ROLES, "builder,viewer".to_owned())));
-        assert_eq!(
-            h.remove,
-            ["x-dispatch-admin"],
-            "a set name is never removed"
-        );
-    }
-
-    #[test]
-    fn a_public_path_asserts_no_identity_and_strips_forgeries() {
-        let req = request(&[
-            ("x-dispatch-user", "mallory"),
-            ("x-dispatch-request-id", "f"),
-        ]);
-        let h = Permit::PublicPath.upstream_headers(&req);
-        assert_eq!(h.set, vec![(names::REQUEST_ID, "req-1".to_owned())]);
-        assert_eq!(h.remove, ["x-dispatch-user"]);
-    }
-
-    #[test]
-    fn without_a_request_id_a_forged_one_is_removed() {
-        let mut req = request(&[("x-dispatch-request-id", "forged")]);
-        req.request_id = None;
-        let h = Permit::PublicPath.upstream_headers(&req);
-        assert!(h.set.is_empty());
-        assert_eq!(h.remove, ["x-dispatch-request-id"]);
-    }
 
     #[test]
     fn denials_carry_the_right_status_headers_and_body() {

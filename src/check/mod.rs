@@ -16,20 +16,24 @@
 //! there is no error type. An internal failure is a 503 denial.
 
 pub mod decision;
+pub mod method;
 pub mod request;
+pub mod upstream;
 
 use std::{borrow::Cow, sync::Arc};
 
 use tracing::{Instrument, debug_span, error, info};
 
-pub use decision::{Decision, Denial, DenialKind, Permit, UpstreamHeaders, Who};
+pub use decision::{Decision, Denial, DenialKind, Permit, Who};
+pub use method::MethodOverride;
 pub use request::{ClientHeaders, CredentialSettings, RequestView};
+pub use upstream::{UpstreamHeaders, UpstreamRules};
 
 use crate::{
     domain::{OrgName, Principal, SubjectRef},
     identity::{IdentityVerifier, TokenError, VerifiedIdentity},
     policy::{
-        Action, PublicPaths, RequestPath, RouteMap,
+        self, Action, PublicPaths, RequestPath, RouteMap, Target,
         rbac::{Grants, Refused},
     },
     store::{GrantsCache, ServiceAccountCache, User, UserCache},
@@ -60,11 +64,20 @@ pub struct Directory {
     pub accounts: ServiceAccountCache,
 }
 
+/// How requests are read and what an allow passes on: configuration of the
+/// phases that need no identity.
+#[derive(Debug, Clone)]
+pub struct RequestRules {
+    pub public: PublicPaths,
+    pub credentials: CredentialSettings,
+    pub upstream: UpstreamRules,
+    pub method_override: MethodOverride,
+}
+
 pub struct Checker {
     identity: IdentityVerifier,
     directory: Directory,
-    public: PublicPaths,
-    credentials: CredentialSettings,
+    rules: RequestRules,
     authorization: Authorization,
 }
 
@@ -72,17 +85,22 @@ impl Checker {
     pub fn new(
         identity: IdentityVerifier,
         directory: Directory,
-        public: PublicPaths,
-        credentials: CredentialSettings,
+        rules: RequestRules,
         authorization: Authorization,
     ) -> Self {
         Self {
             identity,
             directory,
-            public,
-            credentials,
+            rules,
             authorization,
         }
+    }
+
+    /// What an allow does to the upstream request.
+    pub fn upstream_headers(&self, permit: &Permit, request: &RequestView<'_>) -> UpstreamHeaders {
+        self.rules
+            .upstream
+            .headers(permit, request, &self.rules.credentials)
     }
 
     pub fn directory(&self) -> &Directory {
@@ -122,10 +140,20 @@ impl Checker {
             Ok(path) => path,
             Err(e) => return deny(DenialKind::InvalidRequest, "ambiguous_path", e),
         };
-        if self.public.is_public(&path) {
-            return Decision::Allow(Permit::PublicPath);
-        }
-        let token = match request::bearer_token(&request.headers, &self.credentials) {
+        let method = match self.rules.method_override.effective(request) {
+            Ok(method) => method,
+            Err(e) => return deny(DenialKind::InvalidRequest, e.code(), e),
+        };
+        let routes = match &self.authorization {
+            Authorization::Registered => None,
+            Authorization::Rbac(routes) => Some(routes),
+        };
+        let resource = match policy::target(&path, request.host, &self.rules.public, routes) {
+            Ok(Target::Public) => return Decision::Allow(Permit::PublicPath),
+            Ok(Target::Resource(resource)) => resource,
+            Err(e) => return deny(DenialKind::InvalidRequest, "ambiguous_path", e),
+        };
+        let token = match request::bearer_token(&request.headers, &self.rules.credentials) {
             Ok(token) => token,
             Err(e) => {
                 let invalid_token = e != request::CredentialError::Missing;
@@ -141,13 +169,10 @@ impl Checker {
             Ok(who) => who,
             Err(denial) => return Decision::Deny(denial),
         };
-        let routes = match &self.authorization {
-            Authorization::Registered => {
-                return Decision::Allow(Permit::Subject { who, allowed: None });
-            }
-            Authorization::Rbac(routes) => routes,
-        };
-        match self.authorize(request, &path, routes, &who).await {
+        if routes.is_none() {
+            return Decision::Allow(Permit::Subject { who, allowed: None });
+        }
+        match self.authorize(request, &method, resource, &who).await {
             Ok(allowed) => Decision::Allow(Permit::Subject {
                 who,
                 allowed: Some(allowed),
@@ -160,7 +185,7 @@ impl Checker {
     /// caches as Check, ending in the caller's grants instead of a request
     /// decision.
     pub async fn authenticate(&self, headers: &ClientHeaders<'_>) -> Result<Caller, Denial> {
-        let token = request::bearer_token(headers, &self.credentials).map_err(|e| {
+        let token = request::bearer_token(headers, &self.rules.credentials).map_err(|e| {
             let invalid_token = e != request::CredentialError::Missing;
             denial(DenialKind::Unauthenticated { invalid_token }, e.code(), e)
         })?;
@@ -221,18 +246,18 @@ impl Checker {
     async fn authorize(
         &self,
         request: &RequestView<'_>,
-        path: &RequestPath<'_>,
-        routes: &RouteMap,
+        method: &str,
+        resource: Option<&str>,
         who: &Who,
     ) -> Result<crate::policy::rbac::Allowed, Denial> {
-        let Some(action) = Action::from_method(request.method) else {
+        let Some(action) = Action::from_method(method) else {
             return Err(denial(
                 DenialKind::Forbidden,
                 "method_not_mapped",
                 "the request method has no action in the authorization model",
             ));
         };
-        let Some(resource) = routes.resource(request.host, path) else {
+        let Some(resource) = resource else {
             return Err(denial(
                 DenialKind::Forbidden,
                 "unmatched_route",

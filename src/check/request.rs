@@ -45,28 +45,49 @@ impl<'a> ClientHeaders<'a> {
         )
     }
 
+    /// Every value of `name` (lower-case, `-` spelling), under any spelling
+    /// that an upstream could read as it: `x_dispatch_org` counts as
+    /// `x-dispatch-org`, since WSGI, Rack and CGI servers map `_` to `-`.
     pub fn get_all<'s, 'n>(
         &'s self,
         name: &'n str,
     ) -> impl Iterator<Item = &'s str> + use<'s, 'a, 'n> {
         self.0
             .iter()
-            .filter(move |(k, _)| k == name)
+            .filter(move |(k, _)| same_name(k, name))
             .map(|(_, v)| v.as_ref())
     }
 
-    /// Names in the `x-dispatch-*` namespace the client sent, each once.
-    pub fn dispatch_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self
-            .0
-            .iter()
-            .map(|(k, _)| k.as_ref())
-            .filter(|k| k.starts_with(DISPATCH_PREFIX))
-            .collect();
+    /// Every name the client sent, as sent (lower-cased), each once.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        let mut names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_ref()).collect();
         names.sort_unstable();
         names.dedup();
-        names
+        names.into_iter()
     }
+
+    /// Names the client sent that read as one of the `x-dispatch-*`
+    /// namespace (`_` read as `-`), as sent, each once.
+    pub fn dispatch_names(&self) -> Vec<&str> {
+        self.names().filter(|k| is_dispatch_name(k)).collect()
+    }
+}
+
+/// Whether a header name, as sent, reads as `name` (given in its lower-case
+/// `-` spelling) once `_` is read as `-`.
+pub fn same_name(sent: &str, name: &str) -> bool {
+    sent.len() == name.len()
+        && sent
+            .bytes()
+            .zip(name.bytes())
+            .all(|(s, n)| s == n || (s == b'_' && n == b'-'))
+}
+
+/// Whether a name, as sent, reads as one of ours (`x-dispatch-*`, any
+/// spelling of the separators).
+pub fn is_dispatch_name(sent: &str) -> bool {
+    sent.len() >= DISPATCH_PREFIX.len()
+        && same_name(&sent[..DISPATCH_PREFIX.len()], DISPATCH_PREFIX)
 }
 
 fn lower(name: Cow<'_, str>) -> Cow<'_, str> {
@@ -290,11 +311,41 @@ mod tests {
             ("x-dispatch-user", "eve"),
             ("x-dispatch-org", "acme"),
             ("x-dispatcher", "no"),
+            ("x_dispatch_user", "mallory"),
+            ("X_Dispatch-Admin", "1"),
             ("accept", "*/*"),
         ]);
         assert_eq!(
             headers.dispatch_names(),
-            ["x-dispatch-org", "x-dispatch-user"]
+            [
+                "x-dispatch-org",
+                "x-dispatch-user",
+                "x_dispatch-admin",
+                "x_dispatch_user"
+            ]
         );
+    }
+
+    /// Regression (issue 9, item 4): `x_dispatch_user` is `X-Dispatch-User`
+    /// to WSGI, Rack and CGI servers, so it is one of ours.
+    #[test]
+    fn underscores_read_as_dashes() {
+        let headers = ClientHeaders::new([("x_dispatch_org", "evil"), ("authorization", "a")]);
+        assert_eq!(
+            headers.get_all("x-dispatch-org").collect::<Vec<_>>(),
+            ["evil"]
+        );
+        assert!(same_name(
+            "x_http_method_override",
+            "x-http-method-override"
+        ));
+        assert!(
+            !same_name("x-dispatch-org", "x_dispatch_org"),
+            "only _ as -"
+        );
+        assert!(!same_name("x-dispatch-orgs", "x-dispatch-org"));
+        assert!(is_dispatch_name("x_dispatch_"));
+        assert!(!is_dispatch_name("x_dispatch"));
+        assert!(!is_dispatch_name("x-dispatcher-user"));
     }
 }

@@ -84,6 +84,11 @@ pub(super) struct RawHeader {
     pub alg: String,
     #[serde(default)]
     pub kid: Option<String>,
+    /// RFC 7515 §4.1.11: extensions the recipient must understand. We
+    /// understand none (`b64: false` among them would change what is
+    /// signed), so any `crit` refuses the token.
+    #[serde(default)]
+    pub crit: Option<Value>,
 }
 
 /// A token split into its parts, header and payload decoded but nothing
@@ -107,6 +112,9 @@ impl<'t> Unverified<'t> {
         let header: RawHeader = decode_part(header).ok_or(TokenError::Malformed(
             "token header is not base64url-encoded JSON",
         ))?;
+        if header.crit.is_some() {
+            return Err(TokenError::CriticalExtension);
+        }
         let payload: Map<String, Value> = decode_part(payload).ok_or(TokenError::Malformed(
             "token payload is not base64url-encoded JSON",
         ))?;

@@ -60,6 +60,8 @@ pub enum TokenError {
     Malformed(&'static str),
     #[error("unsigned tokens (alg \"none\") are not accepted")]
     Unsigned,
+    #[error("token names critical header extensions (crit) that are not supported")]
+    CriticalExtension,
     #[error("token algorithm is not supported")]
     UnsupportedAlgorithm,
     #[error("token issuer is not trusted")]
@@ -104,6 +106,7 @@ impl TokenError {
         match self {
             Self::Malformed(_) => "malformed_token",
             Self::Unsigned => "unsigned_token",
+            Self::CriticalExtension => "critical_extension",
             Self::UnsupportedAlgorithm => "unsupported_algorithm",
             Self::UntrustedIssuer => "untrusted_issuer",
             Self::UnknownKey => "unknown_key",

@@ -218,6 +218,25 @@ async fn rejections_name_the_problem() {
             TokenError::Unsigned,
         ),
         (
+            // Regression (issue 9, item 6): RFC 7515 §4.1.11.
+            "crit names an extension",
+            forge(
+                &json!({"alg": "RS256", "kid": "k1", "crit": ["exp"], "exp": 1}),
+                &claims(),
+                b"x",
+            ),
+            TokenError::CriticalExtension,
+        ),
+        (
+            "crit b64 false",
+            forge(
+                &json!({"alg": "RS256", "kid": "k1", "b64": false, "crit": ["b64"]}),
+                &claims(),
+                b"x",
+            ),
+            TokenError::CriticalExtension,
+        ),
+        (
             "unknown alg",
             forge(&json!({"alg": "XS999"}), &claims(), b"x"),
             TokenError::UnsupportedAlgorithm,

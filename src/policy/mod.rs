@@ -10,7 +10,9 @@
 
 mod path;
 pub mod rbac;
+pub mod readings;
 pub mod routes;
 
 pub use path::{AmbiguousPath, InvalidPublicPath, PublicPaths, RequestPath};
+pub use readings::{Target, target};
 pub use routes::{Action, RouteMap};

@@ -28,6 +28,10 @@ pub enum AmbiguousPath {
     BadEncoding,
     #[error("request path contains a control character")]
     ControlCharacter,
+    #[error(
+        "request path reads as another resource to some servers (';' parameters, letter case or percent-encoding)"
+    )]
+    ReadDifferently,
 }
 
 /// A path with its query and fragment cut off and every segment checked to
@@ -172,11 +176,18 @@ impl PublicPaths {
     }
 
     pub fn is_public(&self, path: &RequestPath<'_>) -> bool {
+        let segments: Vec<Cow<'_, str>> = path.segments().collect();
+        self.covers(&segments, false)
+    }
+
+    /// Whether a prefix covers these (read) segments.
+    pub(super) fn covers(&self, segments: &[Cow<'_, str>], fold_case: bool) -> bool {
         self.prefixes.iter().any(|prefix| {
-            let mut segments = path.segments();
-            prefix
-                .iter()
-                .all(|p| segments.next().as_deref() == Some(p.as_str()))
+            prefix.len() <= segments.len()
+                && prefix
+                    .iter()
+                    .zip(segments)
+                    .all(|(p, s)| super::readings::same_segment(p, s, fold_case))
         })
     }
 }

@@ -7,7 +7,7 @@
 //! string never becomes part of the resource (`/v1/runs?functionName=f` is
 //! `runs`, not `runs?functionName=f`): [`RequestPath`] has cut it off.
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use thiserror::Error;
 
@@ -149,7 +149,20 @@ impl RouteMap {
     /// The resource a request concerns, or `None` (unmatched: denied unless
     /// the path is public).
     pub fn resource(&self, host: &str, path: &RequestPath<'_>) -> Option<&str> {
+        let segments: Vec<Cow<'_, str>> = path.segments().collect();
+        self.resource_of(host, &segments, false)
+    }
+
+    /// The resource of these (read) segments. A host matches with its port
+    /// and a trailing dot (`api.example.com.`, the same DNS name) cut off.
+    pub(super) fn resource_of(
+        &self,
+        host: &str,
+        segments: &[Cow<'_, str>],
+        fold_case: bool,
+    ) -> Option<&str> {
         let host = host.split(':').next().unwrap_or_default();
+        let host = host.strip_suffix('.').unwrap_or(host);
         self.routes
             .iter()
             .filter(|r| {
@@ -158,10 +171,11 @@ impl RouteMap {
                     .is_none_or(|h| h.eq_ignore_ascii_case(host))
             })
             .filter(|r| {
-                let mut segments = path.segments();
-                r.prefix
-                    .iter()
-                    .all(|p| segments.next().as_deref() == Some(p.as_str()))
+                r.prefix.len() <= segments.len()
+                    && r.prefix
+                        .iter()
+                        .zip(segments)
+                        .all(|(p, s)| super::readings::same_segment(p, s, fold_case))
             })
             .max_by_key(|r| (r.host.is_some(), r.prefix.len()))
             .map(|r| r.resource.as_str())
@@ -237,6 +251,12 @@ mod tests {
             Some("shop")
         );
         assert_eq!(resource(&map, "SHOP.example.com", "/api"), Some("shop"));
+        // Regression (issue 9, item 14): the same DNS name with its root dot.
+        assert_eq!(resource(&map, "shop.example.com.", "/api"), Some("shop"));
+        assert_eq!(
+            resource(&map, "shop.example.com.:443", "/api"),
+            Some("shop")
+        );
         assert_eq!(resource(&map, "other.example.com", "/apis"), None);
     }
 

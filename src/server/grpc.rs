@@ -21,7 +21,9 @@ use envoy_types::{
 use tonic::{Code, Request, Response, Status};
 
 use crate::{
-    check::{Checker, ClientHeaders, Decision, Denial, DenialKind, Permit, RequestView},
+    check::{
+        Checker, ClientHeaders, Decision, Denial, DenialKind, Permit, RequestView, UpstreamHeaders,
+    },
     domain::RequestId,
 };
 
@@ -45,7 +47,7 @@ impl Authorization for AuthorizationService {
         let response = match request_view(&request) {
             Ok(view) => {
                 let decision = self.checker.check(&view).await;
-                check_response(&decision, &view)
+                check_response(&self.checker, &decision, &view)
             }
             Err(message) => {
                 tracing::info!(
@@ -108,15 +110,18 @@ pub fn request_view(request: &CheckRequest) -> Result<RequestView<'_>, &'static 
     })
 }
 
-pub fn check_response(decision: &Decision, request: &RequestView<'_>) -> CheckResponse {
+pub fn check_response(
+    checker: &Checker,
+    decision: &Decision,
+    request: &RequestView<'_>,
+) -> CheckResponse {
     match decision {
-        Decision::Allow(permit) => allowed(permit, request),
+        Decision::Allow(permit) => allowed(permit, checker.upstream_headers(permit, request)),
         Decision::Deny(denial) => denied(denial),
     }
 }
 
-fn allowed(permit: &Permit, request: &RequestView<'_>) -> CheckResponse {
-    let headers = permit.upstream_headers(request);
+fn allowed(permit: &Permit, headers: UpstreamHeaders) -> CheckResponse {
     CheckResponse {
         status: Some(rpc::Status {
             code: Code::Ok as i32,

@@ -1,0 +1,199 @@
+//! What an allow does to the upstream request: the identity headers we set,
+//! and every client header the upstream must not see.
+//!
+//! Two kinds of client headers are removed:
+//! - **forgeries**: every name that reads as one of our `x-dispatch-*`
+//!   namespace (with `_` read as `-`, as WSGI, Rack and CGI servers read it)
+//!   and that we do not set this time, except the few Dispatch *inputs* on
+//!   the pass-through list (`x-dispatch-blocking`, `x-dispatch-project`);
+//! - **the caller's credential** (`Authorization`, the configured token
+//!   header, the token cookie), unless forwarding is configured: behind
+//!   Dispatch the upstream may be user-written function code, which could
+//!   otherwise replay its callers' tokens (Envoy's `jwt_authn` removes it
+//!   by default too).
+//!
+//! Envoy applies removals after sets, so a name is never in both lists.
+
+use super::{
+    decision::{Permit, Who, names},
+    request::{CredentialSettings, RequestView, is_dispatch_name, same_name},
+};
+use crate::identity::service_account;
+
+/// What to do to the upstream request on an allow: headers to set
+/// (overwriting any client copy) and client headers to remove.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamHeaders {
+    pub set: Vec<(&'static str, String)>,
+    /// Names exactly as the client sent them (lower-cased), never a name in
+    /// `set`.
+    pub remove: Vec<String>,
+}
+
+/// Dispatch's own client inputs in our namespace: its API gateway reads
+/// them (synchronous or asynchronous runs, the project), so they pass by
+/// default.
+pub const DEFAULT_PASSTHROUGH: &[&str] = &["x-dispatch-blocking", "x-dispatch-project"];
+
+/// How an allow treats the client's headers.
+#[derive(Debug, Clone)]
+pub struct UpstreamRules {
+    /// Keep the caller's credential on the upstream request.
+    pub forward_credential: bool,
+    /// `x-dispatch-*` names (lower case, `-` spelling) the client may send
+    /// to the upstream. Never one of [`names::IDENTITY`] (checked by
+    /// [`UpstreamRules::new`]).
+    passthrough: Vec<String>,
+}
+
+impl Default for UpstreamRules {
+    fn default() -> Self {
+        Self {
+            forward_credential: false,
+            passthrough: DEFAULT_PASSTHROUGH
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// A pass-through name that is not a client input we can let through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name:?}: {reason}")]
+pub struct InvalidPassthrough {
+    pub name: String,
+    pub reason: &'static str,
+}
+
+impl UpstreamRules {
+    pub fn new(
+        forward_credential: bool,
+        passthrough: &[impl AsRef<str>],
+    ) -> Result<Self, InvalidPassthrough> {
+        let passthrough = passthrough
+            .iter()
+            .map(|name| {
+                let name = name.as_ref();
+                let invalid = |reason| InvalidPassthrough {
+                    name: name.to_owned(),
+                    reason,
+                };
+                let lower = name.to_ascii_lowercase();
+                if !lower.starts_with(super::request::DISPATCH_PREFIX)
+                    || lower.len() == super::request::DISPATCH_PREFIX.len()
+                    || !lower
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    return Err(invalid(
+                        "must be an x-dispatch-* header name (letters, digits and '-')",
+                    ));
+                }
+                if names::IDENTITY.contains(&lower.as_str()) {
+                    return Err(invalid("an identity header we set can never pass through"));
+                }
+                Ok(lower)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            forward_credential,
+            passthrough,
+        })
+    }
+
+    /// The headers for `permit` on `request`.
+    pub fn headers(
+        &self,
+        permit: &Permit,
+        request: &RequestView<'_>,
+        credentials: &CredentialSettings,
+    ) -> UpstreamHeaders {
+        let mut set = identity_headers(permit);
+        if let Some(id) = &request.request_id {
+            set.push((names::REQUEST_ID, id.to_string()));
+        }
+        let mut remove = Vec::new();
+        for name in request.headers.names() {
+            let strip = if is_dispatch_name(name) {
+                // The exact name we set is overwritten, not removed; a
+                // pass-through name only in its canonical spelling.
+                !set.iter().any(|(n, _)| *n == name) && !self.passthrough.iter().any(|p| p == name)
+            } else {
+                !self.forward_credential && is_credential_header(name, credentials)
+            };
+            if strip {
+                remove.push(name.to_owned());
+            }
+        }
+        if !self.forward_credential
+            && let Some(cookie) = &credentials.cookie
+        {
+            match without_cookie(request, cookie) {
+                Some(rest) if rest.is_empty() => remove.push("cookie".to_owned()),
+                Some(rest) => set.push(("cookie", rest)),
+                None => {}
+            }
+        }
+        UpstreamHeaders { set, remove }
+    }
+}
+
+fn identity_headers(permit: &Permit) -> Vec<(&'static str, String)> {
+    let mut set = Vec::with_capacity(8);
+    let Permit::Subject { who, allowed } = permit else {
+        return set;
+    };
+    set.push((names::USER, who.name().into_owned()));
+    set.push((names::USER_ID, who.subject().id().to_string()));
+    match who {
+        Who::User(user) => {
+            set.push((names::ISSUER, user.issuer.to_string()));
+            if let Some(email) = &user.email {
+                set.push((names::EMAIL, email.to_string()));
+            }
+        }
+        Who::ServiceAccount(_) => {
+            set.push((names::ISSUER, service_account::ISSUER_NAME.to_owned()))
+        }
+    }
+    set.push((names::SUBJECT_KIND, who.subject().kind().to_owned()));
+    if let Some(allowed) = allowed {
+        set.push((names::ORG, allowed.org.to_string()));
+        let roles: Vec<&str> = allowed.roles.iter().map(|r| r.as_str()).collect();
+        set.push((names::ROLES, roles.join(",")));
+    }
+    set
+}
+
+fn is_credential_header(name: &str, credentials: &CredentialSettings) -> bool {
+    same_name(name, "authorization")
+        || credentials
+            .header
+            .as_deref()
+            .is_some_and(|h| same_name(name, h))
+}
+
+/// The client's `Cookie` value without the token cookie, or `None` when the
+/// token cookie is not there (nothing to change).
+fn without_cookie(request: &RequestView<'_>, token_cookie: &str) -> Option<String> {
+    let pairs: Vec<&str> = request
+        .headers
+        .get_all("cookie")
+        .flat_map(|h| h.split(';'))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let is_token = |p: &&str| {
+        p.split_once('=')
+            .is_some_and(|(k, _)| k.trim() == token_cookie)
+    };
+    if !pairs.iter().any(is_token) {
+        return None;
+    }
+    let rest: Vec<&str> = pairs.into_iter().filter(|p| !is_token(p)).collect();
+    Some(rest.join("; "))
+}
+
+#[cfg(test)]
+mod tests;
