@@ -36,8 +36,8 @@ use dispatch_authz::{
     },
     server::grpc::{check_response, request_view},
     store::{
-        Actor, CacheSettings, GrantsCache, NewUser, RoleBinding, RoleKey, ServiceAccountCache,
-        SqliteStore, UserCache, UserRef, UserStore,
+        Actor, CacheSettings, GrantsCache, NewUser, OrgCache, RoleBinding, RoleKey,
+        ServiceAccountCache, SqliteStore, UserCache, UserRef, UserStore,
     },
 };
 use envoy_types::pb::envoy::service::auth::v3::{
@@ -209,6 +209,7 @@ impl HotPath {
             let directory = Directory {
                 users: UserCache::new(shared.clone(), settings),
                 grants: GrantsCache::new(shared.clone(), settings),
+                orgs: OrgCache::new(shared.clone(), settings),
                 accounts: ServiceAccountCache::new(shared, settings),
             };
             Arc::new(Checker::new(

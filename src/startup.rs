@@ -12,7 +12,9 @@ use crate::{
     domain::IssuerName,
     identity::{IdentityVerifier, TokenCache, service_account::ServiceAccountSource},
     server::{self, AdminService, Listener, ServeError},
-    store::{GrantsCache, ServiceAccountCache, SqliteStore, StoreError, UserCache, UserStore},
+    store::{
+        GrantsCache, OrgCache, ServiceAccountCache, SqliteStore, StoreError, UserCache, UserStore,
+    },
 };
 
 #[derive(Debug, Error)]
@@ -57,7 +59,8 @@ impl App {
         );
         let directory = Directory {
             users: UserCache::new(shared.clone(), config.users_cache),
-            grants: GrantsCache::new(shared, config.users_cache),
+            grants: GrantsCache::new(shared.clone(), config.users_cache),
+            orgs: OrgCache::new(shared, config.users_cache),
             accounts,
         };
         let checker = Arc::new(Checker::new(

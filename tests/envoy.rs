@@ -87,7 +87,13 @@ impl Envoy {
     /// Runs `envoy/envoy.yaml` with its ports rewritten; with `strip` false,
     /// the header_mutation filter is cut out, so that dispatch-authz alone
     /// must keep forged headers away.
-    async fn start(binary: &Path, sidecar: u16, upstream: u16, strip: bool) -> Self {
+    async fn start(
+        binary: &Path,
+        sidecar: u16,
+        upstream: u16,
+        strip: bool,
+        edit: fn(String) -> String,
+    ) -> Self {
         let yaml =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/envoy.yaml"))
                 .unwrap();
@@ -102,6 +108,7 @@ impl Envoy {
             yaml.replace_range(start..end, "");
             assert!(!yaml.contains("header_mutation"));
         }
+        let yaml = edit(yaml);
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("envoy.yaml");
         std::fs::write(&config, yaml).unwrap();
@@ -178,10 +185,19 @@ impl Stack {
     }
 
     async fn start_with(strip: bool, options: Options) -> Option<Self> {
+        Self::start_edited(strip, options, |yaml| yaml).await
+    }
+
+    /// With `edit` applied to the reference configuration.
+    async fn start_edited(
+        strip: bool,
+        options: Options,
+        edit: fn(String) -> String,
+    ) -> Option<Self> {
         let binary = require_envoy()?;
         let app = spawn_app_with(options).await;
         let (upstream, upstream_port) = spawn_upstream().await;
-        let envoy = Envoy::start(&binary, app.addr.port(), upstream_port, strip).await;
+        let envoy = Envoy::start(&binary, app.addr.port(), upstream_port, strip, edit).await;
         Some(Self {
             app,
             upstream,
@@ -195,7 +211,16 @@ impl Stack {
         path: &str,
         headers: &[(&str, &str)],
     ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut request = self.http.get(self.envoy.url(path));
+        self.send(reqwest::Method::GET, path, headers).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self.http.request(method, self.envoy.url(path));
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
@@ -274,6 +299,115 @@ async fn envoy_passes_our_identity_and_never_a_forged_one() {
                 "strip={strip}: {name} reached the upstream"
             );
         }
+    }
+}
+
+/// Issue 9 through a real Envoy: underscores (item 4), the caller's token
+/// (item 5), paths Java servers read differently (item 3), method
+/// overrides (item 11).
+#[tokio::test]
+async fn envoy_closes_underscores_tokens_path_parameters_and_overrides() {
+    // The reference config refuses underscore names outright.
+    let Some(stack) = Stack::start(true).await else {
+        return;
+    };
+    stack.app.add_user("1001", "octocat").await;
+    let auth = bearer("1001");
+    let hits = stack.hits();
+    let (status, _, _) = stack
+        .get(
+            "/v1/function",
+            &[("authorization", &auth), ("x_dispatch_user", "mallory")],
+        )
+        .await;
+    assert_eq!(status, 400, "Envoy rejects x_dispatch_user");
+    assert_eq!(stack.hits(), hits);
+
+    // The token stays at the edge.
+    let (status, _, echo) = stack.get("/v1/function", &[("authorization", &auth)]).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(
+        seen(&echo, "authorization"),
+        None,
+        "the caller's token reached the upstream"
+    );
+    assert_eq!(
+        seen(&echo, "x-dispatch-user"),
+        Some(&vec![json!("octocat")])
+    );
+
+    // `..;` is `..` to Tomcat. The reference config's `normalize_path`
+    // resolves it before the check (measured: Envoy 1.40 reads `..;` as
+    // `..`), so the check and the upstream see the same `/v1/secret`: not
+    // public, a token is needed.
+    let (status, _, body) = stack.get("/healthz/..;/v1/secret", &[]).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _, body) = stack.get("/HEALTHZ/x", &[("authorization", &auth)]).await;
+    assert_eq!(status, 400, "{body}");
+    // A POST that names DELETE.
+    let (status, _, body) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/function/f",
+            &[
+                ("authorization", &auth),
+                ("x-http-method-override", "DELETE"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        stack.hits(),
+        hits + 1,
+        "only the one allowed request went upstream"
+    );
+
+    // Where a proxy lets underscores through (Envoy's default, ALLOW),
+    // does not normalize paths, and nothing strips our names first,
+    // dispatch-authz alone removes them and refuses the paths.
+    let Some(stack) = Stack::start_edited(false, Options::default(), |yaml| {
+        yaml.replace(
+            "headers_with_underscores_action: REJECT_REQUEST",
+            "headers_with_underscores_action: ALLOW",
+        )
+        .replace("normalize_path: true", "normalize_path: false")
+    })
+    .await
+    else {
+        return;
+    };
+    stack.app.add_user("1001", "octocat").await;
+    let (status, _, echo) = stack
+        .get(
+            "/v1/function",
+            &[
+                ("authorization", &auth),
+                ("x_dispatch_user", "mallory"),
+                ("x-dispatch_user-id", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{echo}");
+    for name in ["x_dispatch_user", "x-dispatch_user-id"] {
+        assert_eq!(
+            seen(&echo, name),
+            None,
+            "{name} reached the upstream: {echo}"
+        );
+    }
+    assert_eq!(
+        seen(&echo, "x-dispatch-user"),
+        Some(&vec![json!("octocat")])
+    );
+    for path in [
+        "/healthz/..;/v1/secret",
+        "/v1/function/..;/secret",
+        "/healthz/%2e%2e;/x",
+    ] {
+        let hits = stack.hits();
+        let (status, _, body) = stack.get(path, &[]).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(stack.hits(), hits, "{path} reached the upstream");
     }
 }
 

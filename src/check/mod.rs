@@ -36,7 +36,7 @@ use crate::{
         self, Action, PublicPaths, RequestPath, RouteMap, Target,
         rbac::{Grants, Refused},
     },
-    store::{GrantsCache, ServiceAccountCache, User, UserCache},
+    store::{GrantsCache, OrgCache, ServiceAccountCache, User, UserCache},
 };
 
 /// What an allowed identity needs beyond being known.
@@ -62,6 +62,7 @@ pub struct Directory {
     pub grants: GrantsCache,
     /// Also read by the service-account token source.
     pub accounts: ServiceAccountCache,
+    pub orgs: OrgCache,
 }
 
 /// How requests are read and what an allow passes on: configuration of the
@@ -265,10 +266,27 @@ impl Checker {
             ));
         };
         let org = requested_org(request)?;
-        self.grants(who)
-            .await?
+        let grants = self.grants(who).await?;
+        let allowed = grants
             .decide(org.as_ref(), resource, action)
-            .map_err(|refused| denial(DenialKind::Forbidden, refused_code(&refused), refused))
+            .map_err(|refused| denial(DenialKind::Forbidden, refused_code(&refused), refused))?;
+        // A member's organization exists (memberships go with it); a global
+        // role reaches any name, so the name must be one we know, or the
+        // upstream would be told a verified organization that is not there.
+        if !grants.member_of.contains(&allowed.org) {
+            match self.directory.orgs.exists(&allowed.org).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(denial(
+                        DenialKind::Forbidden,
+                        "unknown_org",
+                        format!("no organization {}", allowed.org),
+                    ));
+                }
+                Err(e) => return Err(store_unavailable(&e)),
+            }
+        }
+        Ok(allowed)
     }
 
     /// A source that is authoritative for logins (GitHub) renamed the user:

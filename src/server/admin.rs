@@ -270,6 +270,7 @@ impl Admin for AdminService {
             .create_org(&actor, &name)
             .await
             .map_err(store_status)?;
+        self.checker.directory().orgs.invalidate(&name).await;
         Ok(Response::new(org_pb(&org)))
     }
 
@@ -306,6 +307,7 @@ impl Admin for AdminService {
             .delete_org(&actor, &name)
             .await
             .map_err(store_status)?;
+        self.checker.directory().orgs.invalidate(&name).await;
         Ok(Response::new(org_pb(&org)))
     }
 

@@ -208,6 +208,43 @@ impl GrantsCache {
     }
 }
 
+/// Whether each organization exists (`Some(())`), asked only when a global
+/// role decides in an organization the subject is not a member of.
+/// Invalidated by the admin API when an organization is created or deleted.
+#[derive(Clone)]
+pub struct OrgCache {
+    store: Arc<dyn UserStore>,
+    cache: Cache<OrgName, Option<()>>,
+    generation: Generation,
+}
+
+impl OrgCache {
+    pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(settings.capacity)
+            .expire_after(PositiveOrNegative(settings))
+            .build();
+        Self {
+            store,
+            cache,
+            generation: Generation::default(),
+        }
+    }
+
+    pub async fn exists(&self, org: &OrgName) -> Result<bool, Arc<StoreError>> {
+        let found = get_fresh(&self.cache, &self.generation, org, || async {
+            Ok(self.store.org_exists(org).await?.then_some(()))
+        })
+        .await?;
+        Ok(found.is_some())
+    }
+
+    pub async fn invalidate(&self, org: &OrgName) {
+        self.generation.bump();
+        self.cache.invalidate(org).await;
+    }
+}
+
 type AccountEntry = Option<Arc<ServiceAccount>>;
 
 /// Service accounts with their keys, by `(org, name)`: what verifying a
@@ -324,6 +361,9 @@ mod tests {
             _: &OrgName,
             _: &ServiceAccountName,
         ) -> Result<Option<ServiceAccount>, StoreError> {
+            unimplemented!("not used by these tests")
+        }
+        async fn org_exists(&self, _: &OrgName) -> Result<bool, StoreError> {
             unimplemented!("not used by these tests")
         }
         async fn ping(&self) -> Result<(), StoreError> {

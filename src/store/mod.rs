@@ -16,7 +16,7 @@ use std::fmt;
 use async_trait::async_trait;
 use thiserror::Error;
 
-pub use cache::{CacheSettings, GrantsCache, ServiceAccountCache, UserCache};
+pub use cache::{CacheSettings, GrantsCache, OrgCache, ServiceAccountCache, UserCache};
 pub use sqlite::SqliteStore;
 
 pub use iam::{
@@ -148,6 +148,9 @@ pub trait UserStore: Send + Sync + 'static {
         org: &OrgName,
         name: &ServiceAccountName,
     ) -> Result<Option<ServiceAccount>, StoreError>;
+    /// Whether an organization exists: a global role reaches every
+    /// organization, but only existing ones.
+    async fn org_exists(&self, org: &OrgName) -> Result<bool, StoreError>;
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -316,6 +316,10 @@ impl UserStore for SqliteStore {
         self.load_service_account(org, name).await
     }
 
+    async fn org_exists(&self, org: &OrgName) -> Result<bool, StoreError> {
+        Ok(self.get_org(org).await?.is_some())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1 FROM users LIMIT 1")
             .execute(&self.pool)
