@@ -89,15 +89,26 @@ async fn a_non_admin_cannot_create_roles_or_touch_iam() {
 async fn an_org_admin_works_in_their_org_only_and_never_globally() {
     let app = spawn_app_with(rbac()).await;
     let (mut root, mut olivia, _) = setup(&app).await;
-    // In acme: fine.
-    olivia
-        .role("acme", "tester", &["function:get"])
-        .await
-        .unwrap();
+    // In acme: fine, with permissions she holds herself.
+    olivia.role("acme", "tester", &["iam:get"]).await.unwrap();
     olivia
         .bind("acme", "tester", Subject::User(user_ref("dan")))
         .await
         .unwrap();
+    // A role granting what she does not hold: she may define it, not bind
+    // it (she could bind it to a service account she creates and act as
+    // that).
+    olivia
+        .role("acme", "deployer", &["function:get"])
+        .await
+        .unwrap();
+    let (code, message) = code_of(
+        olivia
+            .bind("acme", "deployer", Subject::User(user_ref("dan")))
+            .await,
+    );
+    assert_eq!(code, Code::PermissionDenied, "{message}");
+    assert!(message.contains("which you do not hold"), "{message}");
     // Another org: refused.
     let (code, message) = code_of(olivia.role("globex", "x", &["*:*"]).await);
     assert_eq!(code, Code::PermissionDenied, "{message}");

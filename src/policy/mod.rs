@@ -8,6 +8,7 @@
 //! organizations) are the authorization model's core: the store loads a
 //! subject's `Grants`, the check pipeline asks them.
 
+pub mod authority;
 mod path;
 pub mod rbac;
 pub mod readings;

@@ -22,7 +22,7 @@ pub enum Pattern<T> {
 }
 
 impl<T: PartialEq> Pattern<T> {
-    fn matches(&self, value: &T) -> bool {
+    pub fn matches(&self, value: &T) -> bool {
         match self {
             Self::Any => true,
             Self::Exactly(v) => v == value,

@@ -31,8 +31,7 @@ use crate::{
 
 pub use crate::proto::admin::admin_server::AdminServer;
 
-/// The resource admin permissions are about (Dispatch's `/v1/iam`).
-const IAM: &str = "iam";
+use crate::policy::authority::IAM;
 
 pub struct AdminService {
     checker: Arc<Checker>,
@@ -85,7 +84,7 @@ impl AdminService {
             .map_err(|refused| {
                 Status::permission_denied(format!("{IAM}:{action} in {org} is needed: {refused}"))
             })?;
-        Ok(Actor::subject(caller.who.subject()))
+        Ok(Actor::caller(caller.who.subject(), caller.grants))
     }
 
     /// `iam:<action>` through a global role.
@@ -96,7 +95,7 @@ impl AdminService {
                 "a global role granting {IAM}:{action} is needed"
             )));
         }
-        Ok(Actor::subject(caller.who.subject()))
+        Ok(Actor::caller(caller.who.subject(), caller.grants))
     }
 
     /// Org roles need `iam` in their organization; global roles a global
@@ -702,6 +701,7 @@ fn store_status(e: StoreError) -> Status {
         StoreError::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),
         e @ StoreError::Duplicate { .. } => Status::already_exists(e.to_string()),
         StoreError::Conflict(why) => Status::failed_precondition(why),
+        StoreError::Overreach(why) => Status::permission_denied(why.to_string()),
         other => {
             tracing::error!(error = %other, "admin API: store failure");
             Status::unavailable("the database is unavailable; retry later")

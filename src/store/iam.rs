@@ -2,38 +2,56 @@
 //! the audit log: the records the admin API manages and the check path reads
 //! (through [`super::GrantsCache`] and [`super::ServiceAccountCache`]).
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use serde_json::{Value, json};
 
 use crate::{
     domain::{OrgName, RoleName, ServiceAccountId, ServiceAccountName, SubjectRef, UserId},
-    policy::rbac::{Role, Scope},
+    policy::{
+        authority::Authority,
+        rbac::{Grants, Role, Scope},
+    },
 };
 
-/// Who made an admin change, as written to the audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor(String);
+/// Who makes an admin change (as written to the audit log) and what they
+/// may do: every write checks the caller's [`Authority`] inside its
+/// transaction, against the rows it changes.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    name: String,
+    authority: Authority,
+}
 
 impl Actor {
-    /// An authenticated caller of the admin API.
-    pub fn subject(subject: SubjectRef) -> Self {
-        Self(subject.to_string())
+    /// An authenticated caller of the admin API, with their grants.
+    pub fn caller(subject: SubjectRef, grants: Arc<Grants>) -> Self {
+        Self {
+            name: subject.to_string(),
+            authority: Authority::Caller(grants),
+        }
     }
 
     /// Someone with direct access to the database file (the local CLI).
     pub fn local(os_user: &str) -> Self {
-        Self(format!("local:{os_user}"))
+        Self {
+            name: format!("local:{os_user}"),
+            authority: Authority::Local,
+        }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    pub fn authority(&self) -> &Authority {
+        &self.authority
     }
 }
 
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 

@@ -110,6 +110,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The write would let its caller act beyond their own rights (checked
+    /// inside the write's transaction).
+    #[error(transparent)]
+    Overreach(#[from] crate::policy::authority::Overreach),
     /// A cache load overtaken by an invalidation (internal: the cache
     /// reloads; never shown).
     #[error("a concurrent change superseded this read")]

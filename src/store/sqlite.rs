@@ -12,14 +12,14 @@ use sqlx::{
 use super::{
     NewUser, StoreError, User, UserRef, UserStore,
     iam::{Actor, ServiceAccount},
-    sqlite_iam::{commit_audited_user, user_in},
+    sqlite_iam::{bound_roles, commit_audited_user, user_in},
 };
 use crate::{
     domain::{
         DisplayName, Email, IssuerName, Login, OrgName, ServiceAccountName, Subject, SubjectRef,
         UserId,
     },
-    policy::rbac::Grants,
+    policy::{Action, rbac::Grants},
 };
 
 #[derive(Clone)]
@@ -266,6 +266,9 @@ impl UserStore for SqliteStore {
         };
         let mut tx = self.pool.begin().await?;
         let before = user_in(&mut tx, user).await?;
+        // Enabling or disabling decides who can act as the user.
+        let roles = bound_roles(&mut tx, SubjectRef::User(before.id)).await?;
+        actor.authority().over_holder(&roles, Action::Update)?;
         let after = update_one(&mut tx, user, sql, enabled).await?;
         commit_audited_user(tx, actor, action, Some(&before), Some(&after)).await?;
         Ok(after)
@@ -291,6 +294,9 @@ impl UserStore for SqliteStore {
             columns!()
         );
         let mut tx = self.pool.begin().await?;
+        let target = user_in(&mut tx, user).await?;
+        let roles = bound_roles(&mut tx, SubjectRef::User(target.id)).await?;
+        actor.authority().over_holder(&roles, Action::Delete)?;
         let row: Option<UserRow> = sqlx::query_as(sql)
             .bind(id)
             .bind(issuer)

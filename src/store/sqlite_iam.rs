@@ -19,7 +19,11 @@ use crate::{
     domain::{
         InvalidValue, OrgName, RoleName, ServiceAccountId, ServiceAccountName, SubjectRef, UserId,
     },
-    policy::rbac::{Grants, Permission, Role, Scope},
+    policy::{
+        Action,
+        authority::Overreach,
+        rbac::{Grants, Permission, Role, Scope},
+    },
 };
 
 /// What one audit entry records.
@@ -183,10 +187,7 @@ impl SqliteStore {
         let user = user_in(&mut tx, user).await?;
         let before = membership_in(&mut tx, org, user.id).await?;
         if is_default {
-            sqlx::query("UPDATE memberships SET is_default = 0 WHERE user_id = ?1")
-                .bind(user.id.to_string())
-                .execute(&mut *tx)
-                .await?;
+            clear_default_elsewhere(&mut tx, actor, org, user.id).await?;
         }
         sqlx::query(
             "INSERT INTO memberships (org, user_id, is_default, created_at) VALUES (?1, ?2, ?3, ?4) \
@@ -227,6 +228,13 @@ impl SqliteStore {
         let membership = membership_in(&mut tx, org, user.id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("membership of {} in {org}", user.id)))?;
+        // The user's bindings in this organization go with the membership.
+        let unbound: Vec<_> = bound_roles(&mut tx, SubjectRef::User(user.id))
+            .await?
+            .into_iter()
+            .filter(|r| r.scope == Scope::Org(org.clone()))
+            .collect();
+        actor.authority().over_holder(&unbound, Action::Delete)?;
         sqlx::query("DELETE FROM memberships WHERE org = ?1 AND user_id = ?2")
             .bind(org.as_str())
             .bind(user.id.to_string())
@@ -352,6 +360,8 @@ impl SqliteStore {
         let id = role_id(&mut tx, key)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("role {key}")))?;
+        let role = role_by_id(&mut tx, &id).await?;
+        actor.authority().over_role(&role, Action::Create)?;
         if let Some(org) = &key.org {
             subject_in_org(&mut tx, binding.subject, org).await?;
         } else {
@@ -379,6 +389,8 @@ impl SqliteStore {
         let id = role_id(&mut tx, key)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("role {key}")))?;
+        let role = role_by_id(&mut tx, &id).await?;
+        actor.authority().over_role(&role, Action::Delete)?;
         let (user_id, sa_id) = subject_columns(binding.subject);
         let deleted = sqlx::query(
             "DELETE FROM role_bindings WHERE role_id = ?1 \
@@ -510,7 +522,9 @@ impl SqliteStore {
         org: &OrgName,
         name: &ServiceAccountName,
     ) -> Result<ServiceAccount, StoreError> {
-        let (mut tx, before) = self.service_account_for_change(org, name).await?;
+        let (mut tx, before) = self
+            .service_account_for_change(actor, org, name, Action::Delete)
+            .await?;
         sqlx::query("DELETE FROM service_accounts WHERE id = ?1")
             .bind(before.id.to_string())
             .execute(&mut *tx)
@@ -530,7 +544,9 @@ impl SqliteStore {
         } else {
             "serviceaccount.disable"
         };
-        let (mut tx, before) = self.service_account_for_change(org, name).await?;
+        let (mut tx, before) = self
+            .service_account_for_change(actor, org, name, Action::Update)
+            .await?;
         sqlx::query("UPDATE service_accounts SET enabled = ?2, updated_at = ?3 WHERE id = ?1")
             .bind(before.id.to_string())
             .bind(enabled)
@@ -550,7 +566,9 @@ impl SqliteStore {
         algorithm: &str,
         public_key_pem: &str,
     ) -> Result<ServiceAccount, StoreError> {
-        let (mut tx, before) = self.service_account_for_change(org, name).await?;
+        let (mut tx, before) = self
+            .service_account_for_change(actor, org, name, Action::Update)
+            .await?;
         insert_key(&mut tx, before.id, algorithm, public_key_pem).await?;
         finish_service_account_change(tx, actor, "serviceaccount.key.add", before, true).await
     }
@@ -562,7 +580,9 @@ impl SqliteStore {
         name: &ServiceAccountName,
         key_id: &str,
     ) -> Result<ServiceAccount, StoreError> {
-        let (mut tx, before) = self.service_account_for_change(org, name).await?;
+        let (mut tx, before) = self
+            .service_account_for_change(actor, org, name, Action::Update)
+            .await?;
         let deleted = sqlx::query(
             "DELETE FROM service_account_keys WHERE id = ?1 AND service_account_id = ?2",
         )
@@ -581,16 +601,22 @@ impl SqliteStore {
     }
 
     /// Opens the transaction of a change to a service account, with the
-    /// account as it is before.
+    /// account as it is before. Keys, enabling and deletion decide who can
+    /// act as the account: the actor needs authority over every role it
+    /// holds, read in this very transaction.
     async fn service_account_for_change(
         &self,
+        actor: &Actor,
         org: &OrgName,
         name: &ServiceAccountName,
+        action: Action,
     ) -> Result<(Transaction<'static, Sqlite>, ServiceAccount), StoreError> {
         let mut tx = self.begin().await?;
         let before = service_account_in(&mut tx, org, name)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("service account {org}/{name}")))?;
+        let roles = bound_roles(&mut tx, SubjectRef::ServiceAccount(before.id)).await?;
+        actor.authority().over_holder(&roles, action)?;
         Ok((tx, before))
     }
 
@@ -778,6 +804,51 @@ pub(super) async fn user_in(
         .try_into()
 }
 
+/// A user has one default organization: making `org` the default clears it
+/// in the other one, a row of another organization. That needs `iam:update`
+/// there too (an org admin must not redirect a user's org-less requests
+/// into their own organization), and gets its own audit entry there.
+async fn clear_default_elsewhere(
+    tx: &mut SqliteConnection,
+    actor: &Actor,
+    org: &OrgName,
+    user: UserId,
+) -> Result<(), StoreError> {
+    let others: Vec<(String,)> = sqlx::query_as(
+        "SELECT org FROM memberships WHERE user_id = ?1 AND is_default = 1 AND org != ?2",
+    )
+    .bind(user.to_string())
+    .bind(org.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+    for (other,) in others {
+        let other = OrgName::parse(&other).map_err(corrupt(&other))?;
+        actor
+            .authority()
+            .in_org(&other, Action::Update)
+            .map_err(|_| Overreach::DefaultElsewhere)?;
+        sqlx::query("UPDATE memberships SET is_default = 0 WHERE org = ?1 AND user_id = ?2")
+            .bind(other.as_str())
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let row = |is_default| Membership {
+            org: other.clone(),
+            user_id: user,
+            is_default,
+        };
+        let change = Change {
+            action: "member.update",
+            org: Some(&other),
+            target: SubjectRef::User(user).to_string(),
+            before: Some(row(true).snapshot()),
+            after: Some(row(false).snapshot()),
+        };
+        audit(tx, actor, change).await?;
+    }
+    Ok(())
+}
+
 async fn membership_in(
     conn: &mut SqliteConnection,
     org: &OrgName,
@@ -906,7 +977,7 @@ async fn holders(
 }
 
 /// The roles bound to a subject (the check path's cold miss).
-async fn bound_roles(
+pub(super) async fn bound_roles(
     conn: &mut SqliteConnection,
     subject: SubjectRef,
 ) -> Result<Vec<std::sync::Arc<Role>>, StoreError> {

@@ -1,0 +1,111 @@
+use super::*;
+
+fn role(scope: &str, name: &str, permissions: &[&str]) -> Arc<Role> {
+    Arc::new(Role {
+        name: crate::domain::RoleName::parse(name).unwrap(),
+        scope: match scope {
+            "" => Scope::Global,
+            org => Scope::Org(OrgName::parse(org).unwrap()),
+        },
+        permissions: permissions
+            .iter()
+            .map(|p| Permission::parse(p).unwrap())
+            .collect(),
+    })
+}
+
+fn caller(member_of: &[&str], roles: Vec<Arc<Role>>) -> Authority {
+    Authority::Caller(Arc::new(Grants {
+        enabled: true,
+        default_org: None,
+        member_of: member_of
+            .iter()
+            .map(|o| OrgName::parse(o).unwrap())
+            .collect(),
+        roles,
+    }))
+}
+
+/// Regression (issue 9, item 1): an org admin has no authority over a
+/// subject holding a global role, nor over a role granting what they lack.
+#[test]
+fn authority_over_roles() {
+    let org_admin = caller(
+        &["acme"],
+        vec![role("acme", "admin", &["iam:*", "function:*"])],
+    );
+    let global_iam = caller(&[], vec![role("", "iam", &["iam:*"])]);
+    let root = caller(&[], vec![role("", "admin", &["*:*"])]);
+    let global_deployer = role("", "deployer", &["function:*"]);
+    let acme_dev = role("acme", "dev", &["function:get", "function:create"]);
+    let acme_all = role("acme", "all", &["*:*"]);
+    let acme_secrets = role("acme", "secrets", &["secret:get"]);
+    let globex_dev = role("globex", "dev", &["function:get"]);
+
+    let cases: &[(&Authority, &Arc<Role>, bool)] = &[
+        (&org_admin, &acme_dev, true),
+        (&org_admin, &acme_all, false),
+        (&org_admin, &acme_secrets, false),
+        (&org_admin, &globex_dev, false),
+        (&org_admin, &global_deployer, false),
+        (&global_iam, &global_deployer, false),
+        (&global_iam, &acme_dev, false),
+        (&root, &global_deployer, true),
+        (&root, &acme_all, true),
+        (&root, &globex_dev, true),
+        (&Authority::Local, &acme_all, true),
+    ];
+    for (i, (who, r, want)) in cases.iter().enumerate() {
+        assert_eq!(
+            who.over_role(r, Action::Update).is_ok(),
+            *want,
+            "case {i}: {}",
+            r.name
+        );
+    }
+    let held = [acme_dev.clone(), global_deployer.clone()];
+    assert_eq!(
+        org_admin.over_holder(&held, Action::Update),
+        Err(Overreach::NoGlobalIam {
+            role: "deployer".into(),
+            action: Action::Update
+        })
+    );
+    assert!(org_admin.over_holder(&held[..1], Action::Update).is_ok());
+}
+
+/// `function:*` is held through four separate permissions too; a wildcard
+/// resource only through a wildcard.
+#[test]
+fn wildcards_are_held_only_when_covered() {
+    let split = caller(
+        &["acme"],
+        vec![role(
+            "acme",
+            "r",
+            &[
+                "iam:*",
+                "function:get",
+                "function:create",
+                "function:update",
+                "function:delete",
+            ],
+        )],
+    );
+    assert!(
+        split
+            .over_role(&role("acme", "w", &["function:*"]), Action::Create)
+            .is_ok()
+    );
+    assert!(
+        split
+            .over_role(&role("acme", "w", &["*:get"]), Action::Create)
+            .is_err()
+    );
+    let disabled = Authority::Caller(Arc::new(Grants::default()));
+    assert!(
+        disabled
+            .over_role(&role("acme", "w", &["function:get"]), Action::Create)
+            .is_err()
+    );
+}
