@@ -224,6 +224,7 @@ impl HotPath {
                     },
                     upstream: UpstreamRules::default(),
                     method_override: MethodOverride::default(),
+                    default_budget: Duration::from_secs(1),
                 },
                 authorization,
             ))
@@ -336,6 +337,7 @@ fn bench_headers(c: &mut Criterion) {
         path: "/",
         request_id: RequestId::parse("3c5e0b5e"),
         headers: ClientHeaders::new([("x-dispatch-user", "mallory"), ("x-dispatch-org", "evil")]),
+        budget: None,
     };
     let user = hot.runtime.block_on(async {
         let view = request_view(&hot.request).unwrap();

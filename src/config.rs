@@ -329,6 +329,9 @@ pub struct CheckSettings {
     pub passthrough_headers: Vec<String>,
     /// `refuse` (default) or `honour` X-HTTP-Method-Override and its kin.
     pub method_override: MethodOverride,
+    /// A check's time budget when the caller sends no `grpc-timeout`
+    /// (Envoy always does: then four fifths of it).
+    pub default_deadline_ms: u64,
 }
 
 impl Default for CheckSettings {
@@ -344,6 +347,7 @@ impl Default for CheckSettings {
                 .map(|n| (*n).to_owned())
                 .collect(),
             method_override: MethodOverride::Refuse,
+            default_deadline_ms: 1000,
         }
     }
 }
@@ -570,6 +574,12 @@ impl Settings {
         let c = &self.cache;
         positive("cache.users_capacity", c.users_capacity)?;
         positive("cache.tokens_capacity", c.tokens_capacity)?;
+        if !(10..=60_000).contains(&self.check.default_deadline_ms) {
+            return Err(invalid(
+                "check.default_deadline_ms",
+                "must be between 10 and 60000",
+            ));
+        }
         if !(512..=32768).contains(&self.check.max_token_bytes) {
             return Err(invalid(
                 "check.max_token_bytes",
@@ -633,6 +643,7 @@ impl Settings {
                 )
                 .map_err(|e| invalid("check.passthrough_headers", e))?,
                 method_override: self.check.method_override,
+                default_budget: Duration::from_millis(self.check.default_deadline_ms),
             },
             issuers,
             github,
@@ -1066,6 +1077,10 @@ mod tests {
             (
                 "[check]\nmethod_override = \"maybe\"",
                 "check.method_override",
+            ),
+            (
+                "[check]\ndefault_deadline_ms = 0",
+                "check.default_deadline_ms",
             ),
             ("[cache]\nusers_ttl_secs = \"soon\"", "users_ttl_secs"),
         ];

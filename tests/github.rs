@@ -353,3 +353,29 @@ async fn a_github_answer_outlives_a_check_that_envoy_gave_up_on() {
     assert_eq!(code(&app.check_bearer(TOKEN).await), OK);
     assert_eq!(github.calls(), 1);
 }
+
+/// Regression (issue 9, item 9): a check that waits on GitHub longer than
+/// the caller's `grpc-timeout` answers a 503 denial before it, never a
+/// transport error (which `failure_mode_allow` would turn into an allow).
+#[tokio::test]
+async fn a_check_slower_than_the_callers_timeout_is_a_503_denial_in_time() {
+    let github = FakeGithub::start().await;
+    github.add_token(TOKEN, account(583231, "octocat"));
+    github.set_delay(Duration::from_secs(5));
+    let app = spawn(&github, Setup::default()).await;
+    app.add_user_of("github", "583231", "octocat").await;
+
+    let auth = format!("Bearer {TOKEN}");
+    let mut request = tonic::Request::new(check_request("GET", "/", &[("authorization", &auth)]));
+    // tonic sends this as `grpc-timeout`, as Envoy does its own timeout.
+    request.set_timeout(Duration::from_secs(1));
+    let answer = app
+        .client()
+        .await
+        .check(request)
+        .await
+        .expect("an answer within the caller's timeout, not a transport error")
+        .into_inner();
+    assert_eq!(code(&answer), UNAVAILABLE);
+    assert!(message(&answer).contains("in time"), "{}", message(&answer));
+}

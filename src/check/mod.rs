@@ -20,7 +20,7 @@ pub mod method;
 pub mod request;
 pub mod upstream;
 
-use std::{borrow::Cow, sync::Arc};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use tracing::{Instrument, debug_span, error, info};
 
@@ -73,6 +73,11 @@ pub struct RequestRules {
     pub credentials: CredentialSettings,
     pub upstream: UpstreamRules,
     pub method_override: MethodOverride,
+    /// A check's time budget when the caller states none. An answer after
+    /// the caller's timeout is a transport error to Envoy, which
+    /// `failure_mode_allow: true` turns into an allow: so a check that
+    /// cannot decide in time answers a 503 denial instead.
+    pub default_budget: Duration,
 }
 
 pub struct Checker {
@@ -128,7 +133,18 @@ impl Checker {
         );
         async {
             let mut seen = Seen::default();
-            let decision = self.decide(request, &mut seen).await;
+            let budget = request.budget.unwrap_or(self.rules.default_budget);
+            // Outbound calls (GitHub, key fetches) run as tasks of their
+            // own and still fill the caches when this gives up on them.
+            let decision = tokio::time::timeout(budget, self.decide(request, &mut seen))
+                .await
+                .unwrap_or_else(|_| {
+                    deny(
+                        DenialKind::Unavailable,
+                        "deadline_exceeded",
+                        "authorization could not be decided in time; retry later",
+                    )
+                });
             log_decision(request, &seen, &decision);
             decision
         }

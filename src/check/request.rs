@@ -1,7 +1,7 @@
 //! The checked request as the pipeline sees it, whatever protocol brought it
 //! (Envoy gRPC today, the HTTP check mode later), and credential extraction.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, time::Duration};
 
 use thiserror::Error;
 
@@ -19,6 +19,9 @@ pub struct RequestView<'a> {
     pub path: &'a str,
     pub request_id: Option<RequestId>,
     pub headers: ClientHeaders<'a>,
+    /// How long the caller waits for the answer, less a margin (from
+    /// gRPC's `grpc-timeout`); `None`: the configured default.
+    pub budget: Option<Duration>,
 }
 
 /// The client's headers in arrival order. A name may occur more than once

@@ -6,7 +6,7 @@
 //! what Envoy's `failure_mode_allow: true` turns into an allow, so every
 //! failure, even a malformed request, is answered as a denial.
 
-use std::{borrow::Cow, sync::Arc};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use envoy_types::{
     ext_authz::v3::pb::{
@@ -43,9 +43,11 @@ impl Authorization for AuthorizationService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
+        let budget = grpc_timeout(request.metadata()).map(budget);
         let request = request.into_inner();
         let response = match request_view(&request) {
-            Ok(view) => {
+            Ok(mut view) => {
+                view.budget = budget;
                 let decision = self.checker.check(&view).await;
                 check_response(&self.checker, &decision, &view)
             }
@@ -107,7 +109,34 @@ pub fn request_view(request: &CheckRequest) -> Result<RequestView<'_>, &'static 
         path: &http.path,
         request_id,
         headers,
+        budget: None,
     })
+}
+
+/// The caller's `grpc-timeout` (gRPC over HTTP/2: up to 8 digits and a
+/// unit, H M S m u n). Envoy sends its ext_authz timeout here.
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Four fifths of the caller's timeout: the rest is for the answer to
+/// travel and for Envoy to act on it before its own timer fires.
+fn budget(timeout: Duration) -> Duration {
+    timeout * 4 / 5
 }
 
 pub fn check_response(
@@ -205,5 +234,30 @@ fn metadata<const N: usize>(fields: [(&str, String); N]) -> Struct {
                 )
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_and_leave_a_margin() {
+        let parse = |v: &str| {
+            let mut m = tonic::metadata::MetadataMap::new();
+            m.insert("grpc-timeout", v.parse().unwrap());
+            grpc_timeout(&m)
+        };
+        assert_eq!(parse("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse("1S"), Some(Duration::from_secs(1)));
+        assert_eq!(parse("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse("200000u"), Some(Duration::from_millis(200)));
+        for bad in ["", "m", "10", "123456789m", "-5m", "5x", "5 m"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            budget(Duration::from_millis(250)),
+            Duration::from_millis(200)
+        );
     }
 }

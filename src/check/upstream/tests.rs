@@ -29,6 +29,7 @@ fn request<'a>(headers: &[(&'a str, &'a str)]) -> RequestView<'a> {
         path: "/",
         request_id: RequestId::parse("req-1"),
         headers: ClientHeaders::new(headers.iter().copied()),
+        budget: None,
     }
 }
 
