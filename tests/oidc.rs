@@ -213,3 +213,85 @@ async fn a_refetch_outlives_a_check_that_envoy_gave_up_on() {
     assert_eq!(code(&app.check_bearer(&token).await), OK);
     assert_eq!(provider.jwks_fetches(), before + 1);
 }
+
+/// Keys a provider publishes that we cannot use (Keycloak's RSA-OAEP
+/// encryption key, a P-521 key, a key type from the future).
+fn unusable_keys() -> Vec<serde_json::Value> {
+    use serde_json::json;
+    vec![
+        json!({"kty": "RSA", "kid": "enc-1", "use": "enc", "alg": "RSA-OAEP",
+               "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1Wl",
+               "e": "AQAB"}),
+        json!({"kty": "RSA", "kid": "oaep-no-use", "alg": "RSA-OAEP",
+               "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1Wl",
+               "e": "AQAB"}),
+        json!({"kty": "EC", "kid": "p521", "crv": "P-521",
+               "x": "AekpBQ8ST8a8VcfVOTNl353vSrDCLLJXmPk06wTjxrrjcBpXp5EOnYG_NjFZ6OvLFV1jSfS9tsz4qUxcWceqwQGk",
+               "y": "ADSmRA43Z1DSNx_RvcLI87cdL07l6jQyyBXMoxVg_l2Th-x3S1WDhjDly79ajL4Kkd0AZMaZmh9ubmf63e3kyMj2"}),
+        json!({"kty": "AKP", "kid": "pq-1", "alg": "ML-DSA-44", "pub": "AAAA"}),
+    ]
+}
+
+/// Regression (issue 9, item 7): one unusable key in the JWKS made every
+/// fetch fail, so the issuer never became ready or froze on old keys.
+#[tokio::test]
+async fn unusable_keys_are_skipped_and_the_usable_ones_still_rotate() {
+    let provider = FakeOidc::start().await;
+    provider.add_key("a", "rsa.pem");
+    for jwk in unusable_keys() {
+        provider.add_raw_jwk(jwk);
+    }
+    let app = app_with(&provider, 3600, 1).await;
+    wait_health(&app, ServingStatus::Serving).await;
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("a", "alice")).await),
+        OK
+    );
+    // Rotation still works: the new key arrives by the on-demand refetch.
+    provider.add_key("b", "rsa-other.pem");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = app.check_bearer(&provider.token("b", "alice")).await;
+    assert_eq!(code(&r), OK, "{:?}", r.status);
+}
+
+/// Regression (issue 9, item 8): a provider down at start-up and back a
+/// moment later is used within seconds, not after the refresh interval
+/// (60 s here, as by default).
+#[tokio::test]
+async fn an_issuer_without_keys_retries_within_seconds() {
+    let provider = FakeOidc::start().await;
+    provider.add_key("a", "rsa.pem");
+    provider.set_down(true);
+    let app = spawn_app_with(Options {
+        sources: format!(
+            r#"
+[[issuers]]
+name = "oidc"
+issuer = "{url}"
+audiences = ["{AUD}"]
+discovery = true
+[issuers.remote]
+refresh_interval_secs = 300
+min_refresh_interval_secs = 60
+min_refetch_interval_secs = 30
+timeout_ms = 500
+"#,
+            url = provider.url
+        ),
+        ..Default::default()
+    })
+    .await;
+    app.add_user_of("oidc", "alice", "alice").await;
+    wait_health(&app, ServingStatus::NotServing).await;
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("a", "alice")).await),
+        UNAVAILABLE
+    );
+    provider.set_down(false);
+    // `wait_health` gives up after 5 s.
+    wait_health(&app, ServingStatus::Serving).await;
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("a", "alice")).await),
+        OK
+    );
+}

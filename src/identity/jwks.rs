@@ -7,18 +7,29 @@
 //! - **single flight, rate limited**: an unknown `kid` triggers at most one
 //!   fetch per `min_refetch_interval`, however many tokens name random kids;
 //! - **start-up never waits**: a provider that is down at start leaves the
-//!   issuer without keys (and readiness false) until a fetch succeeds.
+//!   issuer without keys (and readiness false) until a fetch succeeds;
+//!   while it has none, fetches are retried after 1 s, doubling up to the
+//!   refresh bounds (Envoy's `jwt_authn` also retries after 1 s), so a
+//!   provider starting alongside us costs seconds of 503s, not minutes;
+//! - **one bad key spoils nothing**: a key we cannot use (a P-521 or
+//!   encryption key, an unknown `kty`) is skipped, logged once and counted;
+//!   only a set with no usable key at all is a failed fetch.
 
 use std::{
-    sync::{Arc, RwLock},
+    collections::HashSet,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use serde::Deserialize;
+use serde_json::Value;
 use thiserror::Error;
 
-use super::keys::{VerifyKey, keys_from_jwks};
+use super::keys::{VerifyKey, key_from_jwk};
 use crate::domain::IssuerName;
 
 /// How a remote key set is found and kept fresh.
@@ -53,6 +64,16 @@ struct Discovery {
     jwks_uri: String,
 }
 
+/// A JWKS read key by key, so that one key we cannot parse does not lose
+/// the others.
+#[derive(Deserialize)]
+struct RawJwks {
+    keys: Vec<Value>,
+}
+
+/// The first retry while an issuer has no keys.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
 pub struct RemoteJwks {
     issuer: IssuerName,
     settings: RemoteJwksSettings,
@@ -64,6 +85,10 @@ pub struct RemoteJwks {
     /// Verified tokens to forget when a key disappears, so that removing a
     /// key revokes the tokens it signed at the next refresh, cached or not.
     revokes: std::sync::OnceLock<super::TokenCache>,
+    /// Keys skipped as unusable: each is logged once (by `kid` and
+    /// reason); `skipped` counts every skip, for monitoring.
+    skipped_logged: Mutex<HashSet<String>>,
+    skipped: AtomicU64,
 }
 
 impl RemoteJwks {
@@ -76,7 +101,14 @@ impl RemoteJwks {
             keys: RwLock::new(Arc::new(Vec::new())),
             last_refetch: tokio::sync::Mutex::new(None),
             revokes: std::sync::OnceLock::new(),
+            skipped_logged: Mutex::new(HashSet::new()),
+            skipped: AtomicU64::new(0),
         }
+    }
+
+    /// How many keys fetches have skipped as unusable, in all.
+    pub fn skipped_keys(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
     }
 
     /// Tokens in `cache` are forgotten whenever a key is removed.
@@ -97,7 +129,7 @@ impl RemoteJwks {
     /// Returns the provider's max-age, if it sent one.
     pub async fn refresh(&self) -> Result<Option<Duration>, JwksError> {
         let uri = self.jwks_uri().await?;
-        let (set, headers): (JwkSet, _) =
+        let (set, headers): (RawJwks, _) =
             self.get_json(&uri)
                 .await
                 .map_err(|reason| JwksError::Fetch {
@@ -105,14 +137,11 @@ impl RemoteJwks {
                     reason,
                 })?;
         let max_age = max_age(&headers);
-        let keys = keys_from_jwks(&set, &uri).map_err(|e| JwksError::Unusable {
-            url: uri.clone(),
-            reason: e.to_string(),
-        })?;
+        let keys = self.usable_keys(&set, &uri);
         if keys.is_empty() {
             return Err(JwksError::Unusable {
                 url: uri,
-                reason: "no signing keys".into(),
+                reason: "no usable signing key".into(),
             });
         }
         let previous = std::mem::replace(
@@ -132,6 +161,41 @@ impl RemoteJwks {
             }
         }
         Ok(max_age)
+    }
+
+    /// The signing keys of `set` we can use; the others are skipped.
+    fn usable_keys(&self, set: &RawJwks, uri: &str) -> Vec<VerifyKey> {
+        let mut keys = Vec::with_capacity(set.keys.len());
+        for value in &set.keys {
+            let kid = value.get("kid").and_then(Value::as_str).unwrap_or("");
+            let key = serde_json::from_value::<Jwk>(value.clone())
+                .map_err(|e| format!("not a JWK we can read: {e}"))
+                .and_then(|jwk| {
+                    if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+                        return Ok(None);
+                    }
+                    key_from_jwk(&jwk, uri).map(Some).map_err(|e| e.to_string())
+                });
+            match key {
+                Ok(Some(key)) => keys.push(key),
+                // An encryption key is not for us: not worth a warning.
+                Ok(None) => {}
+                Err(reason) => self.skip(kid, &reason),
+            }
+        }
+        keys
+    }
+
+    fn skip(&self, kid: &str, reason: &str) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        let first = self
+            .skipped_logged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(format!("{kid}\u{0}{reason}"));
+        if first {
+            tracing::warn!(issuer = %self.issuer, kid, reason, "skipping a key of the JWKS that cannot be used");
+        }
     }
 
     async fn jwks_uri(&self) -> Result<String, JwksError> {
@@ -190,7 +254,14 @@ impl RemoteJwks {
         let this = self.clone();
         let fetch = tokio::spawn(async move {
             let mut last = this.last_refetch.lock().await;
-            if last.is_some_and(|at| at.elapsed() < this.settings.min_refetch_interval) {
+            // Without keys every token is a 503: retry soon, not after the
+            // (long) interval that protects a provider from random kids.
+            let interval = if this.is_ready() {
+                this.settings.min_refetch_interval
+            } else {
+                FIRST_RETRY.min(this.settings.min_refetch_interval)
+            };
+            if last.is_some_and(|at| at.elapsed() < interval) {
                 return false;
             }
             *last = Some(Instant::now());
@@ -206,23 +277,36 @@ impl RemoteJwks {
     }
 
     /// Refreshes forever: at the provider's max-age (within bounds) or the
-    /// configured interval; after a failure, sooner.
+    /// configured interval; after a failure, sooner; while there are no
+    /// keys at all, after 1 s, doubling up to that.
     pub async fn run_refresher(self: Arc<Self>) {
+        let mut backoff = FIRST_RETRY;
         loop {
+            let after_failure = self
+                .settings
+                .min_refresh_interval
+                .min(self.settings.refresh_interval);
             let wait = match self.refresh().await {
-                Ok(max_age) => max_age
-                    .map(|age| {
-                        age.clamp(
-                            self.settings.min_refresh_interval,
-                            self.settings.max_refresh_interval,
-                        )
-                    })
-                    .unwrap_or(self.settings.refresh_interval),
+                Ok(max_age) => {
+                    backoff = FIRST_RETRY;
+                    max_age
+                        .map(|age| {
+                            age.clamp(
+                                self.settings.min_refresh_interval,
+                                self.settings.max_refresh_interval,
+                            )
+                        })
+                        .unwrap_or(self.settings.refresh_interval)
+                }
+                Err(e) if !self.is_ready() => {
+                    tracing::warn!(issuer = %self.issuer, error = %e, retry_in_ms = backoff.as_millis() as u64, "no keys yet; retrying");
+                    let wait = backoff.min(after_failure);
+                    backoff = (backoff * 2).min(after_failure);
+                    wait
+                }
                 Err(e) => {
                     tracing::warn!(issuer = %self.issuer, error = %e, "key refresh failed; keeping the last good keys");
-                    self.settings
-                        .min_refresh_interval
-                        .min(self.settings.refresh_interval)
+                    after_failure
                 }
             };
             tokio::time::sleep(wait).await;

@@ -154,7 +154,7 @@ pub fn keys_from_jwks(set: &JwkSet, source: &str) -> Result<Vec<VerifyKey>, KeyE
         .collect()
 }
 
-fn key_from_jwk(jwk: &Jwk, source: &str) -> Result<VerifyKey, KeyError> {
+pub(super) fn key_from_jwk(jwk: &Jwk, source: &str) -> Result<VerifyKey, KeyError> {
     let kid = jwk.common.key_id.clone();
     let bad = |reason: String| KeyError::BadJwk {
         path: source.to_owned(),

@@ -10,10 +10,7 @@ use std::{
 };
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use jsonwebtoken::{
-    Algorithm, EncodingKey, Header,
-    jwk::{Jwk, JwkSet},
-};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
 use serde_json::{Value, json};
 
 struct ProviderKey {
@@ -31,6 +28,8 @@ struct Provider {
     jwks_fetches: AtomicUsize,
     down: AtomicBool,
     delay_ms: AtomicU64,
+    /// Published as they are, after the keys (keys we cannot use).
+    extra: Mutex<Vec<Value>>,
 }
 
 #[derive(Clone)]
@@ -56,15 +55,16 @@ async fn jwks(State(p): State<Arc<Provider>>) -> impl IntoResponse {
     if p.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let keys = p
+    let mut keys: Vec<Value> = p
         .keys
         .lock()
         .unwrap()
         .iter()
         .filter(|k| k.published)
-        .map(|k| k.jwk.clone())
+        .map(|k| serde_json::to_value(&k.jwk).unwrap())
         .collect();
-    Json(JwkSet { keys }).into_response()
+    keys.extend(p.extra.lock().unwrap().iter().cloned());
+    Json(json!({ "keys": keys })).into_response()
 }
 
 impl FakeOidc {
@@ -96,6 +96,11 @@ impl FakeOidc {
             jwk,
             published: true,
         });
+    }
+
+    /// Publishes a JWKS entry as it is (a key type or curve we cannot use).
+    pub fn add_raw_jwk(&self, jwk: Value) {
+        self.state.extra.lock().unwrap().push(jwk);
     }
 
     /// Stops publishing `kid` (tokens can still be signed with it).
