@@ -34,6 +34,7 @@ use crate::{
         github::{GithubSettings, GithubSource, OAuthApp},
         jwks::{RemoteJwks, RemoteJwksSettings},
         keys::{self, VerifyKey},
+        limiter::LimiterSettings,
         service_account::{self, ServiceAccountSettings},
     },
     policy::{PublicPaths, RouteMap},
@@ -132,6 +133,10 @@ pub struct ServiceAccountConfig {
     /// Accepted `aud` values; empty: `aud` is not checked.
     pub audiences: Vec<String>,
     pub leeway_secs: u64,
+    /// Database lookups of accounts not in the cache, per second; beyond
+    /// it such tokens get a 503 without a query (random `org/name` issuers
+    /// must not become a flood of queries).
+    pub lookups_per_sec: u32,
 }
 
 impl Default for ServiceAccountConfig {
@@ -141,6 +146,7 @@ impl Default for ServiceAccountConfig {
             max_token_lifetime_secs: 3600,
             audiences: Vec::new(),
             leeway_secs: 60,
+            lookups_per_sec: 200,
         }
     }
 }
@@ -186,6 +192,21 @@ pub struct GithubConfig {
     pub failure_ttl_secs: u64,
     #[serde(default = "default_github_timeout")]
     pub timeout_ms: u64,
+    /// GitHub API calls for tokens not seen before, per second; beyond it
+    /// such tokens get a 503 without a call (a flood of random tokens must
+    /// not spend the rate limit every user shares).
+    #[serde(default = "default_github_lookups_per_sec")]
+    pub lookups_per_sec: u32,
+    /// ... and in flight at once.
+    #[serde(default = "default_github_concurrent_lookups")]
+    pub concurrent_lookups: u32,
+}
+
+fn default_github_lookups_per_sec() -> u32 {
+    20
+}
+fn default_github_concurrent_lookups() -> u32 {
+    16
 }
 
 fn default_github_name() -> String {
@@ -237,8 +258,19 @@ impl GithubConfig {
                 _ => return Err(invalid("github.required_team", "expected org/team-slug")),
             },
         };
-        positive("github.cache_ttl_secs", self.cache_ttl_secs)?;
-        positive("github.timeout_ms", self.timeout_ms)?;
+        within("github.cache_ttl_secs", self.cache_ttl_secs, 1..=86_400)?;
+        within("github.failure_ttl_secs", self.failure_ttl_secs, 0..=3600)?;
+        within("github.timeout_ms", self.timeout_ms, 1..=60_000)?;
+        within(
+            "github.lookups_per_sec",
+            self.lookups_per_sec.into(),
+            1..=10_000,
+        )?;
+        within(
+            "github.concurrent_lookups",
+            self.concurrent_lookups.into(),
+            1..=1024,
+        )?;
         Ok(GithubSource::new(
             GithubSettings {
                 name,
@@ -249,6 +281,10 @@ impl GithubConfig {
                 cache_ttl: Duration::from_secs(self.cache_ttl_secs),
                 failure_ttl: Duration::from_secs(self.failure_ttl_secs),
                 timeout: Duration::from_millis(self.timeout_ms),
+                limits: LimiterSettings {
+                    per_second: self.lookups_per_sec,
+                    concurrent: self.concurrent_lookups,
+                },
             },
             http.clone(),
         ))
@@ -685,14 +721,25 @@ impl Settings {
         if !s.enabled {
             return Ok(None);
         }
-        positive(
+        within(
             "service_accounts.max_token_lifetime_secs",
             s.max_token_lifetime_secs,
+            1..=86_400,
+        )?;
+        within("service_accounts.leeway_secs", s.leeway_secs, 0..=600)?;
+        within(
+            "service_accounts.lookups_per_sec",
+            s.lookups_per_sec.into(),
+            1..=100_000,
         )?;
         Ok(Some(ServiceAccountSettings {
             max_token_lifetime_secs: s.max_token_lifetime_secs,
             audiences: s.audiences.clone(),
             leeway_secs: s.leeway_secs,
+            lookups: LimiterSettings {
+                per_second: s.lookups_per_sec,
+                concurrent: 16,
+            },
         }))
     }
 
@@ -745,6 +792,22 @@ fn check_url(url: &str) -> Result<(), String> {
 fn positive(field: &str, value: u64) -> Result<(), ConfigError> {
     if value == 0 {
         return Err(invalid(field, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+/// A number within its sensible range: a typo (a timeout in ms written in
+/// µs, a TTL of years) stops start-up instead of surprising later.
+fn within(
+    field: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<(), ConfigError> {
+    if !range.contains(&value) {
+        return Err(invalid(
+            field,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ));
     }
     Ok(())
 }

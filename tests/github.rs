@@ -18,7 +18,7 @@ const UNAVAILABLE: i32 = 14;
 const UNAUTHENTICATED: i32 = 16;
 
 const TOKEN: &str = "gho_16C7e42F292c6912E7710c838347Ae178B4a";
-const OTHER_APP_TOKEN: &str = "gho_otherAppToken0000000000000000000000";
+const OTHER_APP_TOKEN: &str = "gho_otherAppToken00000000000000000000000";
 
 fn code(r: &CheckResponse) -> i32 {
     r.status.as_ref().unwrap().code
@@ -44,6 +44,9 @@ struct Setup {
     org: Option<&'static str>,
     team: Option<&'static str>,
     cache_ttl_secs: u64,
+    /// `(lookups_per_sec, concurrent_lookups)`.
+    limits: Option<(u32, u32)>,
+    failure_ttl_secs: u64,
 }
 
 impl Default for Setup {
@@ -53,14 +56,16 @@ impl Default for Setup {
             org: None,
             team: None,
             cache_ttl_secs: 300,
+            limits: None,
+            failure_ttl_secs: 1,
         }
     }
 }
 
 async fn spawn(github: &FakeGithub, setup: Setup) -> TestApp {
     let mut section = format!(
-        "\n[github]\napi_url = \"{}\"\ncache_ttl_secs = {}\nfailure_ttl_secs = 1\ntimeout_ms = 1000\n",
-        github.url, setup.cache_ttl_secs
+        "\n[github]\napi_url = \"{}\"\ncache_ttl_secs = {}\nfailure_ttl_secs = {}\ntimeout_ms = 1000\n",
+        github.url, setup.cache_ttl_secs, setup.failure_ttl_secs
     );
     if setup.app_check {
         section += &format!(
@@ -74,6 +79,9 @@ async fn spawn(github: &FakeGithub, setup: Setup) -> TestApp {
     }
     if let Some(team) = setup.team {
         section += &format!("required_team = \"{team}\"\n");
+    }
+    if let Some((rate, concurrent)) = setup.limits {
+        section += &format!("lookups_per_sec = {rate}\nconcurrent_lookups = {concurrent}\n");
     }
     spawn_app_with(Options {
         sources: section,
@@ -94,7 +102,7 @@ async fn a_github_user_is_known_by_numeric_id_and_gets_the_store_login() {
     assert_eq!(user_header(&r).as_deref(), Some("octocat"));
 
     let r = app
-        .check_bearer("gho_unknownToken00000000000000000000000")
+        .check_bearer("gho_unknownToken000000000000000000000000")
         .await;
     assert_eq!(code(&r), UNAUTHENTICATED);
     assert!(
@@ -182,7 +190,7 @@ async fn rate_limits_and_server_errors_are_outages_not_denials() {
     let github = FakeGithub::start().await;
     github.add_token(TOKEN, account(583231, "octocat"));
     github.add_token(
-        "ghp_secondToken000000000000000000000000",
+        "ghp_secondToken0000000000000000000000000",
         account(2, "second"),
     );
     let app = spawn(&github, Setup::default()).await;
@@ -192,7 +200,7 @@ async fn rate_limits_and_server_errors_are_outages_not_denials() {
 
     github.set_rate_limited(true);
     let r = app
-        .check_bearer("ghp_secondToken000000000000000000000000")
+        .check_bearer("ghp_secondToken0000000000000000000000000")
         .await;
     assert_eq!(
         code(&r),
@@ -205,7 +213,7 @@ async fn rate_limits_and_server_errors_are_outages_not_denials() {
 
     github.set_server_error(true);
     let r = app
-        .check_bearer("ghp_secondToken000000000000000000000000")
+        .check_bearer("ghp_secondToken0000000000000000000000000")
         .await;
     assert_eq!(code(&r), UNAVAILABLE);
 
@@ -213,7 +221,7 @@ async fn rate_limits_and_server_errors_are_outages_not_denials() {
     github.set_server_error(false);
     assert_eq!(
         code(
-            &app.check_bearer("ghp_secondToken000000000000000000000000")
+            &app.check_bearer("ghp_secondToken0000000000000000000000000")
                 .await
         ),
         OK
@@ -378,4 +386,98 @@ async fn a_check_slower_than_the_callers_timeout_is_a_503_denial_in_time() {
         .into_inner();
     assert_eq!(code(&answer), UNAVAILABLE);
     assert!(message(&answer).contains("in time"), "{}", message(&answer));
+}
+
+/// A well-formed token GitHub has never seen: `n` makes each one unique.
+fn fresh_token(n: usize) -> String {
+    format!("ghp_{n:0>36}")
+}
+
+/// Regression (issue 9, item 10): a token GitHub could not have issued is
+/// refused offline, without a call.
+#[tokio::test]
+async fn a_token_without_githubs_shape_costs_no_call() {
+    let github = FakeGithub::start().await;
+    let app = spawn(&github, Setup::default()).await;
+    for token in [
+        "ghp_x",
+        "ghp_0000000000000000000000000000000000-0",
+        "github_pat_",
+    ] {
+        let r = app.check_bearer(token).await;
+        assert_eq!(code(&r), UNAUTHENTICATED, "{token}");
+    }
+    assert_eq!(github.calls(), 0);
+}
+
+/// Regression (issue 9, item 10): a flood of fresh random tokens costs a
+/// bounded number of GitHub calls; the excess gets 503s at once, refusals
+/// are cached, and a token seen before keeps working meanwhile.
+#[tokio::test]
+async fn a_flood_of_fresh_tokens_costs_a_bounded_number_of_calls() {
+    let github = FakeGithub::start().await;
+    github.add_token(TOKEN, account(583231, "octocat"));
+    github.set_delay(Duration::from_millis(100));
+    let app = spawn(
+        &github,
+        Setup {
+            limits: Some((5, 2)),
+            failure_ttl_secs: 60,
+            ..Default::default()
+        },
+    )
+    .await;
+    app.add_user_of("github", "583231", "octocat").await;
+    assert_eq!(code(&app.check_bearer(TOKEN).await), OK);
+    let before = github.calls();
+
+    let flood: Vec<String> = (0..200).map(fresh_token).collect();
+    let codes = app.check_concurrently(flood.clone()).await;
+    let calls = github.calls() - before;
+    assert!(calls <= 5, "{calls} GitHub calls for 200 fresh tokens");
+    assert!(
+        codes.iter().filter(|&&c| c == UNAVAILABLE).count() >= 195,
+        "{codes:?}"
+    );
+    assert_eq!(
+        code(&app.check_bearer(TOKEN).await),
+        OK,
+        "a known token still works"
+    );
+
+    // A token GitHub refused is not asked about again (within failure_ttl).
+    let refused = codes
+        .iter()
+        .position(|&c| c == UNAUTHENTICATED)
+        .expect("some fresh tokens were judged");
+    let calls = github.calls();
+    assert_eq!(
+        code(&app.check_bearer(&flood[refused]).await),
+        UNAUTHENTICATED
+    );
+    assert_eq!(github.calls(), calls);
+}
+
+/// Regression (issue 9, item 10): during an outage the circuit opens, so
+/// fresh tokens stop costing calls; a token seen before keeps working.
+#[tokio::test]
+async fn an_outage_opens_the_circuit() {
+    let github = FakeGithub::start().await;
+    github.add_token(TOKEN, account(583231, "octocat"));
+    let app = spawn(&github, Setup::default()).await;
+    app.add_user_of("github", "583231", "octocat").await;
+    assert_eq!(code(&app.check_bearer(TOKEN).await), OK);
+
+    github.set_server_error(true);
+    let before = github.calls();
+    for n in 0..30 {
+        assert_eq!(code(&app.check_bearer(&fresh_token(n)).await), UNAVAILABLE);
+    }
+    let calls = github.calls() - before;
+    assert_eq!(
+        calls,
+        u64::from(dispatch_authz::identity::limiter::OUTAGES_TO_OPEN),
+        "calls after the circuit opened"
+    );
+    assert_eq!(code(&app.check_bearer(TOKEN).await), OK);
 }

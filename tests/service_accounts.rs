@@ -65,7 +65,8 @@ async fn a_valid_token_is_allowed_as_the_service_account() {
         Algorithm::ES256,
         "ec256.pem",
         None,
-        &claims_for("acme/ci", 3600),
+        // iat is a minute ago: 3600 s from iat to exp, the maximum.
+        &claims_for("acme/ci", 3540),
     );
     let r = check(&app, &token).await;
     assert_eq!(code(&r), OK, "{r:?}");
@@ -124,7 +125,21 @@ async fn bad_service_account_tokens_are_refused_with_the_reason() {
             "lifetime over the 1 h default",
             es(&claims_for("acme/ci", 2 * 3600)),
             401,
-            "at most 3600 s ahead",
+            "at most 3600 s from iat to exp",
+        ),
+        (
+            // Regression (issue 9, item 14): measured from `iat`, not from
+            // now, a long-lived token never falls within the bound.
+            "issued ten hours ago, expiring in half an hour",
+            es(&json!({"iss": "acme/ci", "iat": now() - 36_000, "exp": now() + 1800})),
+            401,
+            "at most 3600 s from iat to exp",
+        ),
+        (
+            "no iat",
+            es(&json!({"iss": "acme/ci", "exp": now() + 600})),
+            401,
+            "iat",
         ),
         ("expired", es(&claims_for("acme/ci", -600)), 401, "expired"),
         (
@@ -298,4 +313,44 @@ async fn audience_and_lifetime_are_configurable() {
     let (status, text) = message(&check(&app, &es(&long)).await);
     assert_eq!(status, 401);
     assert!(text.contains("at most 300 s"), "{text}");
+}
+
+/// Regression (issue 9, item 10): tokens naming random `org/name` issuers
+/// reached the database before any cryptography, one query each. Claims
+/// that need no key are judged first, and lookups of accounts not in the
+/// cache are bounded: beyond the bound a 503 without a query, while a known
+/// account keeps working.
+#[tokio::test]
+async fn a_flood_of_random_issuers_costs_a_bounded_number_of_lookups() {
+    let app = spawn_app_with(options("[service_accounts]\nlookups_per_sec = 5\n")).await;
+    setup(&app).await;
+    let es = |claims: &Value| sign(Algorithm::ES256, "ec256.pem", None, claims);
+    let good = es(&claims_for("acme/ci", 600));
+    assert_eq!(code(&check(&app, &good).await), OK);
+
+    // Without `iat` (or too long-lived): refused before any lookup, so these
+    // spend nothing of the bound.
+    for n in 0..20 {
+        let t = es(&json!({"iss": format!("acme/x{n}"), "exp": now() + 600}));
+        assert_eq!(message(&check(&app, &t).await).0, 401);
+    }
+    // Well-formed claims, random issuers.
+    let mut unknown = 0;
+    let mut unavailable = 0;
+    for n in 0..50 {
+        let t = es(&claims_for(&format!("acme/flood{n}"), 600));
+        let r = check(&app, &t).await;
+        match message(&r) {
+            (401, m) if m.contains("no known service account") => unknown += 1,
+            (503, _) => unavailable += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(unknown <= 6, "{unknown} lookups for 50 random issuers");
+    assert!(unavailable >= 44, "{unavailable}");
+    assert_eq!(
+        code(&check(&app, &good).await),
+        OK,
+        "a known account still works"
+    );
 }

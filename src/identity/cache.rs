@@ -1,5 +1,8 @@
 //! The verified-token cache: a hit costs a SHA-256 and a hash-map lookup, no
-//! signature verification.
+//! signature verification. Refusals that cost a verification (a bad
+//! signature, an expired or wrongly addressed token) are remembered briefly
+//! too, so a flood of one well-formed but invalid token is not verified
+//! again on every request.
 
 use std::{
     sync::{
@@ -21,6 +24,7 @@ use crate::domain::ServiceAccountId;
 #[derive(Clone)]
 pub struct TokenCache {
     cache: Cache<[u8; 32], Arc<VerifiedIdentity>>,
+    refused: Cache<[u8; 32], TokenError>,
     /// Counts service-account invalidations: a verification that began
     /// before one used keys that may be gone, so its result is not cached.
     accounts_changed: Arc<AtomicU64>,
@@ -49,8 +53,13 @@ impl TokenCache {
             .expire_after(UntilTokenExpiry { max_ttl })
             .support_invalidation_closures()
             .build();
+        let refused = Cache::builder()
+            .max_capacity(REFUSALS_CAPACITY)
+            .time_to_live(REFUSAL_TTL)
+            .build();
         Self {
             cache,
+            refused,
             accounts_changed: Arc::default(),
         }
     }
@@ -62,6 +71,9 @@ impl TokenCache {
         verify: impl Future<Output = Result<VerifiedIdentity, TokenError>>,
     ) -> Result<Arc<VerifiedIdentity>, TokenError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(refusal) = self.refused.get(&key).await {
+            return Err(refusal);
+        }
         if let Some(hit) = self.cache.get(&key).await {
             // moka's expiry is exact, but a clock step must not resurrect a
             // token: past its `exp` it is verified again (leeway applies).
@@ -71,7 +83,18 @@ impl TokenCache {
             self.cache.invalidate(&key).await;
         }
         let before = self.accounts_changed.load(Ordering::Acquire);
-        let identity = Arc::new(verify.await?);
+        let identity = match verify.await {
+            Ok(identity) => Arc::new(identity),
+            Err(e) => {
+                // A refusal read with keys that were changed meanwhile may
+                // not hold with the new ones.
+                if worth_remembering(&e) && self.accounts_changed.load(Ordering::Acquire) == before
+                {
+                    self.refused.insert(key, e.clone()).await;
+                }
+                return Err(e);
+            }
+        };
         let overtaken = identity.service_account.is_some()
             && self.accounts_changed.load(Ordering::Acquire) != before;
         if identity.expires_at > now && !overtaken {
@@ -85,6 +108,8 @@ impl TokenCache {
     /// the predicate matches, so the next check verifies again.
     pub fn invalidate_service_account(&self, id: ServiceAccountId) {
         self.accounts_changed.fetch_add(1, Ordering::AcqRel);
+        // A new key or account may make a refused token good.
+        self.refused.invalidate_all();
         let registered = self.cache.invalidate_entries_if(move |_, identity| {
             identity
                 .service_account
@@ -111,6 +136,29 @@ impl TokenCache {
     pub async fn sync(&self) {
         self.cache.run_pending_tasks().await;
     }
+}
+
+/// How long a refusal is remembered, and how many.
+const REFUSAL_TTL: Duration = Duration::from_secs(10);
+const REFUSALS_CAPACITY: u64 = 10_000;
+
+/// Refusals that took a verification or a lookup to reach and that the
+/// same token would meet again. Not an outage, nor a `kid` we may learn
+/// by the next refetch; cheap refusals (malformed, `none`, untrusted `iss`)
+/// are answered before any cost anyway.
+fn worth_remembering(e: &TokenError) -> bool {
+    matches!(
+        e,
+        TokenError::BadSignature
+            | TokenError::Expired
+            | TokenError::NotYetValid
+            | TokenError::IssuedInFuture
+            | TokenError::WrongAudience
+            | TokenError::MissingClaim(_)
+            | TokenError::BadClaim(_)
+            | TokenError::UnknownServiceAccount
+            | TokenError::LifetimeTooLong { .. }
+    )
 }
 
 #[cfg(test)]
@@ -172,5 +220,41 @@ mod tests {
             .unwrap();
         cache.sync().await;
         assert_eq!(cache.entry_count(), 1, "an undisturbed one is cached");
+    }
+
+    /// Regression (issue 9, item 10): a well-formed but invalid token is
+    /// verified once, not on every request.
+    #[tokio::test]
+    async fn a_refusal_is_remembered_briefly() {
+        let cache = TokenCache::new(100, Duration::from_secs(300));
+        let verifications = std::sync::atomic::AtomicUsize::new(0);
+        for _ in 0..100 {
+            let verify = async {
+                verifications.fetch_add(1, Ordering::SeqCst);
+                Err(TokenError::BadSignature)
+            };
+            let r = cache.get_or_verify("forged", unix_now(), verify).await;
+            assert_eq!(r.unwrap_err(), TokenError::BadSignature);
+        }
+        assert_eq!(verifications.load(Ordering::SeqCst), 1);
+        // Outages and unknown kids are asked again.
+        for e in [TokenError::KeysUnavailable, TokenError::UnknownKey] {
+            for _ in 0..2 {
+                let verify = async {
+                    verifications.fetch_add(1, Ordering::SeqCst);
+                    Err(e.clone())
+                };
+                let _ = cache.get_or_verify("other", unix_now(), verify).await;
+            }
+        }
+        assert_eq!(verifications.load(Ordering::SeqCst), 5);
+        // An account change forgets refusals: the token may be good now.
+        cache.invalidate_service_account(ServiceAccountId::new());
+        let verify = async {
+            verifications.fetch_add(1, Ordering::SeqCst);
+            Err(TokenError::BadSignature)
+        };
+        let _ = cache.get_or_verify("forged", unix_now(), verify).await;
+        assert_eq!(verifications.load(Ordering::SeqCst), 6);
     }
 }

@@ -10,6 +10,13 @@
 //!   time), and concurrent checks of one token make one GitHub call.
 //! - Rate limits, timeouts and 5xx are outages (503), never "denied": a
 //!   token already validated keeps working from the cache.
+//! - Each new token is a call, so floods are stopped before GitHub: a token
+//!   without a shape GitHub issues is refused offline (401), refusals are
+//!   cached, and calls for unseen tokens are bounded in rate and
+//!   concurrency, with a circuit breaker during outages
+//!   ([`super::limiter`]); beyond the bounds a 503 without a call.
+//! - Pagination follows only links on the configured API origin: the token
+//!   goes with each request.
 
 use std::{
     sync::Arc,
@@ -21,7 +28,11 @@ use reqwest::{Response, StatusCode, header::HeaderMap};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{TokenError, VerifiedIdentity, unix_now};
+use super::{
+    TokenError, VerifiedIdentity,
+    limiter::{ColdLimiter, LimiterSettings},
+    unix_now,
+};
 use crate::domain::{IssuerName, Login, Principal, Subject};
 
 /// A configured GitHub source.
@@ -37,6 +48,7 @@ pub struct GithubSettings {
     pub cache_ttl: Duration,
     pub failure_ttl: Duration,
     pub timeout: Duration,
+    pub limits: LimiterSettings,
 }
 
 pub struct OAuthApp {
@@ -50,6 +62,7 @@ pub struct GithubSource {
     settings: GithubSettings,
     http: reqwest::Client,
     cache: Cache<[u8; 32], Outcome>,
+    limiter: ColdLimiter,
 }
 
 impl std::fmt::Debug for GithubSource {
@@ -114,6 +127,7 @@ impl GithubSource {
             })
             .build();
         Self {
+            limiter: ColdLimiter::new(settings.limits),
             settings,
             http,
             cache,
@@ -128,6 +142,11 @@ impl GithubSource {
         self: &Arc<Self>,
         token: &str,
     ) -> Result<Arc<VerifiedIdentity>, TokenError> {
+        if !well_formed(token) {
+            return Err(TokenError::Malformed(
+                "token does not have the shape of a GitHub token",
+            ));
+        }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let outcome = self
             .cache
@@ -144,16 +163,23 @@ impl GithubSource {
         let unavailable = TokenError::ProviderUnavailable {
             source_name: self.settings.name.to_string(),
         };
+        // Only a token never seen (or expired from the cache) gets here.
+        let Ok(permit) = self.limiter.try_acquire() else {
+            return Err(unavailable);
+        };
         let this = self.clone();
         let task = tokio::spawn(async move {
+            let _permit = permit;
             let outcome: Outcome = match this.lookup(&token).await {
                 Ok(identity) => Arc::new(Ok(Arc::new(identity))),
                 Err(Failure::Refused(e)) => Arc::new(Err(e)),
                 Err(Failure::Outage(detail)) => {
+                    this.limiter.record_outage();
                     tracing::warn!(source = %this.settings.name, %detail, "GitHub API unavailable");
                     return None;
                 }
             };
+            this.limiter.record_answer();
             this.cache.insert(key, outcome.clone()).await;
             Some(outcome)
         });
@@ -233,11 +259,24 @@ impl GithubSource {
             let next = next_link(response.headers());
             items.extend(json::<Vec<T>>(response).await?);
             match next {
-                Some(next) => url = next,
+                Some(next) if self.same_origin(&next) => url = next,
+                Some(next) => {
+                    return Err(Failure::Outage(format!(
+                        "a next page outside the API origin ({next}); not sending the token there"
+                    )));
+                }
                 None => break,
             }
         }
         Ok(items)
+    }
+
+    /// Whether `url` lies under the configured API URL (scheme, host,
+    /// port and path prefix): the token goes with the request.
+    fn same_origin(&self, url: &str) -> bool {
+        let base = &self.settings.api_url;
+        url.strip_prefix(base.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
     }
 
     fn api(&self, path: &str) -> reqwest::RequestBuilder {
@@ -312,6 +351,22 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
     })
 }
 
+/// Whether a token routed to GitHub has a shape GitHub issues: a known
+/// prefix, then letters, digits and `_`, 40 to 255 bytes in all (GitHub's
+/// advice for token storage), or the legacy 40 hex digits. Checked offline,
+/// before any call: GitHub does not publish its checksum's encoding, and a
+/// wrong guess would refuse every real token, so the shape is all we check.
+pub fn well_formed(token: &str) -> bool {
+    if token.len() == 40 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return true;
+    }
+    (40..=255).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && looks_like_github_token(token)
+}
+
 /// Whether a bearer token looks like a GitHub token rather than a JWT.
 pub fn looks_like_github_token(token: &str) -> bool {
     const PREFIXES: [&str; 5] = ["gho_", "ghu_", "ghp_", "ghs_", "github_pat_"];
@@ -336,6 +391,30 @@ mod tests {
         }
         for t in ["eyJ.eyJ.sig", "abc", &"g".repeat(40)] {
             assert!(!looks_like_github_token(t), "{t}");
+        }
+    }
+
+    /// Regression (issue 9, item 10): shapes checked offline.
+    #[test]
+    fn only_tokens_of_a_github_shape_are_sent_to_github() {
+        let ok = [
+            "ghp_16C7e42F292c6912E7710c838347Ae178B4a".to_owned(),
+            "gho_16C7e42F292c6912E7710c838347Ae178B4a".to_owned(),
+            format!("github_pat_11ABCDEFG0{}", "x".repeat(72)),
+            "a1".repeat(20),
+        ];
+        for t in &ok {
+            assert!(well_formed(t), "{t}");
+        }
+        let bad = [
+            "ghp_short".to_owned(),
+            "ghp_16C7e42F292c6912E7710c838347Ae178B4-".to_owned(),
+            format!("ghp_{}", "a".repeat(252)),
+            "ghx_16C7e42F292c6912E7710c838347Ae178B4a".to_owned(),
+            "g1".repeat(20),
+        ];
+        for t in &bad {
+            assert!(!well_formed(t), "{t}");
         }
     }
 

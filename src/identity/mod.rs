@@ -13,6 +13,7 @@ pub mod github;
 pub mod jwks;
 mod jwt;
 pub mod keys;
+pub mod limiter;
 pub mod service_account;
 
 use std::{
@@ -96,7 +97,9 @@ pub enum TokenError {
     BadClaim(String),
     #[error("token issuer names no known service account")]
     UnknownServiceAccount,
-    #[error("token lives too long: a service account token may expire at most {max_secs} s ahead")]
+    #[error(
+        "token lives too long: a service account token may live at most {max_secs} s from iat to exp"
+    )]
     LifetimeTooLong { max_secs: u64 },
 }
 

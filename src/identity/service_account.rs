@@ -2,11 +2,18 @@
 //! `iss = "<org>/<name>"`, and we verify it with a public key registered for
 //! that account through the admin API.
 //!
-//! Fixed against Dispatch: `exp` is required and may lie at most
-//! `max_token_lifetime` ahead (a self-signed token cannot be revoked, so its
-//! life is short); `aud` is checked when configured; the algorithm is pinned
-//! per registered key; and the account is a subject of its own kind, never a
-//! bare name that could match a user.
+//! Fixed against Dispatch: `iat` and `exp` are required and the token may
+//! live at most `max_token_lifetime` from `iat` to `exp` (a self-signed
+//! token cannot be revoked, so its life is short; measured from `iat`, a
+//! long-lived token cannot wait until it falls within the bound); `aud` is
+//! checked when configured; the algorithm is pinned per registered key; and
+//! the account is a subject of its own kind, never a bare name that could
+//! match a user.
+//!
+//! The account's keys are in the database, so every claim that can be
+//! judged without them is judged first, and lookups of accounts not in the
+//! cache are bounded ([`super::limiter`]): a flood of unsigned tokens with
+//! random `org/name` issuers costs neither a query each nor cryptography.
 
 use std::sync::Arc;
 
@@ -17,6 +24,7 @@ use super::{
     TokenError, VerifiedIdentity,
     jwt::{self, Unverified},
     keys::{self, VerifyKey},
+    limiter::{ColdLimiter, LimiterSettings},
 };
 use crate::{
     domain::{IssuerName, OrgName, Principal, ServiceAccountName, Subject},
@@ -34,6 +42,8 @@ pub struct ServiceAccountSettings {
     /// tokens carry none).
     pub audiences: Vec<String>,
     pub leeway_secs: u64,
+    /// Bounds on lookups of accounts not in the cache.
+    pub lookups: LimiterSettings,
 }
 
 impl Default for ServiceAccountSettings {
@@ -42,6 +52,10 @@ impl Default for ServiceAccountSettings {
             max_token_lifetime_secs: 3600,
             audiences: Vec::new(),
             leeway_secs: 60,
+            lookups: LimiterSettings {
+                per_second: 200,
+                concurrent: 16,
+            },
         }
     }
 }
@@ -49,6 +63,7 @@ impl Default for ServiceAccountSettings {
 pub struct ServiceAccountSource {
     accounts: ServiceAccountCache,
     settings: ServiceAccountSettings,
+    limiter: ColdLimiter,
 }
 
 /// `"<org>/<name>"`, both slugs; anything else is not a service account.
@@ -62,7 +77,11 @@ pub fn parse_issuer(iss: &str) -> Option<(OrgName, ServiceAccountName)> {
 
 impl ServiceAccountSource {
     pub fn new(accounts: ServiceAccountCache, settings: ServiceAccountSettings) -> Self {
-        Self { accounts, settings }
+        Self {
+            limiter: ColdLimiter::new(settings.lookups),
+            accounts,
+            settings,
+        }
     }
 
     pub(super) async fn verify(
@@ -72,15 +91,22 @@ impl ServiceAccountSource {
         name: &ServiceAccountName,
         now: u64,
     ) -> Result<VerifiedIdentity, TokenError> {
+        let alg = jwt::header_algorithm(&token.header)?;
+        // Unverified, but a token that fails these fails them verified too.
+        self.lifetime(&token.payload, now)?;
+        let unavailable = || TokenError::ProviderUnavailable {
+            source_name: "service accounts (database)".into(),
+        };
+        let _permit = match self.accounts.is_cached(org, name) {
+            true => None,
+            false => Some(self.limiter.try_acquire().map_err(|_| unavailable())?),
+        };
         let account = self
             .accounts
             .find(org, name)
             .await
-            .map_err(|_| TokenError::ProviderUnavailable {
-                source_name: "service accounts (database)".into(),
-            })?
+            .map_err(|_| unavailable())?
             .ok_or(TokenError::UnknownServiceAccount)?;
-        let alg = jwt::header_algorithm(&token.header)?;
         let keys = registered_keys(&account);
         let claims = jwt::verify_with_keys(token, alg, &keys, |key| {
             self.decode(token.token, key, &account)
@@ -116,13 +142,7 @@ impl ServiceAccountSource {
         account: Arc<ServiceAccount>,
         now: u64,
     ) -> Result<VerifiedIdentity, TokenError> {
-        let s = &self.settings;
-        let expires_at = jwt::expiry(claims, now, s.leeway_secs)?;
-        if expires_at > now + s.max_token_lifetime_secs + s.leeway_secs {
-            return Err(TokenError::LifetimeTooLong {
-                max_secs: s.max_token_lifetime_secs,
-            });
-        }
+        let expires_at = self.lifetime(claims, now)?;
         let subject = Subject::parse(&account.issuer()).expect("org/name is a valid subject");
         Ok(VerifiedIdentity {
             principal: Arc::new(Principal {
@@ -135,6 +155,33 @@ impl ServiceAccountSource {
             expires_at,
             service_account: Some(account),
         })
+    }
+}
+
+impl ServiceAccountSource {
+    /// `exp`, once `iat` and `exp` are present, `iat` is not in the future,
+    /// `exp` is not past and the token lives at most the maximum from `iat`.
+    fn lifetime(&self, claims: &Map<String, Value>, now: u64) -> Result<u64, TokenError> {
+        let s = &self.settings;
+        let iat = match claims.get("iat") {
+            None => return Err(TokenError::MissingClaim("iat".into())),
+            Some(iat) => iat
+                .as_u64()
+                .ok_or_else(|| TokenError::BadClaim("iat".into()))?,
+        };
+        if !claims.contains_key("exp") {
+            return Err(TokenError::MissingClaim("exp".into()));
+        }
+        let expires_at = jwt::expiry(claims, now, s.leeway_secs)?;
+        if expires_at + s.leeway_secs < now {
+            return Err(TokenError::Expired);
+        }
+        if expires_at.saturating_sub(iat) > s.max_token_lifetime_secs {
+            return Err(TokenError::LifetimeTooLong {
+                max_secs: s.max_token_lifetime_secs,
+            });
+        }
+        Ok(expires_at)
     }
 }
 

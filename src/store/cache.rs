@@ -281,6 +281,11 @@ impl ServiceAccountCache {
         .await
     }
 
+    /// Whether a lookup would be answered from memory.
+    pub fn is_cached(&self, org: &OrgName, name: &ServiceAccountName) -> bool {
+        self.cache.contains_key(&(org.clone(), name.clone()))
+    }
+
     pub async fn invalidate(&self, org: &OrgName, name: &ServiceAccountName) {
         self.generation.bump();
         self.cache.invalidate(&(org.clone(), name.clone())).await;

@@ -275,11 +275,11 @@ impl TestApp {
     }
 
     /// Checks every token at once, each on its own task; returns the status
-    /// codes.
+    /// codes, in the order of `tokens`.
     pub async fn check_concurrently(&self, tokens: Vec<String>) -> Vec<i32> {
         let client = self.client().await;
         let mut tasks = tokio::task::JoinSet::new();
-        for token in tokens {
+        for (i, token) in tokens.into_iter().enumerate() {
             let mut client = client.clone();
             tasks.spawn(async move {
                 let auth = format!("Bearer {token}");
@@ -287,14 +287,15 @@ impl TestApp {
                     .check(check_request("GET", "/", &[("authorization", &auth)]))
                     .await
                     .unwrap();
-                r.get_ref().status.as_ref().map_or(-1, |s| s.code)
+                (i, r.get_ref().status.as_ref().map_or(-1, |s| s.code))
             });
         }
         let mut codes = Vec::new();
         while let Some(code) = tasks.join_next().await {
             codes.push(code.unwrap());
         }
-        codes
+        codes.sort_unstable();
+        codes.into_iter().map(|(_, code)| code).collect()
     }
 
     /// Sends a check and gives up on it after `patience`, as Envoy does at
