@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod freshness;
 pub mod identity;
 pub mod policy;
 pub mod server;

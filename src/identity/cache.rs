@@ -16,32 +16,39 @@ use moka::{Expiry, future::Cache};
 use sha2::{Digest, Sha256};
 
 use super::{TokenError, VerifiedIdentity, unix_now};
-use crate::domain::ServiceAccountId;
+use crate::{
+    domain::ServiceAccountId,
+    freshness::{Freshness, Stamped},
+};
 
 /// Keyed by the SHA-256 of the token, so the cache never holds a usable
 /// credential. Every entry expires at the token's own `exp` or after
 /// `max_ttl`, whichever comes first.
 #[derive(Clone)]
 pub struct TokenCache {
-    cache: Cache<[u8; 32], Arc<VerifiedIdentity>>,
-    refused: Cache<[u8; 32], TokenError>,
-    /// Counts service-account invalidations: a verification that began
-    /// before one used keys that may be gone, so its result is not cached.
-    accounts_changed: Arc<AtomicU64>,
+    cache: Cache<[u8; 32], Stamped<Arc<VerifiedIdentity>>>,
+    refused: Cache<[u8; 32], Stamped<TokenError>>,
+    /// A service account's verified tokens are served only if their
+    /// verification began after the account last changed (keys, enabled,
+    /// deleted): linearizable with the admin API's invalidations.
+    accounts: Freshness<ServiceAccountId>,
+    /// The stamp of the last change of any account: refusals from before
+    /// it may not hold (a key was added, an account created).
+    last_account_change: Arc<AtomicU64>,
 }
 
 struct UntilTokenExpiry {
     max_ttl: Duration,
 }
 
-impl Expiry<[u8; 32], Arc<VerifiedIdentity>> for UntilTokenExpiry {
+impl Expiry<[u8; 32], Stamped<Arc<VerifiedIdentity>>> for UntilTokenExpiry {
     fn expire_after_create(
         &self,
         _key: &[u8; 32],
-        value: &Arc<VerifiedIdentity>,
+        entry: &Stamped<Arc<VerifiedIdentity>>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let remaining = Duration::from_secs(value.expires_at.saturating_sub(unix_now()));
+        let remaining = Duration::from_secs(entry.value.expires_at.saturating_sub(unix_now()));
         Some(remaining.min(self.max_ttl))
     }
 }
@@ -60,7 +67,8 @@ impl TokenCache {
         Self {
             cache,
             refused,
-            accounts_changed: Arc::default(),
+            accounts: Freshness::new(capacity, max_ttl),
+            last_account_change: Arc::default(),
         }
     }
 
@@ -72,33 +80,43 @@ impl TokenCache {
     ) -> Result<Arc<VerifiedIdentity>, TokenError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(refusal) = self.refused.get(&key).await {
-            return Err(refusal);
+            if refusal.started >= self.last_account_change.load(Ordering::SeqCst) {
+                return Err(refusal.value);
+            }
+            self.refused.invalidate(&key).await;
         }
         if let Some(hit) = self.cache.get(&key).await {
             // moka's expiry is exact, but a clock step must not resurrect a
             // token: past its `exp` it is verified again (leeway applies).
-            if hit.expires_at > now {
-                return Ok(hit);
+            let fresh = match &hit.value.service_account {
+                Some(account) => self.accounts.is_fresh(&account.id, hit.started),
+                None => true,
+            };
+            if hit.value.expires_at > now && fresh {
+                return Ok(hit.value);
             }
             self.cache.invalidate(&key).await;
         }
-        let before = self.accounts_changed.load(Ordering::Acquire);
+        let started = self.accounts.start();
         let identity = match verify.await {
             Ok(identity) => Arc::new(identity),
             Err(e) => {
-                // A refusal read with keys that were changed meanwhile may
-                // not hold with the new ones.
-                if worth_remembering(&e) && self.accounts_changed.load(Ordering::Acquire) == before
-                {
-                    self.refused.insert(key, e.clone()).await;
+                if worth_remembering(&e) {
+                    let refusal = Stamped {
+                        value: e.clone(),
+                        started,
+                    };
+                    self.refused.insert(key, refusal).await;
                 }
                 return Err(e);
             }
         };
-        let overtaken = identity.service_account.is_some()
-            && self.accounts_changed.load(Ordering::Acquire) != before;
-        if identity.expires_at > now && !overtaken {
-            self.cache.insert(key, identity.clone()).await;
+        if identity.expires_at > now {
+            let entry = Stamped {
+                value: identity.clone(),
+                started,
+            };
+            self.cache.insert(key, entry).await;
         }
         Ok(identity)
     }
@@ -107,11 +125,13 @@ impl TokenCache {
     /// predicate to every entry lazily, but a lookup never returns an entry
     /// the predicate matches, so the next check verifies again.
     pub fn invalidate_service_account(&self, id: ServiceAccountId) {
-        self.accounts_changed.fetch_add(1, Ordering::AcqRel);
+        let stamp = self.accounts.invalidate(id);
         // A new key or account may make a refused token good.
-        self.refused.invalidate_all();
-        let registered = self.cache.invalidate_entries_if(move |_, identity| {
-            identity
+        self.last_account_change.fetch_max(stamp, Ordering::SeqCst);
+        // The stamp already keeps them from being served; this frees them.
+        let registered = self.cache.invalidate_entries_if(move |_, entry| {
+            entry
+                .value
                 .service_account
                 .as_ref()
                 .is_some_and(|a| a.id == id)
@@ -192,9 +212,9 @@ mod tests {
     }
 
     /// Regression: a verification that began with the account's old keys
-    /// and ended after they were removed must not be cached.
+    /// and ended after they were removed must not be served afterwards.
     #[tokio::test]
-    async fn a_verification_overtaken_by_an_account_change_is_not_cached() {
+    async fn a_verification_overtaken_by_an_account_change_is_not_served() {
         let cache = TokenCache::new(100, Duration::from_secs(300));
         let id = ServiceAccountId::new();
         let slow = {
@@ -210,16 +230,25 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(30)).await;
         cache.invalidate_service_account(id);
         assert!(slow.await.unwrap().is_ok());
-        cache.sync().await;
-        assert_eq!(cache.entry_count(), 0, "a stale verification was cached");
-
-        let fresh = async { Ok(account_identity(id)) };
+        let verified_again = std::sync::atomic::AtomicBool::new(false);
+        let verify = async {
+            verified_again.store(true, Ordering::SeqCst);
+            Ok(account_identity(id))
+        };
         cache
-            .get_or_verify("token", unix_now(), fresh)
+            .get_or_verify("token", unix_now(), verify)
             .await
             .unwrap();
-        cache.sync().await;
-        assert_eq!(cache.entry_count(), 1, "an undisturbed one is cached");
+        assert!(
+            verified_again.load(Ordering::SeqCst),
+            "a stale verification was served"
+        );
+
+        let not_again = async { panic!("an undisturbed verification is served from the cache") };
+        cache
+            .get_or_verify("token", unix_now(), not_again)
+            .await
+            .unwrap();
     }
 
     /// Regression (issue 9, item 10): a well-formed but invalid token is

@@ -1,17 +1,16 @@
 //! The caches in front of the store: the check path's only way to users,
-//! grants and service accounts.
+//! grants, service accounts and organizations.
 //!
 //! **Invariant:** after `invalidate` returns, no lookup returns what the
 //! database held before the write that prompted it, not even a value a
-//! concurrent load read just before the write and inserts just after (see
-//! [`Generation`]).
+//! concurrent load read just before the write and inserts just after:
+//! every value carries the generation at which its load began, and is
+//! served only if that is not older than its key's last invalidation
+//! ([`crate::freshness`]).
 
 use std::{
     hash::Hash,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering as AtomicOrdering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -20,35 +19,22 @@ use moka::{Expiry, future::Cache};
 use super::{ServiceAccount, StoreError, User, UserRef, UserStore};
 use crate::{
     domain::{Login, OrgName, Principal, ServiceAccountName, SubjectRef},
+    freshness::{Freshness, Stamped},
     policy::rbac::Grants,
 };
 
-/// Counts a cache's invalidations. A load notes the count when it starts;
-/// if an invalidation happened meanwhile (of any key: one counter per
-/// cache, bumped rarely, by admin writes), what it read may predate the
-/// write, so it is thrown away and done again instead of being cached.
-#[derive(Clone, Default)]
-struct Generation(Arc<AtomicU64>);
-
-impl Generation {
-    fn now(&self) -> u64 {
-        self.0.load(AtomicOrdering::Acquire)
-    }
-
-    fn bump(&self) {
-        self.0.fetch_add(1, AtomicOrdering::AcqRel);
-    }
-}
-
-/// Loads overtaken by invalidations are redone at most this often; the last
-/// attempt's value is kept (a storm of admin writes must not starve checks).
-const ATTEMPTS: usize = 3;
+/// Lookups that find a value loaded before their key's last invalidation
+/// load again; the load they then join began after they did (so it is
+/// accepted), unless moka coalesced them with an older one: a few attempts
+/// always suffice. The bound only guards against a bug looping forever.
+const ATTEMPTS: usize = 8;
 
 /// `try_get_with` (concurrent misses coalesced, errors not cached) that
-/// never keeps a value read before an invalidation that finished after it.
+/// never serves a value whose load began before its key's last
+/// invalidation.
 async fn get_fresh<K, V, Fut>(
-    cache: &Cache<K, V>,
-    generation: &Generation,
+    cache: &Cache<K, Stamped<V>>,
+    freshness: &Freshness<K>,
     key: &K,
     load: impl Fn() -> Fut,
 ) -> Result<V, Arc<StoreError>>
@@ -57,32 +43,24 @@ where
     V: Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<V, StoreError>>,
 {
-    for attempt in 1..=ATTEMPTS {
-        let last = attempt == ATTEMPTS;
-        let before = generation.now();
-        let result = cache
+    let required = freshness.required(key);
+    for _ in 0..ATTEMPTS {
+        let entry = cache
             .try_get_with_by_ref(key, async {
-                let value = load().await?;
-                if !last && generation.now() != before {
-                    return Err(StoreError::Superseded);
-                }
-                Ok(value)
+                let started = freshness.start();
+                Ok(Stamped {
+                    value: load().await?,
+                    started,
+                })
             })
-            .await;
-        let overtaken = match &result {
-            Err(e) => matches!(**e, StoreError::Superseded),
-            // Inserted by a load that passed its check an instant before an
-            // invalidation? Evict and look again.
-            Ok(_) => generation.now() != before,
-        };
-        if !overtaken || last {
-            return result;
+            .await?;
+        if entry.started >= required {
+            return Ok(entry.value);
         }
-        if result.is_ok() {
-            cache.invalidate(key).await;
-        }
+        // Read before an invalidation of this key: load again.
+        cache.invalidate(key).await;
     }
-    unreachable!("the last attempt returns")
+    Err(Arc::new(StoreError::Superseded))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -101,17 +79,23 @@ type Entry = Option<Arc<User>>;
 /// Found entries live `ttl`, "no such thing" entries `negative_ttl`.
 struct PositiveOrNegative(CacheSettings);
 
-impl<K, T> Expiry<K, Option<T>> for PositiveOrNegative {
+impl<K, T> Expiry<K, Stamped<Option<T>>> for PositiveOrNegative {
     fn expire_after_create(
         &self,
         _key: &K,
-        value: &Option<T>,
+        entry: &Stamped<Option<T>>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(match value {
+        Some(match entry.value {
             Some(_) => self.0.ttl,
             None => self.0.negative_ttl,
         })
+    }
+}
+
+impl CacheSettings {
+    fn freshness<K: Hash + Eq + Clone + Send + Sync + 'static>(&self) -> Freshness<K> {
+        Freshness::new(self.capacity, self.ttl.max(self.negative_ttl))
     }
 }
 
@@ -121,8 +105,8 @@ impl<K, T> Expiry<K, Option<T>> for PositiveOrNegative {
 #[derive(Clone)]
 pub struct UserCache {
     store: Arc<dyn UserStore>,
-    cache: Cache<Arc<Principal>, Entry>,
-    generation: Generation,
+    cache: Cache<Arc<Principal>, Stamped<Entry>>,
+    freshness: Freshness<Arc<Principal>>,
 }
 
 impl UserCache {
@@ -134,7 +118,7 @@ impl UserCache {
         Self {
             store,
             cache,
-            generation: Generation::default(),
+            freshness: settings.freshness(),
         }
     }
 
@@ -150,17 +134,16 @@ impl UserCache {
 
     /// Forgets one user: the next check reads the database.
     pub async fn invalidate(&self, user: &User) {
-        self.generation.bump();
-        self.cache
-            .invalidate(&Principal {
-                issuer: user.issuer.clone(),
-                subject: user.subject.clone(),
-            })
-            .await;
+        let principal = Arc::new(Principal {
+            issuer: user.issuer.clone(),
+            subject: user.subject.clone(),
+        });
+        self.freshness.invalidate(principal.clone());
+        self.cache.invalidate(&principal).await;
     }
 
     pub async fn find(&self, principal: &Arc<Principal>) -> Result<Entry, Arc<StoreError>> {
-        get_fresh(&self.cache, &self.generation, principal, || async {
+        get_fresh(&self.cache, &self.freshness, principal, || async {
             let user = self
                 .store
                 .find_by_identity(&principal.issuer, &principal.subject)
@@ -178,8 +161,8 @@ impl UserCache {
 #[derive(Clone)]
 pub struct GrantsCache {
     store: Arc<dyn UserStore>,
-    cache: Cache<SubjectRef, Arc<Grants>>,
-    generation: Generation,
+    cache: Cache<SubjectRef, Stamped<Arc<Grants>>>,
+    freshness: Freshness<SubjectRef>,
 }
 
 impl GrantsCache {
@@ -191,19 +174,19 @@ impl GrantsCache {
         Self {
             store,
             cache,
-            generation: Generation::default(),
+            freshness: settings.freshness(),
         }
     }
 
     pub async fn get(&self, subject: SubjectRef) -> Result<Arc<Grants>, Arc<StoreError>> {
-        get_fresh(&self.cache, &self.generation, &subject, || async {
+        get_fresh(&self.cache, &self.freshness, &subject, || async {
             Ok(Arc::new(self.store.grants(subject).await?))
         })
         .await
     }
 
     pub async fn invalidate(&self, subject: SubjectRef) {
-        self.generation.bump();
+        self.freshness.invalidate(subject);
         self.cache.invalidate(&subject).await;
     }
 }
@@ -214,8 +197,8 @@ impl GrantsCache {
 #[derive(Clone)]
 pub struct OrgCache {
     store: Arc<dyn UserStore>,
-    cache: Cache<OrgName, Option<()>>,
-    generation: Generation,
+    cache: Cache<OrgName, Stamped<Option<()>>>,
+    freshness: Freshness<OrgName>,
 }
 
 impl OrgCache {
@@ -227,12 +210,12 @@ impl OrgCache {
         Self {
             store,
             cache,
-            generation: Generation::default(),
+            freshness: settings.freshness(),
         }
     }
 
     pub async fn exists(&self, org: &OrgName) -> Result<bool, Arc<StoreError>> {
-        let found = get_fresh(&self.cache, &self.generation, org, || async {
+        let found = get_fresh(&self.cache, &self.freshness, org, || async {
             Ok(self.store.org_exists(org).await?.then_some(()))
         })
         .await?;
@@ -240,7 +223,7 @@ impl OrgCache {
     }
 
     pub async fn invalidate(&self, org: &OrgName) {
-        self.generation.bump();
+        self.freshness.invalidate(org.clone());
         self.cache.invalidate(org).await;
     }
 }
@@ -252,8 +235,8 @@ type AccountEntry = Option<Arc<ServiceAccount>>;
 #[derive(Clone)]
 pub struct ServiceAccountCache {
     store: Arc<dyn UserStore>,
-    cache: Cache<(OrgName, ServiceAccountName), AccountEntry>,
-    generation: Generation,
+    cache: Cache<(OrgName, ServiceAccountName), Stamped<AccountEntry>>,
+    freshness: Freshness<(OrgName, ServiceAccountName)>,
 }
 
 impl ServiceAccountCache {
@@ -265,7 +248,7 @@ impl ServiceAccountCache {
         Self {
             store,
             cache,
-            generation: Generation::default(),
+            freshness: settings.freshness(),
         }
     }
 
@@ -275,7 +258,7 @@ impl ServiceAccountCache {
         name: &ServiceAccountName,
     ) -> Result<AccountEntry, Arc<StoreError>> {
         let key = (org.clone(), name.clone());
-        get_fresh(&self.cache, &self.generation, &key, || async {
+        get_fresh(&self.cache, &self.freshness, &key, || async {
             Ok(self.store.service_account(org, name).await?.map(Arc::new))
         })
         .await
@@ -287,10 +270,14 @@ impl ServiceAccountCache {
     }
 
     pub async fn invalidate(&self, org: &OrgName, name: &ServiceAccountName) {
-        self.generation.bump();
-        self.cache.invalidate(&(org.clone(), name.clone())).await;
+        let key = (org.clone(), name.clone());
+        self.freshness.invalidate(key.clone());
+        self.cache.invalidate(&key).await;
     }
 }
+
+#[cfg(test)]
+mod stress;
 
 #[cfg(test)]
 mod tests {
