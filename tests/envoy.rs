@@ -427,7 +427,7 @@ async fn envoy_refuses_bad_tokens_unknown_and_disabled_users() {
     assert_eq!(status, 401);
     assert_eq!(
         headers["www-authenticate"],
-        r#"Bearer realm="dispatch", error="invalid_token""#
+        r#"Bearer realm="dispatch", error="invalid_token", error_description="token has expired""#
     );
     assert_eq!(body["message"], "token has expired");
 

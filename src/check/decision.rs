@@ -62,9 +62,11 @@ pub struct Denial {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DenialKind {
-    /// Answered with 401; `invalid_token` when a credential was presented
-    /// and found wrong (RFC 6750 `error="invalid_token"`), not just absent.
-    Unauthenticated { invalid_token: bool },
+    /// A bearer token is needed. RFC 6750 §3.1: no error code when none
+    /// was presented (no credential, another scheme); `invalid_request`
+    /// (400) when the request carries one ambiguously or malformed;
+    /// `invalid_token` (401) when the token was read and found wrong.
+    Unauthenticated { error: Option<BearerError> },
     /// 403: valid credential, but not allowed.
     Forbidden,
     /// 400: the check request itself (or the checked path) is unusable.
@@ -74,39 +76,36 @@ pub enum DenialKind {
     Unavailable,
 }
 
+/// RFC 6750's error codes for a bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerError {
+    InvalidRequest,
+    InvalidToken,
+}
+
+impl BearerError {
+    fn code(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidToken => "invalid_token",
+        }
+    }
+}
+
 /// Seconds a client should wait after a 503.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
 impl DenialKind {
     pub fn http_status(self) -> u16 {
         match self {
+            Self::Unauthenticated {
+                error: Some(BearerError::InvalidRequest),
+            } => 400,
             Self::Unauthenticated { .. } => 401,
             Self::Forbidden => 403,
             Self::InvalidRequest => 400,
             Self::Unavailable => 503,
         }
-    }
-
-    /// Headers to send to the client with the denial.
-    pub fn client_headers(self) -> Vec<(&'static str, String)> {
-        let mut headers = vec![
-            ("content-type", "application/json".to_owned()),
-            ("cache-control", "no-store".to_owned()),
-        ];
-        match self {
-            Self::Unauthenticated {
-                invalid_token: true,
-            } => headers.push((
-                "www-authenticate",
-                r#"Bearer realm="dispatch", error="invalid_token""#.to_owned(),
-            )),
-            Self::Unauthenticated {
-                invalid_token: false,
-            } => headers.push(("www-authenticate", r#"Bearer realm="dispatch""#.to_owned())),
-            Self::Unavailable => headers.push(("retry-after", RETRY_AFTER_SECS.to_string())),
-            Self::Forbidden | Self::InvalidRequest => {}
-        }
-        headers
     }
 }
 
@@ -119,10 +118,47 @@ impl Denial {
         }
     }
 
+    /// Headers to send to the client with the denial.
+    pub fn client_headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("content-type", "application/json".to_owned()),
+            ("cache-control", "no-store".to_owned()),
+        ];
+        match self.kind {
+            DenialKind::Unauthenticated { error: None } => {
+                headers.push(("www-authenticate", r#"Bearer realm="dispatch""#.to_owned()))
+            }
+            DenialKind::Unauthenticated { error: Some(error) } => headers.push((
+                "www-authenticate",
+                format!(
+                    r#"Bearer realm="dispatch", error="{}", error_description="{}""#,
+                    error.code(),
+                    description(&self.message)
+                ),
+            )),
+            DenialKind::Unavailable => headers.push(("retry-after", RETRY_AFTER_SECS.to_string())),
+            DenialKind::Forbidden | DenialKind::InvalidRequest => {}
+        }
+        headers
+    }
+
     /// `{"code":401,"message":"..."}`, the body Dispatch's clients know.
     pub fn body(&self) -> String {
         serde_json::json!({ "code": self.kind.http_status(), "message": self.message }).to_string()
     }
+}
+
+/// RFC 6750's `error_description`: printable ASCII without `"` and `\\`.
+fn description(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 /// The headers we inject. Every name is in the `x-dispatch-` namespace.
@@ -182,20 +218,42 @@ mod tests {
 
     #[test]
     fn denials_carry_the_right_status_headers_and_body() {
-        let d = Denial::new(
-            DenialKind::Unauthenticated {
-                invalid_token: true,
-            },
-            "token_expired",
-            "token has expired",
+        let www = |kind, message: &str| {
+            let d = Denial::new(kind, "r", message);
+            let h = d.client_headers();
+            let v = h
+                .iter()
+                .find(|(n, _)| *n == "www-authenticate")
+                .map(|(_, v)| v.clone());
+            (d.kind.http_status(), v)
+        };
+        let invalid_token = DenialKind::Unauthenticated {
+            error: Some(BearerError::InvalidToken),
+        };
+        // Regression (issue 9, item 14): RFC 6750 §3.
+        assert_eq!(
+            www(invalid_token, r#"unsigned tokens (alg "none") are not accepted"#),
+            (
+                401,
+                Some(
+                    r#"Bearer realm="dispatch", error="invalid_token", error_description="unsigned tokens (alg 'none') are not accepted""#
+                        .into()
+                )
+            )
         );
-        assert_eq!(d.kind.http_status(), 401);
+        assert_eq!(
+            www(DenialKind::Unauthenticated { error: None }, "no credential"),
+            (401, Some(r#"Bearer realm="dispatch""#.into()))
+        );
+        let invalid_request = DenialKind::Unauthenticated {
+            error: Some(BearerError::InvalidRequest),
+        };
+        assert_eq!(www(invalid_request, "x").0, 400);
+        assert_eq!(description("a\\b\u{e9}\n"), "a/b??");
+
+        let d = Denial::new(invalid_token, "token_expired", "token has expired");
         assert_eq!(d.body(), r#"{"code":401,"message":"token has expired"}"#);
-        assert!(d.kind.client_headers().contains(&(
-            "www-authenticate",
-            r#"Bearer realm="dispatch", error="invalid_token""#.to_owned()
-        )));
-        let unavailable = DenialKind::Unavailable.client_headers();
+        let unavailable = Denial::new(DenialKind::Unavailable, "r", "m").client_headers();
         assert!(unavailable.contains(&("retry-after", "5".to_owned())));
         assert_eq!(DenialKind::Forbidden.http_status(), 403);
     }

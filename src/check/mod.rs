@@ -24,7 +24,7 @@ use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use tracing::{Instrument, debug_span, error, info};
 
-pub use decision::{Decision, Denial, DenialKind, Permit, Who};
+pub use decision::{BearerError, Decision, Denial, DenialKind, Permit, Who};
 pub use method::MethodOverride;
 pub use request::{ClientHeaders, CredentialSettings, RequestView};
 pub use upstream::{UpstreamHeaders, UpstreamRules};
@@ -172,10 +172,7 @@ impl Checker {
         };
         let token = match request::bearer_token(&request.headers, &self.rules.credentials) {
             Ok(token) => token,
-            Err(e) => {
-                let invalid_token = e != request::CredentialError::Missing;
-                return deny(DenialKind::Unauthenticated { invalid_token }, e.code(), e);
-            }
+            Err(e) => return deny(e.kind(), e.code(), e),
         };
         let identity = match self.identity.verify(token).await {
             Ok(identity) => identity,
@@ -202,10 +199,8 @@ impl Checker {
     /// caches as Check, ending in the caller's grants instead of a request
     /// decision.
     pub async fn authenticate(&self, headers: &ClientHeaders<'_>) -> Result<Caller, Denial> {
-        let token = request::bearer_token(headers, &self.rules.credentials).map_err(|e| {
-            let invalid_token = e != request::CredentialError::Missing;
-            denial(DenialKind::Unauthenticated { invalid_token }, e.code(), e)
-        })?;
+        let token = request::bearer_token(headers, &self.rules.credentials)
+            .map_err(|e| denial(e.kind(), e.code(), e))?;
         let identity = self
             .identity
             .verify(token)
@@ -337,7 +332,7 @@ fn token_denial(e: &TokenError) -> DenialKind {
         }
         TokenError::NotAuthorized(_) => DenialKind::Forbidden,
         _ => DenialKind::Unauthenticated {
-            invalid_token: true,
+            error: Some(BearerError::InvalidToken),
         },
     }
 }

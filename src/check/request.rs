@@ -133,6 +133,17 @@ pub enum CredentialError {
 }
 
 impl CredentialError {
+    /// RFC 6750: no error code without a bearer token (none, or another
+    /// scheme); `invalid_request` when one is there but ambiguous or
+    /// malformed.
+    pub fn kind(&self) -> super::DenialKind {
+        let error = match self {
+            Self::Missing | Self::UnsupportedScheme => None,
+            _ => Some(super::BearerError::InvalidRequest),
+        };
+        super::DenialKind::Unauthenticated { error }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Self::Missing => "missing_credential",

@@ -22,7 +22,8 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::{
     check::{
-        Checker, ClientHeaders, Decision, Denial, DenialKind, Permit, RequestView, UpstreamHeaders,
+        BearerError, Checker, ClientHeaders, Decision, Denial, DenialKind, Permit, RequestView,
+        UpstreamHeaders,
     },
     domain::RequestId,
 };
@@ -177,6 +178,9 @@ fn allowed(permit: &Permit, headers: UpstreamHeaders) -> CheckResponse {
 
 fn denied(denial: &Denial) -> CheckResponse {
     let code = match denial.kind {
+        DenialKind::Unauthenticated {
+            error: Some(BearerError::InvalidRequest),
+        } => Code::InvalidArgument,
         DenialKind::Unauthenticated { .. } => Code::Unauthenticated,
         DenialKind::Forbidden => Code::PermissionDenied,
         DenialKind::InvalidRequest => Code::InvalidArgument,
@@ -194,7 +198,6 @@ fn denied(denial: &Denial) -> CheckResponse {
                 code: i32::from(denial.kind.http_status()),
             }),
             headers: denial
-                .kind
                 .client_headers()
                 .into_iter()
                 .map(|(k, v)| overwrite(k, v))
