@@ -328,3 +328,47 @@ async fn every_write_is_in_the_audit_log_with_its_actor() {
         Code::PermissionDenied
     );
 }
+
+/// Regression (issue 9, item 14): membership writes tell a caller without
+/// rights nothing about which users exist, and an org admin nothing about
+/// users outside their organization.
+#[tokio::test]
+async fn membership_writes_reveal_no_user() {
+    let app = spawn_app_with(rbac()).await;
+    let (mut root, mut olivia, mut dan) = setup(&app).await;
+    app.add_user("outsider", "outsider").await;
+    root.member("globex", &user_ref("outsider"), true)
+        .await
+        .unwrap();
+    let remove = |org: &str, user: String| pb::RemoveMemberRequest {
+        org: org.into(),
+        user,
+    };
+    let mut answers = Vec::new();
+    for user in [user_ref("outsider"), user_ref("ghost")] {
+        let add = dan.member("acme", &user, false).await;
+        let r = dan.req(remove("acme", user.clone()));
+        let removed = dan.client.remove_member(r).await;
+        answers.push((code_of(add), code_of(removed)));
+    }
+    assert_eq!(answers[0].0.0, Code::PermissionDenied);
+    assert_eq!(
+        answers[0], answers[1],
+        "the same answer for a user and no user"
+    );
+
+    let mut answers = Vec::new();
+    for (subject, user) in [
+        ("outsider", user_ref("outsider")),
+        ("ghost", user_ref("ghost")),
+    ] {
+        let r = olivia.req(remove("acme", user));
+        let (code, message) = code_of(olivia.client.remove_member(r).await);
+        answers.push((code, message.replace(subject, "USER")));
+    }
+    assert_eq!(answers[0].0, Code::NotFound);
+    assert_eq!(
+        answers[0], answers[1],
+        "the same answer for a user and no user"
+    );
+}

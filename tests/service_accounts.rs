@@ -79,6 +79,19 @@ async fn a_valid_token_is_allowed_as_the_service_account() {
     assert_eq!(header(&h, "x-dispatch-org"), Some("acme"));
     assert_eq!(header(&h, "x-dispatch-roles"), Some("builder"));
     assert_eq!(header(&h, "x-dispatch-issuer"), Some("service-account"));
+    // Regression (issue 9, item 14): the access log knows who called.
+    let meta = r
+        .dynamic_metadata
+        .as_ref()
+        .expect("metadata for access logs");
+    let field = |k: &str| match meta.fields.get(k).and_then(|v| v.kind.as_ref()) {
+        Some(envoy_types::pb::google::protobuf::value::Kind::StringValue(s)) => s.clone(),
+        other => panic!("{k}: {other:?}"),
+    };
+    assert_eq!(field("login"), "acme/ci");
+    assert_eq!(field("subject_kind"), "service-account");
+    assert_eq!(field("issuer"), "service-account");
+    assert_eq!(field("user_id"), header(&h, "x-dispatch-user-id").unwrap());
 }
 
 #[tokio::test]

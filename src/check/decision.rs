@@ -8,6 +8,7 @@ use std::{borrow::Cow, sync::Arc};
 
 use crate::{
     domain::SubjectRef,
+    identity::service_account,
     policy::rbac::Allowed,
     store::{ServiceAccount, User},
 };
@@ -39,6 +40,14 @@ impl Who {
         match self {
             Self::User(u) => SubjectRef::User(u.id),
             Self::ServiceAccount(a) => SubjectRef::ServiceAccount(a.id),
+        }
+    }
+
+    /// The source that vouched for the caller (`x-dispatch-issuer`).
+    pub fn issuer(&self) -> &str {
+        match self {
+            Self::User(u) => u.issuer.as_str(),
+            Self::ServiceAccount(_) => service_account::ISSUER_NAME,
         }
     }
 

@@ -18,7 +18,6 @@ use super::{
     decision::{Permit, Who, names},
     request::{CredentialSettings, RequestView, is_dispatch_name, same_name},
 };
-use crate::identity::service_account;
 
 /// What to do to the upstream request on an allow: headers to set
 /// (overwriting any client copy) and client headers to remove.
@@ -146,16 +145,11 @@ fn identity_headers(permit: &Permit) -> Vec<(&'static str, String)> {
     };
     set.push((names::USER, who.name().into_owned()));
     set.push((names::USER_ID, who.subject().id().to_string()));
-    match who {
-        Who::User(user) => {
-            set.push((names::ISSUER, user.issuer.to_string()));
-            if let Some(email) = &user.email {
-                set.push((names::EMAIL, email.to_string()));
-            }
-        }
-        Who::ServiceAccount(_) => {
-            set.push((names::ISSUER, service_account::ISSUER_NAME.to_owned()))
-        }
+    set.push((names::ISSUER, who.issuer().to_owned()));
+    if let Who::User(user) = who
+        && let Some(email) = &user.email
+    {
+        set.push((names::EMAIL, email.to_string()));
     }
     set.push((names::SUBJECT_KIND, who.subject().kind().to_owned()));
     if let Some(allowed) = allowed {

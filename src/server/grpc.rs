@@ -157,11 +157,14 @@ fn allowed(permit: &Permit, headers: UpstreamHeaders) -> CheckResponse {
             code: Code::Ok as i32,
             ..Default::default()
         }),
-        dynamic_metadata: permit.user().map(|user| {
+        // For access logs, rate limiting and RBAC filters after us: users
+        // and service accounts alike.
+        dynamic_metadata: permit.who().map(|who| {
             metadata([
-                ("user_id", user.id.to_string()),
-                ("login", user.login.to_string()),
-                ("issuer", user.issuer.to_string()),
+                ("user_id", who.subject().id().to_string()),
+                ("login", who.name().into_owned()),
+                ("issuer", who.issuer().to_owned()),
+                ("subject_kind", who.subject().kind().to_owned()),
             ])
         }),
         http_response: Some(HttpResponse::OkResponse(OkHttpResponse {

@@ -93,7 +93,9 @@ impl fmt::Display for RoleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.org {
             Some(org) => write!(f, "{org}/{}", self.name),
-            None => write!(f, "global/{}", self.name),
+            // `*` is never part of an organization's name: a global role
+            // cannot be mistaken for a role of an organization "global".
+            None => write!(f, "*/{}", self.name),
         }
     }
 }
@@ -205,5 +207,28 @@ impl Snapshot for super::User {
             "email": self.email.as_ref().map(|e| e.as_str()),
             "enabled": self.enabled,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 9, item 14): `global/admin` named both the global
+    /// role admin and the role admin of an organization called "global".
+    #[test]
+    fn a_global_role_is_never_named_like_an_org_role() {
+        let name = RoleName::parse("admin").unwrap();
+        let global = RoleKey {
+            org: None,
+            name: name.clone(),
+        };
+        let org = RoleKey {
+            org: Some(OrgName::parse("global").unwrap()),
+            name,
+        };
+        assert_ne!(global.to_string(), org.to_string());
+        assert_eq!(global.to_string(), "*/admin");
+        assert!(OrgName::parse("*").is_err());
     }
 }

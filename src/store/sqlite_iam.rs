@@ -224,10 +224,16 @@ impl SqliteStore {
         user: &UserRef,
     ) -> Result<(User, Membership), StoreError> {
         let mut tx = self.begin().await?;
-        let user = user_in(&mut tx, user).await?;
+        // One answer whether the user is unknown or not a member: an org
+        // admin learns nothing about users outside their organization.
+        let not_a_member = || StoreError::NotFound(format!("member {user} of {org}"));
+        let user = match user_in(&mut tx, user).await {
+            Err(StoreError::NotFound(_)) => return Err(not_a_member()),
+            other => other?,
+        };
         let membership = membership_in(&mut tx, org, user.id)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("membership of {} in {org}", user.id)))?;
+            .ok_or_else(not_a_member)?;
         // The user's bindings in this organization go with the membership.
         let unbound: Vec<_> = bound_roles(&mut tx, SubjectRef::User(user.id))
             .await?
@@ -689,10 +695,15 @@ impl SqliteStore {
         };
         let key = RoleKey::of(&admin);
         let id = match role_id(&mut tx, &key).await? {
-            // An `admin` role without iam: it gets `*:*` too.
-            Some(id) => {
-                insert_permissions(&mut tx, &id, &admin.permissions).await?;
-                id
+            // Bound as it is when it already grants everything; never
+            // widened: its holders would gain every permission with it.
+            Some(id) if role_by_id(&mut tx, &id).await?.permissions == admin.permissions => id,
+            Some(_) => {
+                return Err(StoreError::Conflict(
+                    "a global role named admin exists with other permissions; bootstrap will \
+                     not widen it (its holders would gain every permission): rename or delete it"
+                        .into(),
+                ));
             }
             None => insert_role(&mut tx, &admin).await?,
         };
@@ -1361,6 +1372,32 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    }
+
+    /// Regression (issue 9, item 14): bootstrap widened an existing global
+    /// role `admin`, and with it everyone who held it.
+    #[tokio::test]
+    async fn bootstrap_never_widens_an_existing_role() {
+        let (_dir, store) = store().await;
+        let viewer = role(None, "admin", &["function:get"]);
+        store.create_role(&actor(), &viewer).await.unwrap();
+        let holder = user(&store, "holder").await;
+        let binding = RoleBinding {
+            role: RoleKey::of(&viewer),
+            subject: SubjectRef::User(holder.id),
+        };
+        store.bind_role(&actor(), &binding).await.unwrap();
+        let root = user(&store, "root").await;
+        let err = store
+            .bootstrap(&actor(), &UserRef::Id(root.id))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("will not widen"), "{err}");
+        assert_eq!(
+            store.get_role(&RoleKey::of(&viewer)).await.unwrap(),
+            Some(viewer)
+        );
+        assert!(!store.has_global_admin().await.unwrap());
     }
 
     #[tokio::test]
