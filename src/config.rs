@@ -608,8 +608,24 @@ impl Settings {
         let listen =
             ListenAddr::parse(&self.server.listen).map_err(|e| invalid("server.listen", e))?;
         let c = &self.cache;
-        positive("cache.users_capacity", c.users_capacity)?;
-        positive("cache.tokens_capacity", c.tokens_capacity)?;
+        within("cache.users_capacity", c.users_capacity, 1..=100_000_000)?;
+        within("cache.tokens_capacity", c.tokens_capacity, 1..=100_000_000)?;
+        within("cache.users_ttl_secs", c.users_ttl_secs, 0..=86_400)?;
+        within(
+            "cache.users_negative_ttl_secs",
+            c.users_negative_ttl_secs,
+            0..=86_400,
+        )?;
+        within(
+            "cache.tokens_max_ttl_secs",
+            c.tokens_max_ttl_secs,
+            0..=86_400,
+        )?;
+        within(
+            "server.shutdown_grace_secs",
+            self.server.shutdown_grace_secs,
+            0..=3600,
+        )?;
         if !(10..=60_000).contains(&self.check.default_deadline_ms) {
             return Err(invalid(
                 "check.default_deadline_ms",
@@ -789,13 +805,6 @@ fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
-fn positive(field: &str, value: u64) -> Result<(), ConfigError> {
-    if value == 0 {
-        return Err(invalid(field, "must be greater than 0"));
-    }
-    Ok(())
-}
-
 /// A number within its sensible range: a typo (a timeout in ms written in
 /// µs, a TTL of years) stops start-up instead of surprising later.
 fn within(
@@ -900,7 +909,22 @@ impl IssuerSettings {
                 "must be greater than 0 and at most max_refresh_interval_secs",
             ));
         }
-        positive(&at("remote.timeout_ms"), r.timeout_ms)?;
+        within(&at("remote.timeout_ms"), r.timeout_ms, 1..=60_000)?;
+        within(
+            &at("remote.refresh_interval_secs"),
+            r.refresh_interval_secs,
+            1..=7 * 86_400,
+        )?;
+        within(
+            &at("remote.max_refresh_interval_secs"),
+            r.max_refresh_interval_secs,
+            1..=7 * 86_400,
+        )?;
+        within(
+            &at("remote.min_refetch_interval_secs"),
+            r.min_refetch_interval_secs,
+            0..=86_400,
+        )?;
         let settings = RemoteJwksSettings {
             discovery_url: self.jwks_uri.is_none().then_some(discovery_url),
             jwks_uri: self.jwks_uri.clone(),
@@ -1144,6 +1168,26 @@ mod tests {
             (
                 "[check]\ndefault_deadline_ms = 0",
                 "check.default_deadline_ms",
+            ),
+            // Regression (issue 9, item 14): numbers are range-checked.
+            ("[cache]\nusers_ttl_secs = 99999999", "cache.users_ttl_secs"),
+            (
+                "[cache]\ntokens_max_ttl_secs = 99999999",
+                "cache.tokens_max_ttl_secs",
+            ),
+            (
+                "[server]\nshutdown_grace_secs = 99999",
+                "server.shutdown_grace_secs",
+            ),
+            ("[github]\ntimeout_ms = 0", "github.timeout_ms"),
+            ("[github]\nlookups_per_sec = 0", "github.lookups_per_sec"),
+            (
+                "[github]\nfailure_ttl_secs = 99999",
+                "github.failure_ttl_secs",
+            ),
+            (
+                "[service_accounts]\nmax_token_lifetime_secs = 9999999",
+                "service_accounts.max_token_lifetime_secs",
             ),
             ("[cache]\nusers_ttl_secs = \"soon\"", "users_ttl_secs"),
         ];
