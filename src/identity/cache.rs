@@ -79,12 +79,6 @@ impl TokenCache {
         verify: impl Future<Output = Result<VerifiedIdentity, TokenError>>,
     ) -> Result<Arc<VerifiedIdentity>, TokenError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(refusal) = self.refused.get(&key).await {
-            if refusal.started >= self.last_account_change.load(Ordering::SeqCst) {
-                return Err(refusal.value);
-            }
-            self.refused.invalidate(&key).await;
-        }
         if let Some(hit) = self.cache.get(&key).await {
             // moka's expiry is exact, but a clock step must not resurrect a
             // token: past its `exp` it is verified again (leeway applies).
@@ -96,6 +90,13 @@ impl TokenCache {
                 return Ok(hit.value);
             }
             self.cache.invalidate(&key).await;
+        }
+        // Refusals after hits: the hot path is a known good token.
+        if let Some(refusal) = self.refused.get(&key).await {
+            if refusal.started >= self.last_account_change.load(Ordering::SeqCst) {
+                return Err(refusal.value);
+            }
+            self.refused.invalidate(&key).await;
         }
         let started = self.accounts.start();
         let identity = match verify.await {

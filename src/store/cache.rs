@@ -43,7 +43,10 @@ where
     V: Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<V, StoreError>>,
 {
-    let required = freshness.required(key);
+    // What this lookup accepts is fixed when it begins: loads begun after
+    // every invalidation so far, or else after its key's stamp.
+    let latest = freshness.start();
+    let mut required = None;
     for _ in 0..ATTEMPTS {
         let entry = cache
             .try_get_with_by_ref(key, async {
@@ -54,7 +57,9 @@ where
                 })
             })
             .await?;
-        if entry.started >= required {
+        if entry.started >= latest
+            || entry.started >= *required.get_or_insert_with(|| freshness.required(key))
+        {
             return Ok(entry.value);
         }
         // Read before an invalidation of this key: load again.
