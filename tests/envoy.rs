@@ -323,8 +323,25 @@ async fn envoy_closes_underscores_tokens_path_parameters_and_overrides() {
     assert_eq!(status, 400, "Envoy rejects x_dispatch_user");
     assert_eq!(stack.hits(), hits);
 
-    // The token stays at the edge.
-    let (status, _, echo) = stack.get("/v1/function", &[("authorization", &auth)]).await;
+    // The token stays at the edge, and the request id is Envoy's, not the
+    // client's (item 14: `use_remote_address`).
+    let (status, _, echo) = stack
+        .get(
+            "/v1/function",
+            &[
+                ("authorization", &auth),
+                ("x-request-id", "chosen-by-client"),
+            ],
+        )
+        .await;
+    assert_ne!(
+        seen(&echo, "x-request-id"),
+        Some(&vec![json!("chosen-by-client")])
+    );
+    assert_ne!(
+        seen(&echo, "x-dispatch-request-id"),
+        Some(&vec![json!("chosen-by-client")])
+    );
     assert_eq!(status, 200, "{echo}");
     assert_eq!(
         seen(&echo, "authorization"),

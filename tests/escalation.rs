@@ -34,80 +34,6 @@ fn sa_token(iss: &str, alg: Algorithm, key: &str) -> String {
     )
 }
 
-fn pem(file: &str) -> String {
-    std::fs::read_to_string(fixture(file)).unwrap()
-}
-
-async fn add_key(
-    admin: &mut Admin,
-    org: &str,
-    name: &str,
-) -> Result<pb::ServiceAccount, tonic::Status> {
-    let r = admin.req(pb::AddServiceAccountKeyRequest {
-        org: org.into(),
-        name: name.into(),
-        algorithm: "ES256".into(),
-        pem: pem("ec256.pub.pem"),
-    });
-    admin
-        .client
-        .add_service_account_key(r)
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn set_account_enabled(
-    admin: &mut Admin,
-    org: &str,
-    name: &str,
-    enabled: bool,
-) -> Result<pb::ServiceAccount, tonic::Status> {
-    let r = admin.req(pb::SetServiceAccountEnabledRequest {
-        org: org.into(),
-        name: name.into(),
-        enabled,
-    });
-    admin
-        .client
-        .set_service_account_enabled(r)
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn delete_account(
-    admin: &mut Admin,
-    org: &str,
-    name: &str,
-) -> Result<pb::ServiceAccount, tonic::Status> {
-    let r = admin.req(pb::ServiceAccountRef {
-        org: org.into(),
-        name: name.into(),
-    });
-    admin
-        .client
-        .delete_service_account(r)
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn remove_key(
-    admin: &mut Admin,
-    org: &str,
-    name: &str,
-    key_id: &str,
-) -> Result<pb::ServiceAccount, tonic::Status> {
-    let r = admin.req(pb::RemoveServiceAccountKeyRequest {
-        org: org.into(),
-        name: name.into(),
-        key_id: key_id.into(),
-    });
-    admin
-        .client
-        .remove_service_account_key(r)
-        .await
-        .map(|r| r.into_inner())
-}
-
 fn denied_code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> Code {
     r.expect_err("must be refused").code()
 }
@@ -141,20 +67,24 @@ async fn an_org_admin_cannot_take_over_a_service_account_with_a_global_role() {
     .unwrap();
     let mut olivia = Admin::connect(&app, &token(&claims("olivia"))).await;
 
-    let refused = add_key(&mut olivia, "acme", "deployer").await;
+    let refused = olivia.add_account_key("acme", "deployer").await;
     let message = refused.as_ref().unwrap_err().message().to_owned();
     assert_eq!(denied_code(refused), Code::PermissionDenied);
     assert!(message.contains("global role deployer"), "{message}");
     assert_eq!(
-        denied_code(set_account_enabled(&mut olivia, "acme", "deployer", false).await),
+        denied_code(olivia.set_account_enabled("acme", "deployer", false).await),
         Code::PermissionDenied
     );
     assert_eq!(
-        denied_code(remove_key(&mut olivia, "acme", "deployer", &account.keys[0].id).await),
+        denied_code(
+            olivia
+                .remove_account_key("acme", "deployer", &account.keys[0].id)
+                .await
+        ),
         Code::PermissionDenied
     );
     assert_eq!(
-        denied_code(delete_account(&mut olivia, "acme", "deployer").await),
+        denied_code(olivia.delete_account("acme", "deployer").await),
         Code::PermissionDenied
     );
     // Nothing changed, and her own key does not work.
@@ -182,7 +112,7 @@ async fn an_org_admin_cannot_take_over_a_service_account_with_a_global_role() {
         )
         .await
         .unwrap();
-    add_key(&mut olivia, "acme", "reader").await.unwrap();
+    olivia.add_account_key("acme", "reader").await.unwrap();
 }
 
 /// Item 2: a default organization set in acme must not silently clear the
@@ -477,7 +407,7 @@ async fn attempt(app: &TestApp, w: &World) -> Vec<String> {
         match write {
             Write::AddKey(a) => {
                 let (org, name) = accounts[*a].split_once('/').unwrap();
-                if add_key(&mut caller, org, name).await.is_ok() {
+                if caller.add_account_key(org, name).await.is_ok() {
                     keyed.push(accounts[*a].clone());
                 }
             }
@@ -490,18 +420,18 @@ async fn attempt(app: &TestApp, w: &World) -> Vec<String> {
                 if let Ok(account) = root.client.get_service_account(r).await {
                     for key in &account.get_ref().keys {
                         if key.algorithm == "ES384" {
-                            let _ = remove_key(&mut caller, org, name, &key.id).await;
+                            let _ = caller.remove_account_key(org, name, &key.id).await;
                         }
                     }
                 }
             }
             Write::SetEnabled(a, enabled) => {
                 let (org, name) = accounts[*a].split_once('/').unwrap();
-                let _ = set_account_enabled(&mut caller, org, name, *enabled).await;
+                let _ = caller.set_account_enabled(org, name, *enabled).await;
             }
             Write::DeleteAccount(a) => {
                 let (org, name) = accounts[*a].split_once('/').unwrap();
-                let _ = delete_account(&mut caller, org, name).await;
+                let _ = caller.delete_account(org, name).await;
             }
             Write::Bind(r, t) => {
                 let (org, name) = role_ref(&roles, *r);

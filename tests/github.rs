@@ -481,3 +481,28 @@ async fn an_outage_opens_the_circuit() {
     );
     assert_eq!(code(&app.check_bearer(TOKEN).await), OK);
 }
+
+/// Regression (issue 9, item 14): a next-page link to another origin would
+/// have received the token; it is not followed (an outage: 503).
+#[tokio::test]
+async fn pagination_never_leaves_the_api_origin() {
+    let github = FakeGithub::start().await;
+    let elsewhere = FakeGithub::start().await;
+    let member = fake_github::Account {
+        orgs: vec!["a".into(), "b".into(), "acme".into()],
+        ..account(10, "member")
+    };
+    github.add_token(TOKEN, member);
+    github.set_next_origin(&elsewhere.url);
+    let app = spawn(
+        &github,
+        Setup {
+            org: Some("acme"),
+            ..Default::default()
+        },
+    )
+    .await;
+    app.add_user_of("github", "10", "member").await;
+    assert_eq!(code(&app.check_bearer(TOKEN).await), UNAVAILABLE);
+    assert_eq!(elsewhere.calls(), 0, "the token went to another origin");
+}

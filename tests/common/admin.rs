@@ -132,6 +132,73 @@ impl Admin {
             .map(|r| r.into_inner())
     }
 
+    /// Registers the fixture key `ec256.pub.pem` (ES256) for `org/name`.
+    pub async fn add_account_key(
+        &mut self,
+        org: &str,
+        name: &str,
+    ) -> Result<pb::ServiceAccount, Status> {
+        let r = self.req(pb::AddServiceAccountKeyRequest {
+            org: org.into(),
+            name: name.into(),
+            algorithm: "ES256".into(),
+            pem: std::fs::read_to_string(super::fixture("ec256.pub.pem")).unwrap(),
+        });
+        self.client
+            .add_service_account_key(r)
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn remove_account_key(
+        &mut self,
+        org: &str,
+        name: &str,
+        key_id: &str,
+    ) -> Result<pb::ServiceAccount, Status> {
+        let r = self.req(pb::RemoveServiceAccountKeyRequest {
+            org: org.into(),
+            name: name.into(),
+            key_id: key_id.into(),
+        });
+        self.client
+            .remove_service_account_key(r)
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn set_account_enabled(
+        &mut self,
+        org: &str,
+        name: &str,
+        enabled: bool,
+    ) -> Result<pb::ServiceAccount, Status> {
+        let r = self.req(pb::SetServiceAccountEnabledRequest {
+            org: org.into(),
+            name: name.into(),
+            enabled,
+        });
+        self.client
+            .set_service_account_enabled(r)
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn delete_account(
+        &mut self,
+        org: &str,
+        name: &str,
+    ) -> Result<pb::ServiceAccount, Status> {
+        let r = self.req(pb::ServiceAccountRef {
+            org: org.into(),
+            name: name.into(),
+        });
+        self.client
+            .delete_service_account(r)
+            .await
+            .map(|r| r.into_inner())
+    }
+
     pub async fn set_user_enabled(
         &mut self,
         user: &str,

@@ -42,6 +42,8 @@ struct Api {
     /// 0 normal, 1 rate limited, 2 server error.
     mode: AtomicU8,
     delay_ms: AtomicU64,
+    /// Where `Link: rel="next"` points instead of this server.
+    next_origin: Mutex<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -177,11 +179,12 @@ async fn list(
         return unauthorized();
     };
     let n = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
-    let url = headers
+    let here = headers
         .get("host")
         .and_then(|h| h.to_str().ok())
         .map(|h| format!("http://{h}"))
         .unwrap_or_default();
+    let url = api.next_origin.lock().unwrap().clone().unwrap_or(here);
     page(&url, path, items(&account), n)
 }
 
@@ -231,6 +234,11 @@ impl FakeGithub {
         self.api
             .mode
             .store(if on { 2 } else { 0 }, Ordering::SeqCst);
+    }
+
+    /// Makes every next-page link point at `origin` (another server).
+    pub fn set_next_origin(&self, origin: &str) {
+        *self.api.next_origin.lock().unwrap() = Some(origin.to_owned());
     }
 
     pub fn set_delay(&self, delay: Duration) {
