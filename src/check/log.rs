@@ -1,0 +1,84 @@
+//! The one decision line per check: who (as far as the pipeline got),
+//! what, and the outcome, with client input escaped.
+
+use std::{borrow::Cow, sync::Arc};
+
+use tracing::info;
+
+use super::{Decision, Permit, RequestView, Who};
+use crate::domain::{Principal, SubjectRef};
+
+/// Client input as it may appear in a log line: control characters escaped,
+/// and no copy in the common case that there are none.
+fn loggable(value: &str) -> Cow<'_, str> {
+    if value.chars().any(char::is_control) {
+        Cow::Owned(value.escape_debug().to_string())
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// Who a denied request turned out to be, as far as the pipeline got: for
+/// the decision line.
+#[derive(Default)]
+pub(super) struct Seen {
+    pub principal: Option<Arc<Principal>>,
+    pub subject: Option<SubjectRef>,
+}
+
+pub(super) fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &Decision) {
+    // The path is logged without its query (which may carry secrets), and
+    // method and path with control characters escaped: both are client input.
+    let path = loggable(request.path.split(['?', '#']).next().unwrap_or_default());
+    let method = loggable(request.method);
+    let issuer = seen.principal.as_ref().map(|p| p.issuer.as_str());
+    let request_id = request.request_id.as_ref().map(|id| id.as_str());
+    match decision {
+        Decision::Allow(permit) => {
+            let who = permit.who();
+            let subject = who.map(Who::subject);
+            let allowed = match permit {
+                Permit::Subject { allowed, .. } => allowed.as_ref(),
+                Permit::PublicPath => None,
+            };
+            info!(
+                decision = "allow",
+                reason = permit.reason(),
+                subject_kind = subject.map(SubjectRef::kind),
+                user_id = subject.map(|s| tracing::field::display(s.id())),
+                login = who.map(|w| tracing::field::display(w.name())),
+                org = allowed.map(|a| a.org.as_str()),
+                issuer,
+                %method,
+                %path,
+                request_id,
+                "decision"
+            );
+        }
+        Decision::Deny(denial) => info!(
+            decision = "deny",
+            reason = denial.reason,
+            status = denial.kind.http_status(),
+            subject_kind = seen.subject.map(SubjectRef::kind),
+            user_id = seen.subject.map(|s| tracing::field::display(s.id())),
+            issuer,
+            %method,
+            %path,
+            request_id,
+            detail = %denial.message,
+            "decision"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable;
+
+    #[test]
+    fn client_input_is_escaped_for_logs_only_when_needed() {
+        assert_eq!(loggable("/v1/function"), "/v1/function");
+        assert!(matches!(loggable("/a"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(loggable("/a\n{\"forged\":1}"), "/a\\n{\\\"forged\\\":1}");
+    }
+}
