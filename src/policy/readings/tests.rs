@@ -47,6 +47,10 @@ fn paths_that_servers_read_differently_are_refused() {
         ("/v1/function/%252e%252e/secret", DotSegment),
         ("/v1/function/%252fsecret", EncodedSeparator),
         ("/v1/function/%255csecret", EncodedSeparator),
+        // Found by the property: a `;` that only decoding produces.
+        ("/api%3B", ReadDifferently),
+        // A capital that only decoding produces.
+        ("/api/%4FRDERS", ReadDifferently),
         // A parameter-only segment becomes an empty one.
         ("/v1/;x/function", EmptySegment),
     ] {
