@@ -92,8 +92,9 @@ impl ServiceAccountSource {
         now: u64,
     ) -> Result<VerifiedIdentity, TokenError> {
         let alg = jwt::header_algorithm(&token.header)?;
-        // Unverified, but a token that fails these fails them verified too.
-        self.lifetime(&token.payload, now)?;
+        // Judged on the payload before its signature is: the signature, when
+        // it verifies, covers exactly these claims.
+        let expires_at = self.lifetime(&token.payload, now)?;
         let unavailable = || TokenError::ProviderUnavailable {
             source_name: "service accounts (database)".into(),
         };
@@ -108,10 +109,10 @@ impl ServiceAccountSource {
             .map_err(|_| unavailable())?
             .ok_or(TokenError::UnknownServiceAccount)?;
         let keys = registered_keys(&account);
-        let claims = jwt::verify_with_keys(token, alg, &keys, |key| {
+        jwt::verify_with_keys(token, alg, &keys, |key| {
             self.decode(token.token, key, &account)
         })?;
-        self.identity(&claims, account, now)
+        Ok(identity(account, expires_at))
     }
 
     fn decode(
@@ -136,29 +137,6 @@ impl ServiceAccountSource {
             .map_err(|e| jwt::map_jwt_error(e.into_kind()))
     }
 
-    fn identity(
-        &self,
-        claims: &Map<String, Value>,
-        account: Arc<ServiceAccount>,
-        now: u64,
-    ) -> Result<VerifiedIdentity, TokenError> {
-        let expires_at = self.lifetime(claims, now)?;
-        let subject = Subject::parse(&account.issuer()).expect("org/name is a valid subject");
-        Ok(VerifiedIdentity {
-            principal: Arc::new(Principal {
-                issuer: IssuerName::parse(ISSUER_NAME).expect("a valid issuer name"),
-                subject,
-            }),
-            login: None,
-            login_is_authoritative: false,
-            email: None,
-            expires_at,
-            service_account: Some(account),
-        })
-    }
-}
-
-impl ServiceAccountSource {
     /// `exp`, once `iat` and `exp` are present, `iat` is not in the future,
     /// `exp` is not past and the token lives at most the maximum from `iat`.
     fn lifetime(&self, claims: &Map<String, Value>, now: u64) -> Result<u64, TokenError> {
@@ -182,6 +160,21 @@ impl ServiceAccountSource {
             });
         }
         Ok(expires_at)
+    }
+}
+
+fn identity(account: Arc<ServiceAccount>, expires_at: u64) -> VerifiedIdentity {
+    let subject = Subject::parse(&account.issuer()).expect("org/name is a valid subject");
+    VerifiedIdentity {
+        principal: Arc::new(Principal {
+            issuer: IssuerName::parse(ISSUER_NAME).expect("a valid issuer name"),
+            subject,
+        }),
+        login: None,
+        login_is_authoritative: false,
+        email: None,
+        expires_at,
+        service_account: Some(account),
     }
 }
 

@@ -29,43 +29,64 @@ use crate::{
 /// always suffice. The bound only guards against a bug looping forever.
 const ATTEMPTS: usize = 8;
 
-/// `try_get_with` (concurrent misses coalesced, errors not cached) that
-/// never serves a value whose load began before its key's last
-/// invalidation.
-async fn get_fresh<K, V, Fut>(
-    cache: &Cache<K, Stamped<V>>,
-    freshness: &Freshness<K>,
-    key: &K,
-    load: impl Fn() -> Fut,
-) -> Result<V, Arc<StoreError>>
+/// A moka cache whose values carry the generation their load began at,
+/// with its keys' invalidation stamps: what each cache below is built on.
+#[derive(Clone)]
+struct FreshCache<K: Hash + Eq + Send + Sync + 'static, V> {
+    cache: Cache<K, Stamped<V>>,
+    freshness: Freshness<K>,
+}
+
+impl<K, V> FreshCache<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<V, StoreError>>,
 {
-    // What this lookup accepts is fixed when it begins: loads begun after
-    // every invalidation so far, or else after its key's stamp.
-    let latest = freshness.start();
-    let mut required = None;
-    for _ in 0..ATTEMPTS {
-        let entry = cache
-            .try_get_with_by_ref(key, async {
-                let started = freshness.start();
-                Ok(Stamped {
-                    value: load().await?,
-                    started,
-                })
-            })
-            .await?;
-        if entry.started >= latest
-            || entry.started >= *required.get_or_insert_with(|| freshness.required(key))
-        {
-            return Ok(entry.value);
+    fn new(cache: Cache<K, Stamped<V>>, settings: &CacheSettings) -> Self {
+        Self {
+            cache,
+            freshness: Freshness::new(settings.capacity, settings.ttl.max(settings.negative_ttl)),
         }
-        // Read before an invalidation of this key: load again.
-        cache.invalidate(key).await;
     }
-    Err(Arc::new(StoreError::Superseded))
+
+    /// `try_get_with` (concurrent misses coalesced, errors not cached) that
+    /// never serves a value whose load began before its key's last
+    /// invalidation.
+    async fn get<Fut>(&self, key: &K, load: impl Fn() -> Fut) -> Result<V, Arc<StoreError>>
+    where
+        Fut: Future<Output = Result<V, StoreError>>,
+    {
+        // What this lookup accepts is fixed when it begins: loads begun after
+        // every invalidation so far, or else after its key's stamp.
+        let latest = self.freshness.start();
+        let mut required = None;
+        for _ in 0..ATTEMPTS {
+            let entry = self
+                .cache
+                .try_get_with_by_ref(key, async {
+                    let started = self.freshness.start();
+                    Ok(Stamped {
+                        value: load().await?,
+                        started,
+                    })
+                })
+                .await?;
+            if entry.started >= latest
+                || entry.started >= *required.get_or_insert_with(|| self.freshness.required(key))
+            {
+                return Ok(entry.value);
+            }
+            // Read before an invalidation of this key: load again.
+            self.cache.invalidate(key).await;
+        }
+        Err(Arc::new(StoreError::Superseded))
+    }
+
+    /// After this returns, no lookup serves a value of `key` loaded before.
+    async fn invalidate(&self, key: K) {
+        self.freshness.invalidate(key.clone());
+        self.cache.invalidate(&key).await;
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,8 +120,17 @@ impl<K, T> Expiry<K, Stamped<Option<T>>> for PositiveOrNegative {
 }
 
 impl CacheSettings {
-    fn freshness<K: Hash + Eq + Clone + Send + Sync + 'static>(&self) -> Freshness<K> {
-        Freshness::new(self.capacity, self.ttl.max(self.negative_ttl))
+    /// Found entries `ttl`, "no such thing" entries `negative_ttl`.
+    fn positive_or_negative<K, T>(&self) -> FreshCache<K, Option<T>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+    {
+        let cache = Cache::builder()
+            .max_capacity(self.capacity)
+            .expire_after(PositiveOrNegative(*self))
+            .build();
+        FreshCache::new(cache, self)
     }
 }
 
@@ -110,20 +140,14 @@ impl CacheSettings {
 #[derive(Clone)]
 pub struct UserCache {
     store: Arc<dyn UserStore>,
-    cache: Cache<Arc<Principal>, Stamped<Entry>>,
-    freshness: Freshness<Arc<Principal>>,
+    cache: FreshCache<Arc<Principal>, Entry>,
 }
 
 impl UserCache {
     pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(settings.capacity)
-            .expire_after(PositiveOrNegative(settings))
-            .build();
         Self {
             store,
-            cache,
-            freshness: settings.freshness(),
+            cache: settings.positive_or_negative(),
         }
     }
 
@@ -143,19 +167,19 @@ impl UserCache {
             issuer: user.issuer.clone(),
             subject: user.subject.clone(),
         });
-        self.freshness.invalidate(principal.clone());
-        self.cache.invalidate(&principal).await;
+        self.cache.invalidate(principal).await;
     }
 
     pub async fn find(&self, principal: &Arc<Principal>) -> Result<Entry, Arc<StoreError>> {
-        get_fresh(&self.cache, &self.freshness, principal, || async {
-            let user = self
-                .store
-                .find_by_identity(&principal.issuer, &principal.subject)
-                .await?;
-            Ok(user.map(Arc::new))
-        })
-        .await
+        self.cache
+            .get(principal, || async {
+                let user = self
+                    .store
+                    .find_by_identity(&principal.issuer, &principal.subject)
+                    .await?;
+                Ok(user.map(Arc::new))
+            })
+            .await
     }
 }
 
@@ -166,8 +190,7 @@ impl UserCache {
 #[derive(Clone)]
 pub struct GrantsCache {
     store: Arc<dyn UserStore>,
-    cache: Cache<SubjectRef, Stamped<Arc<Grants>>>,
-    freshness: Freshness<SubjectRef>,
+    cache: FreshCache<SubjectRef, Arc<Grants>>,
 }
 
 impl GrantsCache {
@@ -178,21 +201,20 @@ impl GrantsCache {
             .build();
         Self {
             store,
-            cache,
-            freshness: settings.freshness(),
+            cache: FreshCache::new(cache, &settings),
         }
     }
 
     pub async fn get(&self, subject: SubjectRef) -> Result<Arc<Grants>, Arc<StoreError>> {
-        get_fresh(&self.cache, &self.freshness, &subject, || async {
-            Ok(Arc::new(self.store.grants(subject).await?))
-        })
-        .await
+        self.cache
+            .get(&subject, || async {
+                Ok(Arc::new(self.store.grants(subject).await?))
+            })
+            .await
     }
 
     pub async fn invalidate(&self, subject: SubjectRef) {
-        self.freshness.invalidate(subject);
-        self.cache.invalidate(&subject).await;
+        self.cache.invalidate(subject).await;
     }
 }
 
@@ -202,34 +224,29 @@ impl GrantsCache {
 #[derive(Clone)]
 pub struct OrgCache {
     store: Arc<dyn UserStore>,
-    cache: Cache<OrgName, Stamped<Option<()>>>,
-    freshness: Freshness<OrgName>,
+    cache: FreshCache<OrgName, Option<()>>,
 }
 
 impl OrgCache {
     pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(settings.capacity)
-            .expire_after(PositiveOrNegative(settings))
-            .build();
         Self {
             store,
-            cache,
-            freshness: settings.freshness(),
+            cache: settings.positive_or_negative(),
         }
     }
 
     pub async fn exists(&self, org: &OrgName) -> Result<bool, Arc<StoreError>> {
-        let found = get_fresh(&self.cache, &self.freshness, org, || async {
-            Ok(self.store.org_exists(org).await?.then_some(()))
-        })
-        .await?;
+        let found = self
+            .cache
+            .get(org, || async {
+                Ok(self.store.org_exists(org).await?.then_some(()))
+            })
+            .await?;
         Ok(found.is_some())
     }
 
     pub async fn invalidate(&self, org: &OrgName) {
-        self.freshness.invalidate(org.clone());
-        self.cache.invalidate(org).await;
+        self.cache.invalidate(org.clone()).await;
     }
 }
 
@@ -240,20 +257,14 @@ type AccountEntry = Option<Arc<ServiceAccount>>;
 #[derive(Clone)]
 pub struct ServiceAccountCache {
     store: Arc<dyn UserStore>,
-    cache: Cache<(OrgName, ServiceAccountName), Stamped<AccountEntry>>,
-    freshness: Freshness<(OrgName, ServiceAccountName)>,
+    cache: FreshCache<(OrgName, ServiceAccountName), AccountEntry>,
 }
 
 impl ServiceAccountCache {
     pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(settings.capacity)
-            .expire_after(PositiveOrNegative(settings))
-            .build();
         Self {
             store,
-            cache,
-            freshness: settings.freshness(),
+            cache: settings.positive_or_negative(),
         }
     }
 
@@ -263,21 +274,20 @@ impl ServiceAccountCache {
         name: &ServiceAccountName,
     ) -> Result<AccountEntry, Arc<StoreError>> {
         let key = (org.clone(), name.clone());
-        get_fresh(&self.cache, &self.freshness, &key, || async {
-            Ok(self.store.service_account(org, name).await?.map(Arc::new))
-        })
-        .await
+        self.cache
+            .get(&key, || async {
+                Ok(self.store.service_account(org, name).await?.map(Arc::new))
+            })
+            .await
     }
 
     /// Whether a lookup would be answered from memory.
     pub fn is_cached(&self, org: &OrgName, name: &ServiceAccountName) -> bool {
-        self.cache.contains_key(&(org.clone(), name.clone()))
+        self.cache.cache.contains_key(&(org.clone(), name.clone()))
     }
 
     pub async fn invalidate(&self, org: &OrgName, name: &ServiceAccountName) {
-        let key = (org.clone(), name.clone());
-        self.freshness.invalidate(key.clone());
-        self.cache.invalidate(&key).await;
+        self.cache.invalidate((org.clone(), name.clone())).await;
     }
 }
 
@@ -285,168 +295,4 @@ impl ServiceAccountCache {
 mod stress;
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use async_trait::async_trait;
-
-    use super::*;
-    use crate::{
-        domain::{IssuerName, Subject, UserId},
-        store::{Actor, NewUser},
-    };
-
-    /// A store that counts queries and answers slowly, to observe coalescing.
-    #[derive(Default)]
-    struct CountingStore {
-        queries: AtomicUsize,
-        /// What `grants` reports; read when the query starts, as a
-        /// transaction's snapshot would be.
-        disabled: std::sync::atomic::AtomicBool,
-    }
-
-    #[async_trait]
-    impl UserStore for CountingStore {
-        async fn find_by_identity(
-            &self,
-            issuer: &IssuerName,
-            subject: &Subject,
-        ) -> Result<Option<User>, StoreError> {
-            self.queries.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok((subject.as_str() == "known").then(|| User {
-                id: UserId::new(),
-                issuer: issuer.clone(),
-                subject: subject.clone(),
-                login: Login::parse("octocat").unwrap(),
-                email: None,
-                display_name: None,
-                enabled: true,
-                created_at: 0,
-                updated_at: 0,
-            }))
-        }
-        async fn get(&self, _: &UserRef) -> Result<Option<User>, StoreError> {
-            unimplemented!("not used by the cache")
-        }
-        async fn list(&self) -> Result<Vec<User>, StoreError> {
-            unimplemented!("not used by the cache")
-        }
-        async fn add(&self, _: &Actor, _: NewUser) -> Result<User, StoreError> {
-            unimplemented!("not used by the cache")
-        }
-        async fn set_enabled(&self, _: &Actor, _: &UserRef, _: bool) -> Result<User, StoreError> {
-            unimplemented!("not used by the cache")
-        }
-        async fn update_login(&self, _: &UserRef, _: &Login) -> Result<User, StoreError> {
-            unimplemented!("not used by these tests")
-        }
-        async fn remove(&self, _: &Actor, _: &UserRef) -> Result<User, StoreError> {
-            unimplemented!("not used by the cache")
-        }
-        async fn grants(&self, _: SubjectRef) -> Result<Grants, StoreError> {
-            let enabled = !self.disabled.load(Ordering::SeqCst);
-            self.queries.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Ok(Grants {
-                enabled,
-                ..Grants::default()
-            })
-        }
-        async fn service_account(
-            &self,
-            _: &OrgName,
-            _: &ServiceAccountName,
-        ) -> Result<Option<ServiceAccount>, StoreError> {
-            unimplemented!("not used by these tests")
-        }
-        async fn org_exists(&self, _: &OrgName) -> Result<bool, StoreError> {
-            unimplemented!("not used by these tests")
-        }
-        async fn ping(&self) -> Result<(), StoreError> {
-            Ok(())
-        }
-    }
-
-    fn principal(subject: &str) -> Arc<Principal> {
-        Arc::new(Principal {
-            issuer: IssuerName::parse("dex").unwrap(),
-            subject: Subject::parse(subject).unwrap(),
-        })
-    }
-
-    fn cache(store: Arc<CountingStore>) -> UserCache {
-        UserCache::new(
-            store,
-            CacheSettings {
-                capacity: 100,
-                ttl: Duration::from_secs(60),
-                negative_ttl: Duration::from_millis(200),
-            },
-        )
-    }
-
-    #[tokio::test]
-    async fn concurrent_misses_make_one_query() {
-        let store = Arc::new(CountingStore::default());
-        let users = cache(store.clone());
-        let p = principal("known");
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..100 {
-            let (users, p) = (users.clone(), p.clone());
-            tasks.spawn(async move { users.find(&p).await });
-        }
-        while let Some(result) = tasks.join_next().await {
-            assert!(matches!(result.unwrap(), Ok(Some(_))));
-        }
-        assert_eq!(store.queries.load(Ordering::SeqCst), 1);
-        users.find(&p).await.unwrap();
-        assert_eq!(
-            store.queries.load(Ordering::SeqCst),
-            1,
-            "hit went to the store"
-        );
-    }
-
-    /// Regression: a load that read the database before an admin write and
-    /// finished after its invalidation must not leave the old value cached,
-    /// or the "very next check" after the write would still see it.
-    #[tokio::test]
-    async fn an_invalidation_beats_a_load_already_in_flight() {
-        let store = Arc::new(CountingStore::default());
-        let settings = CacheSettings {
-            capacity: 100,
-            ttl: Duration::from_secs(60),
-            negative_ttl: Duration::from_secs(1),
-        };
-        let grants = GrantsCache::new(store.clone(), settings);
-        let subject = SubjectRef::User(UserId::new());
-        let in_flight = {
-            let grants = grants.clone();
-            tokio::spawn(async move { grants.get(subject).await })
-        };
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        store.disabled.store(true, Ordering::SeqCst); // the admin commit...
-        grants.invalidate(subject).await; // ...and its invalidation
-        let _ = in_flight.await.unwrap();
-        let next = grants.get(subject).await.unwrap();
-        assert!(!next.enabled, "a stale load outlived the invalidation");
-    }
-
-    #[tokio::test]
-    async fn unknown_subjects_are_remembered_briefly() {
-        let store = Arc::new(CountingStore::default());
-        let users = cache(store.clone());
-        let p = principal("unknown");
-        assert!(users.find(&p).await.unwrap().is_none());
-        assert!(users.find(&p).await.unwrap().is_none());
-        assert_eq!(store.queries.load(Ordering::SeqCst), 1);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        users.find(&p).await.unwrap();
-        assert_eq!(
-            store.queries.load(Ordering::SeqCst),
-            2,
-            "negative entry outlived its ttl"
-        );
-    }
-}
+mod tests;
