@@ -2,9 +2,9 @@
 //! admin API, then a table of (subject, x-dispatch-org, method, host, path)
 //! → expected decision and headers.
 
-mod common;
 
-use common::{
+
+use crate::common::{
     admin::{Admin, user_ref},
     *,
 };

@@ -1,11 +1,11 @@
 //! GitHub OAuth tokens, checked by the sidecar against a fake GitHub API over
 //! real HTTP.
 
-mod common;
+
 
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     fake_github::{self, FakeGithub, account},
     *,
 };

@@ -5,7 +5,7 @@
 //! Without an Envoy binary these tests skip with a message, except under CI
 //! (`CI` or `DISPATCH_TEST_REQUIRE_ENVOY` set), where they fail.
 
-mod common;
+
 
 use std::{
     collections::BTreeMap,
@@ -19,7 +19,7 @@ use std::{
 };
 
 use axum::{Router, body::Body, extract::State, http::Request};
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -515,7 +515,7 @@ async fn every_envoy_config_validates() {
 
 #[tokio::test]
 async fn envoy_passes_github_and_oidc_identities() {
-    use common::{
+    use crate::common::{
         fake_github::{FakeGithub, account},
         fake_oidc::FakeOidc,
     };
@@ -579,7 +579,7 @@ async fn envoy_passes_github_and_oidc_identities() {
 
 #[tokio::test]
 async fn envoy_enforces_roles_per_organization_and_admin_changes_at_once() {
-    use common::admin::user_ref;
+    use crate::common::admin::user_ref;
     use dispatch_authz::proto::admin::role_binding::Subject;
 
     let options = Options {

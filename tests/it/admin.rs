@@ -1,8 +1,8 @@
 //! The admin API: who may do what, clear errors, transactions, the audit log.
 
-mod common;
 
-use common::{
+
+use crate::common::{
     admin::{Admin, user_ref},
     *,
 };

@@ -2,11 +2,11 @@
 //! hold (issue 9, items 1 and 2): the review's examples, then a property
 //! over generated worlds, through the real admin API and the real Check.
 
-mod common;
+
 
 use std::collections::BTreeSet;
 
-use common::{
+use crate::common::{
     admin::{Admin, user_ref},
     *,
 };

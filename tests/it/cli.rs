@@ -1,10 +1,10 @@
 //! The `dispatch-authz` binary as a user runs it.
 
-mod common;
+
 
 use std::{path::Path, process::Stdio, time::Duration};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},

@@ -1,11 +1,11 @@
 //! The real server on port 0, called with the envoy-types client exactly as
 //! Envoy calls it.
 
-mod common;
+
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use jsonwebtoken::Algorithm;
 use serde_json::json;

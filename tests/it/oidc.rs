@@ -1,10 +1,10 @@
 //! OIDC issuers with remote keys, against a fake provider over real HTTP.
 
-mod common;
+
 
 use std::time::Duration;
 
-use common::{fake_oidc::FakeOidc, *};
+use crate::common::{fake_oidc::FakeOidc, *};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const OK: i32 = 0;

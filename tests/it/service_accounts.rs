@@ -1,9 +1,9 @@
 //! Service accounts: tokens the client signs itself with
 //! `iss = "<org>/<name>"`, verified with the account's registered keys.
 
-mod common;
 
-use common::{admin::Admin, *};
+
+use crate::common::{admin::Admin, *};
 use dispatch_authz::proto::admin::{self as pb, role_binding::Subject};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};

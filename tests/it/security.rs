@@ -2,9 +2,9 @@
 //! proven through the real Check: one test per attack class, each written
 //! to fail before its fix.
 
-mod common;
 
-use common::{
+
+use crate::common::{
     admin::{Admin, user_ref},
     *,
 };

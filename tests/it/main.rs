@@ -1,0 +1,19 @@
+//! The integration tests, one binary (one link instead of one per file).
+//!
+//! Each module spawns the real application (port 0, its own database file)
+//! and talks to it over the wire: gRPC Check, the admin API, the CLI, and a
+//! real Envoy in `envoy`. Decision tables without the wire live in
+//! `pipeline`, over an in-memory world.
+
+mod common;
+
+mod admin;
+mod api;
+mod cli;
+mod envoy;
+mod escalation;
+mod github;
+mod oidc;
+mod rbac;
+mod security;
+mod service_accounts;
