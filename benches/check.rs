@@ -25,9 +25,10 @@ use std::{
 use criterion::{Criterion, criterion_group};
 use dispatch_authz::{
     check::{
-        Authorization, Checker, ClientHeaders, CredentialSettings, Directory, MethodOverride,
-        Permit, RequestRules, RequestView, UpstreamRules,
+        Authorization, Checker, ClientHeaders, CredentialSettings, MethodOverride, Permit,
+        RequestRules, RequestView, UpstreamRules,
     },
+    directory::{CacheSettings, Directory, GrantsCache, OrgCache, ServiceAccountCache, UserCache},
     domain::{IssuerName, Login, OrgName, RequestId, RoleName, Subject, SubjectRef},
     identity::{ClaimMapping, IdentityVerifier, JwtIssuer, KeySource, TokenCache, keys, unix_now},
     policy::{
@@ -36,8 +37,8 @@ use dispatch_authz::{
     },
     server::grpc::{check_response, request_view},
     store::{
-        Actor, CacheSettings, GrantsCache, NewUser, OrgCache, RoleBinding, RoleKey,
-        ServiceAccountCache, SqliteStore, UserCache, UserRef, UserStore,
+        Actor, BindingAdmin, CheckStore, NewUser, OrgAdmin, RoleAdmin, RoleBinding, RoleKey,
+        SqliteStore, UserAdmin, UserRef,
     },
 };
 use envoy_types::pb::envoy::service::auth::v3::{
@@ -205,7 +206,7 @@ impl HotPath {
                 ttl: Duration::from_secs(3600),
                 negative_ttl: Duration::from_secs(60),
             };
-            let shared: Arc<dyn UserStore> = Arc::new(store);
+            let shared: Arc<dyn CheckStore> = Arc::new(store);
             let directory = Directory {
                 users: UserCache::new(shared.clone(), settings),
                 grants: GrantsCache::new(shared.clone(), settings),

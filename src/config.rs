@@ -28,6 +28,7 @@ use crate::{
         Authorization, CredentialSettings, MethodOverride, RequestRules, UpstreamRules,
         upstream::DEFAULT_PASSTHROUGH,
     },
+    directory::CacheSettings,
     domain::IssuerName,
     identity::{
         ClaimMapping, JwtIssuer, KeySource,
@@ -38,7 +39,6 @@ use crate::{
         service_account::{self, ServiceAccountSettings},
     },
     policy::{PublicPaths, RouteMap},
-    store::CacheSettings,
 };
 
 pub const ENV_PREFIX: &str = "DISPATCH_AUTHZ_";

@@ -350,6 +350,14 @@ impl fmt::Display for SubjectRef {
     }
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it): the one
+/// clock of token lifetimes, cache stamps and stored timestamps.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod domain;
 pub mod freshness;
 pub mod identity;

@@ -7,14 +7,13 @@ use thiserror::Error;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::{
-    check::{Checker, Directory},
+    check::Checker,
     config::{Config, ListenAddr},
+    directory::{Directory, GrantsCache, OrgCache, ServiceAccountCache, UserCache},
     domain::IssuerName,
     identity::{IdentityVerifier, TokenCache, service_account::ServiceAccountSource},
     server::{self, AdminService, Listener, ServeError},
-    store::{
-        GrantsCache, OrgCache, ServiceAccountCache, SqliteStore, StoreError, UserCache, UserStore,
-    },
+    store::{CheckStore, SqliteStore, StoreError},
 };
 
 #[derive(Debug, Error)]
@@ -45,7 +44,7 @@ impl App {
             );
         }
         let sources = config.source_names().into_iter().cloned().collect();
-        let shared: Arc<dyn UserStore> = Arc::new(store.clone());
+        let shared: Arc<dyn CheckStore> = Arc::new(store.clone());
         let accounts = ServiceAccountCache::new(shared.clone(), config.users_cache);
         let identity = IdentityVerifier::new(
             config.issuers,

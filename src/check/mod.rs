@@ -33,13 +33,14 @@ pub use upstream::{UpstreamHeaders, UpstreamRules};
 use log::{Seen, log_decision};
 
 use crate::{
+    directory::Directory,
     domain::{OrgName, SubjectRef},
     identity::{IdentityVerifier, TokenError, VerifiedIdentity},
     policy::{
         self, Action, PublicPaths, RequestPath, RouteMap, Target,
         rbac::{Grants, Refused},
     },
-    store::{GrantsCache, OrgCache, ServiceAccountCache, User, UserCache},
+    store::User,
 };
 
 /// What an allowed identity needs beyond being known.
@@ -56,16 +57,6 @@ pub enum Authorization {
 pub struct Caller {
     pub who: Who,
     pub grants: Arc<Grants>,
-}
-
-/// The caches a check reads, beside the token cache inside `identity`.
-#[derive(Clone)]
-pub struct Directory {
-    pub users: UserCache,
-    pub grants: GrantsCache,
-    /// Also read by the service-account token source.
-    pub accounts: ServiceAccountCache,
-    pub orgs: OrgCache,
 }
 
 /// How requests are read and what an allow passes on: configuration of the

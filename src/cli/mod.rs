@@ -13,7 +13,7 @@ use crate::{
     config::{Config, LogFormat, Overrides, Settings},
     domain::{DisplayName, Email, IssuerName, Login, Subject},
     startup::{App, shutdown_signal},
-    store::{Actor, NewUser, SqliteStore, User, UserRef, UserStore},
+    store::{Actor, BindingAdmin, NewUser, SqliteStore, User, UserAdmin, UserRef},
     telemetry,
 };
 

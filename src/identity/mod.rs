@@ -16,11 +16,7 @@ pub mod keys;
 pub mod limiter;
 pub mod service_account;
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{collections::HashMap, sync::Arc};
 
 use jsonwebtoken::Algorithm;
 use thiserror::Error;
@@ -243,12 +239,8 @@ impl IdentityVerifier {
     }
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs()
-}
+/// Re-exported where token lifetimes are judged.
+pub use crate::domain::unix_now;
 
 #[cfg(test)]
 mod tests;

@@ -27,8 +27,9 @@ use super::{
     limiter::{ColdLimiter, LimiterSettings},
 };
 use crate::{
+    directory::ServiceAccountCache,
     domain::{IssuerName, OrgName, Principal, ServiceAccountName, Subject},
-    store::{ServiceAccount, ServiceAccountCache},
+    store::ServiceAccount,
 };
 
 /// The issuer name service-account principals are logged under. Reserved:

@@ -24,8 +24,9 @@ use crate::{
     },
     proto::admin::{self as pb, admin_server::Admin},
     store::{
-        Actor, AuditEntry, Membership, NewUser, Organization, RoleBinding, RoleKey, ServiceAccount,
-        SqliteStore, StoreError, User, UserRef, UserStore,
+        AccountAdmin, Actor, AuditEntry, AuditLog, BindingAdmin, CheckStore, Membership, NewUser,
+        OrgAdmin, Organization, RoleAdmin, RoleBinding, RoleKey, ServiceAccount, SqliteStore,
+        StoreError, User, UserAdmin, UserRef,
     },
 };
 

@@ -1,36 +1,30 @@
 //! The store: users, organizations, roles, bindings, service accounts and the
-//! audit log. The check path's reads sit behind a trait with no SQL in it.
+//! audit log, behind two traits with no SQL in them (`traits.rs`): the
+//! check path's reads ([`CheckStore`]) and the admin writes ([`IamStore`]).
 //!
 //! [`SqliteStore`] is the embedded default; PostgreSQL slots in as another
-//! implementation of [`UserStore`] without touching the check path, which
-//! only ever sees the caches ([`UserCache`], [`GrantsCache`],
-//! [`ServiceAccountCache`]).
+//! implementation without touching the check path, which only ever sees the
+//! caches of `directory`, nor the admin API, which only sees the `iam`
+//! service.
 
-mod cache;
 pub mod iam;
 mod sqlite;
-mod sqlite_iam;
+mod traits;
 
 use std::fmt;
 
-use async_trait::async_trait;
 use thiserror::Error;
-
-pub use cache::{CacheSettings, GrantsCache, OrgCache, ServiceAccountCache, UserCache};
-pub use sqlite::SqliteStore;
 
 pub use iam::{
     Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount,
     ServiceAccountKey,
 };
-
-use crate::{
-    domain::{
-        DisplayName, Email, InvalidValue, IssuerName, Login, OrgName, ServiceAccountName, Subject,
-        SubjectRef, UserId,
-    },
-    policy::rbac::Grants,
+pub use sqlite::SqliteStore;
+pub use traits::{
+    AccountAdmin, AuditLog, BindingAdmin, CheckStore, IamStore, OrgAdmin, RoleAdmin, UserAdmin,
 };
+
+use crate::domain::{DisplayName, Email, InvalidValue, IssuerName, Login, Subject, UserId};
 
 /// A user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,43 +112,4 @@ pub enum StoreError {
     /// reloads; never shown).
     #[error("a concurrent change superseded this read")]
     Superseded,
-}
-
-/// Storage of users. Every write is a single statement or one transaction.
-#[async_trait]
-pub trait UserStore: Send + Sync + 'static {
-    /// The check path's one query: the user behind a verified identity.
-    async fn find_by_identity(
-        &self,
-        issuer: &IssuerName,
-        subject: &Subject,
-    ) -> Result<Option<User>, StoreError>;
-    async fn get(&self, user: &UserRef) -> Result<Option<User>, StoreError>;
-    async fn list(&self) -> Result<Vec<User>, StoreError>;
-    /// Admin writes take the actor: each writes its audit entry in the same
-    /// transaction.
-    async fn add(&self, actor: &Actor, user: NewUser) -> Result<User, StoreError>;
-    async fn set_enabled(
-        &self,
-        actor: &Actor,
-        user: &UserRef,
-        enabled: bool,
-    ) -> Result<User, StoreError>;
-    /// Records a new login (a GitHub rename) for the same identity.
-    async fn update_login(&self, user: &UserRef, login: &Login) -> Result<User, StoreError>;
-    async fn remove(&self, actor: &Actor, user: &UserRef) -> Result<User, StoreError>;
-    /// The check path's other query: what a subject may do (memberships and
-    /// bound roles). An unknown subject has no grants.
-    async fn grants(&self, subject: SubjectRef) -> Result<Grants, StoreError>;
-    /// A service account with its keys, by its token issuer `<org>/<name>`.
-    async fn service_account(
-        &self,
-        org: &OrgName,
-        name: &ServiceAccountName,
-    ) -> Result<Option<ServiceAccount>, StoreError>;
-    /// Whether an organization exists: a global role reaches every
-    /// organization, but only existing ones.
-    async fn org_exists(&self, org: &OrgName) -> Result<bool, StoreError>;
-    /// Cheap round trip, for readiness.
-    async fn ping(&self) -> Result<(), StoreError>;
 }

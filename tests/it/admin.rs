@@ -1,7 +1,5 @@
 //! The admin API: who may do what, clear errors, transactions, the audit log.
 
-
-
 use crate::common::{
     admin::{Admin, user_ref},
     *,
@@ -41,7 +39,7 @@ async fn setup(app: &TestApp) -> (Admin, Admin, Admin) {
 
 /// How the audit log names a user of the test issuer.
 async fn actor(app: &TestApp, subject: &str) -> String {
-    use dispatch_authz::store::{UserRef, UserStore};
+    use dispatch_authz::store::{UserAdmin, UserRef};
     let r = UserRef::parse(&user_ref(subject)).unwrap();
     format!("user:{}", app.store.get(&r).await.unwrap().unwrap().id)
 }

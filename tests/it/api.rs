@@ -1,8 +1,6 @@
 //! The real server on port 0, called with the envoy-types client exactly as
 //! Envoy calls it.
 
-
-
 use std::time::Duration;
 
 use crate::common::*;

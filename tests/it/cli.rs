@@ -1,7 +1,5 @@
 //! The `dispatch-authz` binary as a user runs it.
 
-
-
 use std::{path::Path, process::Stdio, time::Duration};
 
 use crate::common::*;

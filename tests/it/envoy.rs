@@ -5,8 +5,6 @@
 //! Without an Envoy binary these tests skip with a message, except under CI
 //! (`CI` or `DISPATCH_TEST_REQUIRE_ENVOY` set), where they fail.
 
-
-
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -18,8 +16,8 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, body::Body, extract::State, http::Request};
 use crate::common::*;
+use axum::{Router, body::Body, extract::State, http::Request};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 

@@ -2,8 +2,6 @@
 //! hold (issue 9, items 1 and 2): the review's examples, then a property
 //! over generated worlds, through the real admin API and the real Check.
 
-
-
 use std::collections::BTreeSet;
 
 use crate::common::{

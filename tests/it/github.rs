@@ -1,15 +1,13 @@
 //! GitHub OAuth tokens, checked by the sidecar against a fake GitHub API over
 //! real HTTP.
 
-
-
 use std::time::Duration;
 
 use crate::common::{
     fake_github::{self, FakeGithub, account},
     *,
 };
-use dispatch_authz::store::UserStore;
+use dispatch_authz::store::UserAdmin;
 use envoy_types::ext_authz::v3::pb::{CheckResponse, HttpResponse};
 
 const OK: i32 = 0;

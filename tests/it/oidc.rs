@@ -1,7 +1,5 @@
 //! OIDC issuers with remote keys, against a fake provider over real HTTP.
 
-
-
 use std::time::Duration;
 
 use crate::common::{fake_oidc::FakeOidc, *};

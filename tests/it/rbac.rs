@@ -2,8 +2,6 @@
 //! admin API, then a table of (subject, x-dispatch-org, method, host, path)
 //! → expected decision and headers.
 
-
-
 use crate::common::{
     admin::{Admin, user_ref},
     *,

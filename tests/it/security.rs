@@ -2,8 +2,6 @@
 //! proven through the real Check: one test per attack class, each written
 //! to fail before its fix.
 
-
-
 use crate::common::{
     admin::{Admin, user_ref},
     *,

@@ -1,8 +1,6 @@
 //! Service accounts: tokens the client signs itself with
 //! `iss = "<org>/<name>"`, verified with the account's registered keys.
 
-
-
 use crate::common::{admin::Admin, *};
 use dispatch_authz::proto::admin::{self as pb, role_binding::Subject};
 use jsonwebtoken::Algorithm;

@@ -3,7 +3,7 @@
 
 use dispatch_authz::{
     proto::admin::{self as pb, admin_client::AdminClient, role_binding::Subject},
-    store::{Actor, UserRef},
+    store::{Actor, BindingAdmin, UserRef},
 };
 use tonic::{Request, Status, transport::Channel};
 

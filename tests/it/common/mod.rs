@@ -12,7 +12,7 @@ use dispatch_authz::{
     config::{Overrides, Settings},
     domain::{IssuerName, Login, Subject},
     startup::App,
-    store::{Actor, NewUser, SqliteStore, User, UserStore},
+    store::{Actor, NewUser, SqliteStore, User, UserAdmin},
 };
 use envoy_types::pb::envoy::service::auth::v3::{
     AttributeContext, CheckRequest, CheckResponse, attribute_context,

@@ -16,12 +16,22 @@ use std::{
 
 use moka::{Expiry, future::Cache};
 
-use super::{ServiceAccount, StoreError, User, UserRef, UserStore};
 use crate::{
     domain::{Login, OrgName, Principal, ServiceAccountName, SubjectRef},
     freshness::{Freshness, Stamped},
     policy::rbac::Grants,
+    store::{CheckStore, ServiceAccount, StoreError, User, UserRef},
 };
+
+/// The caches a check reads, beside the token cache inside `identity`.
+#[derive(Clone)]
+pub struct Directory {
+    pub users: UserCache,
+    pub grants: GrantsCache,
+    /// Also read by the service-account token source.
+    pub accounts: ServiceAccountCache,
+    pub orgs: OrgCache,
+}
 
 /// Lookups that find a value loaded before their key's last invalidation
 /// load again; the load they then join began after they did (so it is
@@ -139,12 +149,12 @@ impl CacheSettings {
 /// the next check asks the database again.
 #[derive(Clone)]
 pub struct UserCache {
-    store: Arc<dyn UserStore>,
+    store: Arc<dyn CheckStore>,
     cache: FreshCache<Arc<Principal>, Entry>,
 }
 
 impl UserCache {
-    pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
+    pub fn new(store: Arc<dyn CheckStore>, settings: CacheSettings) -> Self {
         Self {
             store,
             cache: settings.positive_or_negative(),
@@ -189,12 +199,12 @@ impl UserCache {
 /// write touches.
 #[derive(Clone)]
 pub struct GrantsCache {
-    store: Arc<dyn UserStore>,
+    store: Arc<dyn CheckStore>,
     cache: FreshCache<SubjectRef, Arc<Grants>>,
 }
 
 impl GrantsCache {
-    pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
+    pub fn new(store: Arc<dyn CheckStore>, settings: CacheSettings) -> Self {
         let cache = Cache::builder()
             .max_capacity(settings.capacity)
             .time_to_live(settings.ttl)
@@ -223,12 +233,12 @@ impl GrantsCache {
 /// Invalidated by the admin API when an organization is created or deleted.
 #[derive(Clone)]
 pub struct OrgCache {
-    store: Arc<dyn UserStore>,
+    store: Arc<dyn CheckStore>,
     cache: FreshCache<OrgName, Option<()>>,
 }
 
 impl OrgCache {
-    pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
+    pub fn new(store: Arc<dyn CheckStore>, settings: CacheSettings) -> Self {
         Self {
             store,
             cache: settings.positive_or_negative(),
@@ -256,12 +266,12 @@ type AccountEntry = Option<Arc<ServiceAccount>>;
 /// service account's token needs. Unknown accounts are remembered briefly.
 #[derive(Clone)]
 pub struct ServiceAccountCache {
-    store: Arc<dyn UserStore>,
+    store: Arc<dyn CheckStore>,
     cache: FreshCache<(OrgName, ServiceAccountName), AccountEntry>,
 }
 
 impl ServiceAccountCache {
-    pub fn new(store: Arc<dyn UserStore>, settings: CacheSettings) -> Self {
+    pub fn new(store: Arc<dyn CheckStore>, settings: CacheSettings) -> Self {
         Self {
             store,
             cache: settings.positive_or_negative(),

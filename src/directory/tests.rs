@@ -3,10 +3,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 
 use super::*;
-use crate::{
-    domain::{IssuerName, Subject, UserId},
-    store::{Actor, NewUser},
-};
+use crate::domain::{IssuerName, Subject, UserId};
 
 /// A store that counts queries and answers slowly, to observe coalescing.
 #[derive(Default)]
@@ -18,7 +15,7 @@ struct CountingStore {
 }
 
 #[async_trait]
-impl UserStore for CountingStore {
+impl CheckStore for CountingStore {
     async fn find_by_identity(
         &self,
         issuer: &IssuerName,
@@ -38,23 +35,8 @@ impl UserStore for CountingStore {
             updated_at: 0,
         }))
     }
-    async fn get(&self, _: &UserRef) -> Result<Option<User>, StoreError> {
-        unimplemented!("not used by the cache")
-    }
-    async fn list(&self) -> Result<Vec<User>, StoreError> {
-        unimplemented!("not used by the cache")
-    }
-    async fn add(&self, _: &Actor, _: NewUser) -> Result<User, StoreError> {
-        unimplemented!("not used by the cache")
-    }
-    async fn set_enabled(&self, _: &Actor, _: &UserRef, _: bool) -> Result<User, StoreError> {
-        unimplemented!("not used by the cache")
-    }
     async fn update_login(&self, _: &UserRef, _: &Login) -> Result<User, StoreError> {
         unimplemented!("not used by these tests")
-    }
-    async fn remove(&self, _: &Actor, _: &UserRef) -> Result<User, StoreError> {
-        unimplemented!("not used by the cache")
     }
     async fn grants(&self, _: SubjectRef) -> Result<Grants, StoreError> {
         let enabled = !self.disabled.load(Ordering::SeqCst);

@@ -11,10 +11,7 @@ use std::sync::{
 use async_trait::async_trait;
 
 use super::*;
-use crate::{
-    domain::{IssuerName, Subject, UserId},
-    store::{Actor, NewUser},
-};
+use crate::domain::{IssuerName, Subject, UserId};
 
 const SUBJECTS: usize = 4;
 
@@ -59,7 +56,7 @@ impl VersionedStore {
 }
 
 #[async_trait]
-impl UserStore for VersionedStore {
+impl CheckStore for VersionedStore {
     async fn grants(&self, subject: SubjectRef) -> Result<Grants, StoreError> {
         let version = self.versions[Self::index(subject)].load(Ordering::SeqCst);
         self.pause().await;
@@ -76,22 +73,7 @@ impl UserStore for VersionedStore {
     ) -> Result<Option<User>, StoreError> {
         unimplemented!()
     }
-    async fn get(&self, _: &UserRef) -> Result<Option<User>, StoreError> {
-        unimplemented!()
-    }
-    async fn list(&self) -> Result<Vec<User>, StoreError> {
-        unimplemented!()
-    }
-    async fn add(&self, _: &Actor, _: NewUser) -> Result<User, StoreError> {
-        unimplemented!()
-    }
-    async fn set_enabled(&self, _: &Actor, _: &UserRef, _: bool) -> Result<User, StoreError> {
-        unimplemented!()
-    }
     async fn update_login(&self, _: &UserRef, _: &Login) -> Result<User, StoreError> {
-        unimplemented!()
-    }
-    async fn remove(&self, _: &Actor, _: &UserRef) -> Result<User, StoreError> {
         unimplemented!()
     }
     async fn service_account(

@@ -1,31 +1,6 @@
-//! The embedded SQLite user store: one file, created and migrated at start,
-//! in WAL mode so the CLI can write while the server reads.
+//! Users: one statement per way of naming them (`where_user!`).
 
-use std::{path::Path, str::FromStr, time::Duration};
-
-use async_trait::async_trait;
-use sqlx::{
-    FromRow, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-};
-
-use super::{
-    NewUser, StoreError, User, UserRef, UserStore,
-    iam::{Actor, ServiceAccount},
-    sqlite_iam::{bound_roles, commit_audited_user, user_in},
-};
-use crate::{
-    domain::{
-        DisplayName, Email, IssuerName, Login, OrgName, ServiceAccountName, Subject, SubjectRef,
-        UserId,
-    },
-    policy::{Action, rbac::Grants},
-};
-
-#[derive(Clone)]
-pub struct SqliteStore {
-    pub(super) pool: SqlitePool,
-}
+use super::*;
 
 // Macros rather than consts: sqlx only takes literal SQL, and `concat!`
 // only joins literals.
@@ -56,37 +31,9 @@ pub(super) const SELECT_MEMBERS: &str = concat!(
      ORDER BY login, id"
 );
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies migrations.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(|source| open_error(path, source))?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            // A check waiting longer than this is better answered with 503.
-            .acquire_timeout(Duration::from_secs(2))
-            .connect_with(options)
-            .await
-            .map_err(|source| open_error(path, source))?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
-    }
-
-    /// The pool, for tests that need to damage the database on purpose.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-}
-
 /// Runs an `UPDATE ... WHERE where_user!() RETURNING` that sets one column
 /// (`?4`) and `updated_at` (`?5`).
-async fn update_one<'q, T>(
+pub(super) async fn update_one<'q, T>(
     conn: &mut sqlx::SqliteConnection,
     user: &'q UserRef,
     sql: &'static str,
@@ -108,24 +55,17 @@ where
         .try_into()
 }
 
-fn open_error(path: &Path, source: sqlx::Error) -> StoreError {
-    StoreError::Open {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
 #[derive(FromRow)]
 pub(super) struct UserRow {
-    id: String,
-    issuer: String,
-    subject: String,
-    login: String,
-    email: Option<String>,
-    display_name: Option<String>,
-    enabled: bool,
-    created_at: i64,
-    updated_at: i64,
+    pub(super) id: String,
+    pub(super) issuer: String,
+    pub(super) subject: String,
+    pub(super) login: String,
+    pub(super) email: Option<String>,
+    pub(super) display_name: Option<String>,
+    pub(super) enabled: bool,
+    pub(super) created_at: i64,
+    pub(super) updated_at: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -167,30 +107,8 @@ pub(super) fn binds(user: &UserRef) -> (Option<String>, Option<&str>, Option<&st
     }
 }
 
-pub(super) fn now() -> i64 {
-    crate::identity::unix_now() as i64
-}
-
 #[async_trait]
-impl UserStore for SqliteStore {
-    async fn find_by_identity(
-        &self,
-        issuer: &IssuerName,
-        subject: &Subject,
-    ) -> Result<Option<User>, StoreError> {
-        let sql = concat!(
-            "SELECT ",
-            columns!(),
-            " FROM users WHERE issuer = ?1 AND subject = ?2"
-        );
-        let row: Option<UserRow> = sqlx::query_as(sql)
-            .bind(issuer.as_str())
-            .bind(subject.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(User::try_from).transpose()
-    }
-
+impl UserAdmin for SqliteStore {
     async fn get(&self, user: &UserRef) -> Result<Option<User>, StoreError> {
         let (id, issuer, subject) = binds(user);
         let sql = concat!("SELECT ", columns!(), " FROM users WHERE ", where_user!());
@@ -274,17 +192,6 @@ impl UserStore for SqliteStore {
         Ok(after)
     }
 
-    async fn update_login(&self, user: &UserRef, login: &Login) -> Result<User, StoreError> {
-        let sql = concat!(
-            "UPDATE users SET login = ?4, updated_at = ?5 WHERE ",
-            where_user!(),
-            " RETURNING ",
-            columns!()
-        );
-        let mut conn = self.pool.acquire().await?;
-        update_one(&mut conn, user, sql, login.as_str()).await
-    }
-
     async fn remove(&self, actor: &Actor, user: &UserRef) -> Result<User, StoreError> {
         let (id, issuer, subject) = binds(user);
         let sql = concat!(
@@ -309,114 +216,17 @@ impl UserStore for SqliteStore {
         commit_audited_user(tx, actor, "user.remove", Some(&removed), None).await?;
         Ok(removed)
     }
-
-    async fn grants(&self, subject: SubjectRef) -> Result<Grants, StoreError> {
-        self.load_grants(subject).await
-    }
-
-    async fn service_account(
-        &self,
-        org: &OrgName,
-        name: &ServiceAccountName,
-    ) -> Result<Option<ServiceAccount>, StoreError> {
-        self.load_service_account(org, name).await
-    }
-
-    async fn org_exists(&self, org: &OrgName) -> Result<bool, StoreError> {
-        Ok(self.get_org(org).await?.is_some())
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1 FROM users LIMIT 1")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn actor() -> Actor {
-        Actor::local("test")
-    }
-
-    fn new_user(subject: &str, login: &str) -> NewUser {
-        NewUser {
-            issuer: IssuerName::parse("dex").unwrap(),
-            subject: Subject::parse(subject).unwrap(),
-            login: Login::parse(login).unwrap(),
-            email: Some(Email::parse("o@example.com").unwrap()),
-            display_name: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn users_round_trip_and_duplicates_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("users.db"))
-            .await
-            .unwrap();
-        let added = store.add(&actor(), new_user("1", "octocat")).await.unwrap();
-        assert!(added.enabled);
-        let by_identity = UserRef::parse("dex:1").unwrap();
-        assert_eq!(store.get(&by_identity).await.unwrap(), Some(added.clone()));
-        assert_eq!(
-            store.get(&UserRef::Id(added.id)).await.unwrap(),
-            Some(added.clone())
+impl SqliteStore {
+    pub(super) async fn rename(&self, user: &UserRef, login: &Login) -> Result<User, StoreError> {
+        let sql = concat!(
+            "UPDATE users SET login = ?4, updated_at = ?5 WHERE ",
+            where_user!(),
+            " RETURNING ",
+            columns!()
         );
-
-        let err = store
-            .add(&actor(), new_user("1", "someone-else"))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Duplicate { .. }), "{err}");
-        assert_eq!(
-            store.list().await.unwrap().len(),
-            1,
-            "the duplicate left a row"
-        );
-
-        let disabled = store
-            .set_enabled(&actor(), &by_identity, false)
-            .await
-            .unwrap();
-        assert!(!disabled.enabled);
-        store
-            .remove(&actor(), &UserRef::Id(added.id))
-            .await
-            .unwrap();
-        assert_eq!(store.get(&by_identity).await.unwrap(), None);
-        assert!(matches!(
-            store.remove(&actor(), &by_identity).await,
-            Err(StoreError::NotFound(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn reopening_keeps_users_and_reapplies_no_migration() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("users.db");
-        SqliteStore::open(&path)
-            .await
-            .unwrap()
-            .add(&actor(), new_user("2", "hubot"))
-            .await
-            .unwrap();
-        let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(store.list().await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_missing_directory_is_a_clear_error() {
-        let err = SqliteStore::open(Path::new("/nonexistent/dir/users.db"))
-            .await
-            .err()
-            .unwrap();
-        assert!(
-            err.to_string().contains("/nonexistent/dir/users.db"),
-            "{err}"
-        );
+        let mut conn = self.pool.acquire().await?;
+        update_one(&mut conn, user, sql, login.as_str()).await
     }
 }

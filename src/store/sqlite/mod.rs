@@ -1,0 +1,119 @@
+//! The embedded SQLite store: one file, created and migrated at start, in
+//! WAL mode so the CLI can write while the server reads. The only SQL in the
+//! crate, one file per concept; every admin write is one transaction that
+//! ends in `audit::commit_audited` (its audit entry, then the commit).
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::{
+    FromRow, Sqlite, SqliteConnection, SqlitePool, Transaction,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use super::{
+    AccountAdmin, AuditLog, BindingAdmin, CheckStore, NewUser, OrgAdmin, RoleAdmin, StoreError,
+    User, UserAdmin, UserRef,
+    iam::{
+        Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount,
+        ServiceAccountKey, Snapshot,
+    },
+};
+use crate::{
+    domain::{
+        DisplayName, Email, InvalidValue, IssuerName, Login, OrgName, RoleName, ServiceAccountId,
+        ServiceAccountName, Subject, SubjectRef, UserId, unix_now,
+    },
+    policy::{
+        Action,
+        authority::Overreach,
+        rbac::{Grants, Permission, Role, Scope},
+    },
+};
+
+#[macro_use]
+mod users;
+#[macro_use]
+mod roles;
+mod accounts;
+mod audit;
+mod bindings;
+mod orgs;
+mod reads;
+mod subjects;
+#[cfg(test)]
+mod tests_iam;
+#[cfg(test)]
+mod tests_users;
+
+use accounts::service_account_in;
+use audit::{Change, commit_audited, commit_audited_user, record};
+use bindings::{bound_roles, holders};
+use orgs::org_in;
+use roles::{has_global_admin, insert_role, role_by_id, role_id, role_key, roles};
+use subjects::{subject_columns, subject_exists, subject_in_org, subject_row, user_in};
+use users::{SELECT_MEMBERS, SELECT_USER, UserRow, binds};
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|source| open_error(path, source))?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            // A check waiting longer than this is better answered with 503.
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_with(options)
+            .await
+            .map_err(|source| open_error(path, source))?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests that need to damage the database on purpose.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+fn open_error(path: &Path, source: sqlx::Error) -> StoreError {
+    StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn now() -> i64 {
+    unix_now() as i64
+}
+
+fn corrupt(id: &str) -> impl Fn(InvalidValue) -> StoreError + '_ {
+    move |e| StoreError::Corrupt {
+        id: id.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// Maps a unique-constraint violation to `AlreadyExists(what)`.
+fn unique(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::AlreadyExists(what()),
+        other => other.into(),
+    }
+}

@@ -1,0 +1,84 @@
+
+use super::*;
+
+fn actor() -> Actor {
+    Actor::local("test")
+}
+
+fn new_user(subject: &str, login: &str) -> NewUser {
+    NewUser {
+        issuer: IssuerName::parse("dex").unwrap(),
+        subject: Subject::parse(subject).unwrap(),
+        login: Login::parse(login).unwrap(),
+        email: Some(Email::parse("o@example.com").unwrap()),
+        display_name: None,
+    }
+}
+
+#[tokio::test]
+async fn users_round_trip_and_duplicates_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("users.db"))
+        .await
+        .unwrap();
+    let added = store.add(&actor(), new_user("1", "octocat")).await.unwrap();
+    assert!(added.enabled);
+    let by_identity = UserRef::parse("dex:1").unwrap();
+    assert_eq!(store.get(&by_identity).await.unwrap(), Some(added.clone()));
+    assert_eq!(
+        store.get(&UserRef::Id(added.id)).await.unwrap(),
+        Some(added.clone())
+    );
+
+    let err = store
+        .add(&actor(), new_user("1", "someone-else"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate { .. }), "{err}");
+    assert_eq!(
+        store.list().await.unwrap().len(),
+        1,
+        "the duplicate left a row"
+    );
+
+    let disabled = store
+        .set_enabled(&actor(), &by_identity, false)
+        .await
+        .unwrap();
+    assert!(!disabled.enabled);
+    store
+        .remove(&actor(), &UserRef::Id(added.id))
+        .await
+        .unwrap();
+    assert_eq!(store.get(&by_identity).await.unwrap(), None);
+    assert!(matches!(
+        store.remove(&actor(), &by_identity).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn reopening_keeps_users_and_reapplies_no_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.db");
+    SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .add(&actor(), new_user("2", "hubot"))
+        .await
+        .unwrap();
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_missing_directory_is_a_clear_error() {
+    let err = SqliteStore::open(Path::new("/nonexistent/dir/users.db"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("/nonexistent/dir/users.db"),
+        "{err}"
+    );
+}

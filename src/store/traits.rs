@@ -1,0 +1,197 @@
+//! What a database must do, in two sides: the check path's narrow reads
+//! ([`CheckStore`]) and the admin writes ([`IamStore`], one trait per
+//! concept). SQLite implements them in `sqlite/`; PostgreSQL will be a second
+//! implementation, and nothing above `store` names either.
+//!
+//! Every write takes the [`Actor`]: it checks the actor's authority against
+//! the rows it changes and writes its audit entry, both inside the write's
+//! own transaction.
+
+use async_trait::async_trait;
+
+use super::{
+    NewUser, StoreError, User, UserRef,
+    iam::{Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount},
+};
+use crate::{
+    domain::{IssuerName, Login, OrgName, ServiceAccountName, Subject, SubjectRef},
+    policy::rbac::{Grants, Role},
+};
+
+/// The check path's reads, each behind a cache in `directory`.
+#[async_trait]
+pub trait CheckStore: Send + Sync + 'static {
+    /// The user behind a verified identity.
+    async fn find_by_identity(
+        &self,
+        issuer: &IssuerName,
+        subject: &Subject,
+    ) -> Result<Option<User>, StoreError>;
+    /// What a subject may do (memberships and bound roles). An unknown
+    /// subject has no grants.
+    async fn grants(&self, subject: SubjectRef) -> Result<Grants, StoreError>;
+    /// A service account with its keys, by its token issuer `<org>/<name>`.
+    async fn service_account(
+        &self,
+        org: &OrgName,
+        name: &ServiceAccountName,
+    ) -> Result<Option<ServiceAccount>, StoreError>;
+    /// Whether an organization exists: a global role reaches every
+    /// organization, but only existing ones.
+    async fn org_exists(&self, org: &OrgName) -> Result<bool, StoreError>;
+    /// The check path's one write: a new login (a GitHub rename) for the
+    /// same identity.
+    async fn update_login(&self, user: &UserRef, login: &Login) -> Result<User, StoreError>;
+    /// Cheap round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Everything the `iam` service needs.
+pub trait IamStore:
+    CheckStore + UserAdmin + OrgAdmin + RoleAdmin + BindingAdmin + AccountAdmin + AuditLog
+{
+}
+
+impl<T> IamStore for T where
+    T: CheckStore + UserAdmin + OrgAdmin + RoleAdmin + BindingAdmin + AccountAdmin + AuditLog
+{
+}
+
+#[async_trait]
+pub trait UserAdmin: Send + Sync + 'static {
+    async fn get(&self, user: &UserRef) -> Result<Option<User>, StoreError>;
+    async fn list(&self) -> Result<Vec<User>, StoreError>;
+    async fn add(&self, actor: &Actor, user: NewUser) -> Result<User, StoreError>;
+    async fn set_enabled(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+        enabled: bool,
+    ) -> Result<User, StoreError>;
+    async fn remove(&self, actor: &Actor, user: &UserRef) -> Result<User, StoreError>;
+}
+
+#[async_trait]
+pub trait OrgAdmin: Send + Sync + 'static {
+    async fn create_org(&self, actor: &Actor, name: &OrgName) -> Result<Organization, StoreError>;
+    async fn get_org(&self, name: &OrgName) -> Result<Option<Organization>, StoreError>;
+    async fn list_orgs(&self) -> Result<Vec<Organization>, StoreError>;
+    /// Refuses while the organization still has members, roles or service
+    /// accounts: deleting them is a decision of its own, made one by one.
+    async fn delete_org(&self, actor: &Actor, name: &OrgName) -> Result<Organization, StoreError>;
+    /// Adds (or updates, e.g. to make it the default) a membership.
+    async fn add_member(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        user: &UserRef,
+        is_default: bool,
+    ) -> Result<(User, Membership), StoreError>;
+    /// Removes a membership and the user's bindings to roles of that
+    /// organization (they could not apply any more).
+    async fn remove_member(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        user: &UserRef,
+    ) -> Result<(User, Membership), StoreError>;
+    async fn list_members(&self, org: &OrgName) -> Result<Vec<(User, Membership)>, StoreError>;
+}
+
+#[async_trait]
+pub trait RoleAdmin: Send + Sync + 'static {
+    async fn create_role(&self, actor: &Actor, role: &Role) -> Result<Role, StoreError>;
+    async fn get_role(&self, key: &RoleKey) -> Result<Option<Role>, StoreError>;
+    /// Roles of one organization, or the global ones.
+    async fn list_roles(&self, org: Option<&OrgName>) -> Result<Vec<Role>, StoreError>;
+    /// Deletes a role and its bindings; returns the subjects that held it,
+    /// whose cached grants are now stale.
+    async fn delete_role(
+        &self,
+        actor: &Actor,
+        key: &RoleKey,
+    ) -> Result<(Role, Vec<SubjectRef>), StoreError>;
+}
+
+#[async_trait]
+pub trait BindingAdmin: Send + Sync + 'static {
+    /// Binds a role. A user must be a member of an org role's organization;
+    /// a service account must belong to it.
+    async fn bind_role(
+        &self,
+        actor: &Actor,
+        binding: &RoleBinding,
+    ) -> Result<RoleBinding, StoreError>;
+    async fn unbind_role(
+        &self,
+        actor: &Actor,
+        binding: &RoleBinding,
+    ) -> Result<RoleBinding, StoreError>;
+    /// Bindings of one organization's roles, or of the global roles, each
+    /// with its subject's name: a user's id, a service account's `ORG/NAME`.
+    async fn list_bindings(
+        &self,
+        org: Option<&OrgName>,
+    ) -> Result<Vec<(RoleBinding, String)>, StoreError>;
+    /// Whether any subject holds a global role that grants `iam`.
+    async fn has_global_admin(&self) -> Result<bool, StoreError>;
+    /// Makes `user` the first global admin: the global role `admin` (`*:*`)
+    /// is created if missing and bound to the user, in one transaction that
+    /// first re-checks that no global admin exists.
+    async fn bootstrap(&self, actor: &Actor, user: &UserRef) -> Result<Role, StoreError>;
+}
+
+#[async_trait]
+pub trait AccountAdmin: Send + Sync + 'static {
+    /// Creates an account with its first keys (each already checked by the
+    /// caller to parse for its algorithm), in one transaction.
+    async fn create_service_account(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &ServiceAccountName,
+        keys: &[(String, String)],
+    ) -> Result<ServiceAccount, StoreError>;
+    async fn list_service_accounts(&self, org: &OrgName)
+    -> Result<Vec<ServiceAccount>, StoreError>;
+    async fn delete_service_account(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &ServiceAccountName,
+    ) -> Result<ServiceAccount, StoreError>;
+    async fn set_service_account_enabled(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &ServiceAccountName,
+        enabled: bool,
+    ) -> Result<ServiceAccount, StoreError>;
+    /// Registers a public key (already checked by the caller to parse for
+    /// `algorithm`); its id is the `kid` tokens may name.
+    async fn add_service_account_key(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &ServiceAccountName,
+        algorithm: &str,
+        public_key_pem: &str,
+    ) -> Result<ServiceAccount, StoreError>;
+    async fn remove_service_account_key(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &ServiceAccountName,
+        key_id: &str,
+    ) -> Result<ServiceAccount, StoreError>;
+}
+
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
+    /// Newest first; one organization's entries, or all.
+    async fn list_audit(
+        &self,
+        org: Option<&OrgName>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+}
