@@ -13,6 +13,7 @@ pub mod config;
 pub mod directory;
 pub mod domain;
 pub mod freshness;
+pub mod iam;
 pub mod identity;
 pub mod policy;
 pub mod server;

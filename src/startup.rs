@@ -11,6 +11,7 @@ use crate::{
     config::{Config, ListenAddr},
     directory::{Directory, GrantsCache, OrgCache, ServiceAccountCache, UserCache},
     domain::IssuerName,
+    iam::{Iam, NoCaches},
     identity::{IdentityVerifier, TokenCache, service_account::ServiceAccountSource},
     server::{self, AdminService, Listener, ServeError},
     store::{CheckStore, SqliteStore, StoreError},
@@ -124,7 +125,12 @@ impl App {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "serving the admin API");
             }
-            let service = AdminService::new(self.checker.clone(), self.store.clone(), self.sources);
+            let iam = Iam::new(
+                Arc::new(self.store.clone()),
+                self.checker.clone(),
+                self.sources,
+            );
+            let service = AdminService::new(self.checker.clone(), Arc::new(iam));
             (listener, service)
         });
         let result = server::serve(
@@ -208,4 +214,19 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+/// Creates or migrates the database.
+pub async fn migrate(config: &Config) -> Result<(), StartupError> {
+    SqliteStore::open(&config.database).await?;
+    Ok(())
+}
+
+/// The `iam` service on the database file, for the operator's local
+/// commands: the same operations (and audit entries) as the admin API. A
+/// running server sees their effect within its cache TTLs.
+pub async fn local_iam(config: &Config) -> Result<Iam, StartupError> {
+    let store = SqliteStore::open(&config.database).await?;
+    let sources = config.source_names().into_iter().cloned().collect();
+    Ok(Iam::new(Arc::new(store), Arc::new(NoCaches), sources))
 }

@@ -12,8 +12,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use crate::{
     config::{Config, LogFormat, Overrides, Settings},
     domain::{DisplayName, Email, IssuerName, Login, Subject},
-    startup::{App, shutdown_signal},
-    store::{Actor, BindingAdmin, NewUser, SqliteStore, User, UserAdmin, UserRef},
+    startup::{self, App, shutdown_signal},
+    store::{Actor, NewUser, User, UserRef},
     telemetry,
 };
 
@@ -210,7 +210,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app.run_until_stopped(shutdown_signal()).await?;
         }
         Command::Migrate => {
-            SqliteStore::open(&config.database).await?;
+            startup::migrate(&config).await?;
             println!("database {} is up to date", config.database.display());
         }
         Command::Users {
@@ -231,15 +231,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&config.database).await?;
+    let iam = startup::local_iam(config).await?;
     let actor = local_actor();
     match command {
         UsersCommand::Add(add) => {
-            let user = store.add(&actor, new_user(&add, config)?).await?;
+            let user = iam.create_user(&actor, new_user(&add, config)?).await?;
             print_user(&user);
         }
         UsersCommand::List { json } => {
-            let users = store.list().await?;
+            let users = iam.list_users(&actor).await?;
             if json {
                 for user in &users {
                     println!("{}", user_json(user));
@@ -250,23 +250,18 @@ async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
         }
         UsersCommand::Show { user } => {
             let r = UserRef::parse(&user)?;
-            match store.get(&r).await? {
-                Some(user) => print_user(&user),
-                None => bail!("no user {r}"),
-            }
+            print_user(&iam.get_user(&actor, &r).await?);
         }
         UsersCommand::Disable { user } => print_user(
-            &store
-                .set_enabled(&actor, &UserRef::parse(&user)?, false)
+            &iam.set_user_enabled(&actor, &UserRef::parse(&user)?, false)
                 .await?,
         ),
         UsersCommand::Enable { user } => print_user(
-            &store
-                .set_enabled(&actor, &UserRef::parse(&user)?, true)
+            &iam.set_user_enabled(&actor, &UserRef::parse(&user)?, true)
                 .await?,
         ),
         UsersCommand::Remove { user } => {
-            let removed = store.remove(&actor, &UserRef::parse(&user)?).await?;
+            let removed = iam.delete_user(&actor, &UserRef::parse(&user)?).await?;
             println!(
                 "removed {} ({}:{})",
                 removed.id, removed.issuer, removed.subject
@@ -277,8 +272,8 @@ async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
 }
 
 async fn bootstrap(add: &AddUser, config: &Config) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&config.database).await?;
-    if store.has_global_admin().await? {
+    let iam = startup::local_iam(config).await?;
+    if iam.has_global_admin().await? {
         bail!(
             "a global admin exists already; add more through the admin API (dispatch-authz iam ...)"
         );
@@ -286,11 +281,11 @@ async fn bootstrap(add: &AddUser, config: &Config) -> anyhow::Result<()> {
     let actor = local_actor();
     let new = new_user(add, config)?;
     let r = UserRef::Identity(new.issuer.clone(), new.subject.clone());
-    let user = match store.get(&r).await? {
+    let user = match iam.find_user(&actor, &r).await? {
         Some(user) => user,
-        None => store.add(&actor, new).await?,
+        None => iam.create_user(&actor, new).await?,
     };
-    store.bootstrap(&actor, &UserRef::Id(user.id)).await?;
+    iam.bootstrap(&actor, &user).await?;
     print_user(&user);
     println!("is now a global admin (role admin, permission *:*)");
     Ok(())

@@ -55,6 +55,14 @@ pub enum Overreach {
 }
 
 impl Authority {
+    /// The caller's grants; `None` for local access, which may do anything.
+    pub fn grants(&self) -> Option<&Grants> {
+        match self {
+            Self::Local => None,
+            Self::Caller(grants) => Some(grants),
+        }
+    }
+
     /// `iam:<action>` on rows of `org`.
     pub fn in_org(&self, org: &OrgName, action: Action) -> Result<(), Overreach> {
         let Self::Caller(grants) = self else {

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::{
     domain::{IssuerName, Login, Subject},

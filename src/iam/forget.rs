@@ -1,0 +1,67 @@
+//! What a write made stale, and who forgets it.
+//!
+//! A write names its stale entries as data rather than calling the caches
+//! itself, so the same list can later travel to other replicas (PostgreSQL's
+//! `NOTIFY`) and the local CLI, which has no caches, can drop it.
+
+use async_trait::async_trait;
+
+use crate::{
+    check::Checker,
+    domain::{OrgName, SubjectRef},
+    store::{ServiceAccount, User},
+};
+
+/// A cache entry a write made stale.
+#[derive(Debug, Clone)]
+pub enum Stale {
+    /// The user record (lookup by identity) and the user's grants.
+    User(User),
+    /// A subject's grants (memberships, bindings, enabled).
+    Grants(SubjectRef),
+    /// The account record, its grants and its verified tokens.
+    Account(ServiceAccount),
+    /// Whether the organization exists.
+    Org(OrgName),
+}
+
+#[async_trait]
+pub trait Forget: Send + Sync + 'static {
+    /// Returns once no later lookup can see what the entries held before.
+    async fn forget(&self, stale: &[Stale]);
+}
+
+/// For writes made without a running server's caches (the CLI on the
+/// database file): a server sharing the file sees them within its TTLs.
+pub struct NoCaches;
+
+#[async_trait]
+impl Forget for NoCaches {
+    async fn forget(&self, _: &[Stale]) {}
+}
+
+#[async_trait]
+impl Forget for Checker {
+    async fn forget(&self, stale: &[Stale]) {
+        let directory = self.directory();
+        for entry in stale {
+            match entry {
+                Stale::User(user) => {
+                    directory.users.invalidate(user).await;
+                    directory.grants.invalidate(SubjectRef::User(user.id)).await;
+                }
+                Stale::Grants(subject) => directory.grants.invalidate(*subject).await,
+                Stale::Account(account) => {
+                    directory
+                        .accounts
+                        .invalidate(&account.org, &account.name)
+                        .await;
+                    let subject = SubjectRef::ServiceAccount(account.id);
+                    directory.grants.invalidate(subject).await;
+                    self.identity().forget_service_account(account.id);
+                }
+                Stale::Org(org) => directory.orgs.invalidate(org).await,
+            }
+        }
+    }
+}
