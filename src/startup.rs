@@ -12,7 +12,9 @@ use crate::{
     directory::{Directory, GrantsCache, OrgCache, ServiceAccountCache, UserCache},
     domain::IssuerName,
     iam::{Iam, NoCaches},
-    identity::{IdentityVerifier, TokenCache, service_account::ServiceAccountSource},
+    identity::{
+        IdentityVerifier, TokenCache, github::GithubSource, service_account::ServiceAccountSource,
+    },
     server::{self, AdminService, Listener, ServeError},
     store::{CheckStore, SqliteStore, StoreError},
 };
@@ -46,21 +48,25 @@ impl App {
         }
         let sources = config.source_names().into_iter().cloned().collect();
         let shared: Arc<dyn CheckStore> = Arc::new(store.clone());
-        let accounts = ServiceAccountCache::new(shared.clone(), config.users_cache);
+        let caches = config.caches;
+        let accounts = ServiceAccountCache::new(shared.clone(), caches.users);
+        let http = http_client();
+        let issuers = config.issuers.into_iter().map(|i| i.build(&http)).collect();
+        let github = config.github.map(|g| GithubSource::new(g, http.clone()));
         let identity = IdentityVerifier::new(
-            config.issuers,
-            TokenCache::new(config.tokens_capacity, config.tokens_max_ttl),
+            issuers,
+            TokenCache::new(caches.tokens_capacity, caches.tokens_max_ttl),
         )
-        .with_github(config.github)
+        .with_github(github)
         .with_service_accounts(
             config
                 .service_accounts
                 .map(|settings| ServiceAccountSource::new(accounts.clone(), settings)),
         );
         let directory = Directory {
-            users: UserCache::new(shared.clone(), config.users_cache),
-            grants: GrantsCache::new(shared.clone(), config.users_cache),
-            orgs: OrgCache::new(shared, config.users_cache),
+            users: UserCache::new(shared.clone(), caches.users),
+            grants: GrantsCache::new(shared.clone(), caches.users),
+            orgs: OrgCache::new(shared, caches.users),
             accounts,
         };
         let checker = Arc::new(Checker::new(
@@ -229,4 +235,15 @@ pub async fn local_iam(config: &Config) -> Result<Iam, StartupError> {
     let store = SqliteStore::open(&config.database).await?;
     let sources = config.source_names().into_iter().cloned().collect();
     Ok(Iam::new(Arc::new(store), Arc::new(NoCaches), sources))
+}
+
+/// The client for identity providers and the GitHub API: one connection
+/// pool, rustls with the system's trust store.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("dispatch-authz/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default()
 }

@@ -10,11 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::{
-    config::{Config, LogFormat, Overrides, Settings},
+    config::{Config, Overrides, Settings},
     domain::{DisplayName, Email, IssuerName, Login, Subject},
     startup::{self, App, shutdown_signal},
     store::{Actor, NewUser, User, UserRef},
-    telemetry,
+    telemetry::{self, LogFormat},
 };
 
 /// dispatch-authz: the identity layer for Envoy (ext_authz).

@@ -36,6 +36,7 @@ use super::{
 use crate::domain::{IssuerName, Login, Principal, Subject};
 
 /// A configured GitHub source.
+#[derive(Debug)]
 pub struct GithubSettings {
     pub name: IssuerName,
     /// `https://api.github.com`, or `https://HOST/api/v3` for GitHub Enterprise Server.
@@ -54,6 +55,16 @@ pub struct GithubSettings {
 pub struct OAuthApp {
     pub client_id: String,
     pub client_secret: String,
+}
+
+/// The secret never shows in `Debug` output or logs.
+impl std::fmt::Debug for OAuthApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthApp")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 type Outcome = Arc<Result<Arc<VerifiedIdentity>, TokenError>>;

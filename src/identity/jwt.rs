@@ -11,7 +11,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{TokenError, VerifiedIdentity, jwks::RemoteJwks, keys::VerifyKey};
+use super::{
+    TokenError, VerifiedIdentity,
+    jwks::{RemoteJwks, RemoteJwksSettings},
+    keys::VerifyKey,
+};
 use std::sync::Arc;
 
 use crate::domain::{Email, IssuerName, Login, Principal, Subject};
@@ -75,6 +79,50 @@ pub struct JwtIssuer {
     pub keys: KeySource,
     pub leeway_secs: u64,
     pub claims: ClaimMapping,
+}
+
+/// An issuer as configured and checked: a [`JwtIssuer`] whose remote keys
+/// are not fetched yet.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    pub name: IssuerName,
+    pub iss: String,
+    pub audiences: Vec<String>,
+    pub keys: KeyConfig,
+    pub leeway_secs: u64,
+    pub claims: ClaimMapping,
+}
+
+/// Where an issuer's keys come from.
+#[derive(Debug, Clone)]
+pub enum KeyConfig {
+    /// Read from files (each pinned to its algorithm).
+    Fixed(Vec<VerifyKey>),
+    /// Fetched from the provider (discovery or a JWKS URL).
+    Remote(RemoteJwksSettings),
+}
+
+impl IssuerConfig {
+    /// The issuer, with its remote key set (fetched by its refresher, on
+    /// the shared HTTP client).
+    pub fn build(self, http: &reqwest::Client) -> JwtIssuer {
+        let keys = match self.keys {
+            KeyConfig::Fixed(keys) => KeySource::fixed(keys),
+            KeyConfig::Remote(settings) => KeySource::Remote(Arc::new(RemoteJwks::new(
+                self.name.clone(),
+                settings,
+                http.clone(),
+            ))),
+        };
+        JwtIssuer {
+            name: self.name,
+            iss: self.iss,
+            audiences: self.audiences,
+            keys,
+            leeway_secs: self.leeway_secs,
+            claims: self.claims,
+        }
+    }
 }
 
 /// The JOSE header fields we read. `alg` is kept as a string so that

@@ -22,7 +22,7 @@ use jsonwebtoken::Algorithm;
 use thiserror::Error;
 
 pub use cache::TokenCache;
-pub use jwt::{ClaimMapping, JwtIssuer, KeySource};
+pub use jwt::{ClaimMapping, IssuerConfig, JwtIssuer, KeyConfig, KeySource};
 
 use crate::{
     domain::{Email, Login, Principal, ServiceAccountId},

@@ -1,0 +1,252 @@
+//! Configuration: raw settings (TOML file, `DISPATCH_AUTHZ_*` environment,
+//! command-line flags, in rising precedence) compiled into a [`Config`].
+//!
+//! Compilation does everything that can fail (parsing addresses, reading
+//! keys, checking issuers) so that a mistake stops start-up with a message
+//! naming the field, instead of surfacing as refused requests later.
+//! Unknown keys are errors: a typo must not silently fall back to a default.
+//!
+//! One file per section; each raw section compiles itself into the checked
+//! values the modules it configures take. Runtime objects (HTTP clients, key
+//! fetchers, caches) are built from those by `startup`, not here.
+
+mod authorization;
+mod cache;
+mod check;
+mod github;
+mod issuers;
+mod server;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::HashSet,
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use authorization::{
+    AuthorizationMode, AuthorizationSettings, RouteSettings, ServiceAccountConfig,
+};
+pub use cache::{CacheConfig, Caches};
+pub use check::CheckSettings;
+pub use github::GithubConfig;
+pub use issuers::{
+    ClaimSettings, GITHUB_ACTIONS_ISSUER, IssuerSettings, Preset, PublicKeySettings,
+    RemoteKeySettings,
+};
+pub use server::{AdminSettings, ListenAddr, LogSettings, ServerSettings, StoreSettings};
+
+use crate::{
+    check::{Authorization, RequestRules},
+    domain::IssuerName,
+    identity::{
+        IssuerConfig,
+        github::GithubSettings,
+        service_account::{self, ServiceAccountSettings},
+    },
+    telemetry::LogFormat,
+};
+
+pub const ENV_PREFIX: &str = "DISPATCH_AUTHZ_";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// Figment's message names the key and where it came from (file or
+    /// environment). Not a `#[source]`: the message already holds it.
+    #[error("configuration: {0}")]
+    Load(Box<figment::Error>),
+    #[error("configuration: {field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        Self::Load(Box::new(e))
+    }
+}
+
+fn invalid(field: impl Into<String>, reason: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The settings as written. See README.md's configuration reference.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub cache: CacheConfig,
+    pub check: CheckSettings,
+    pub log: LogSettings,
+    pub issuers: Vec<IssuerSettings>,
+    /// GitHub OAuth tokens, checked against the GitHub API.
+    pub github: Option<GithubConfig>,
+    pub authorization: AuthorizationSettings,
+    pub service_accounts: ServiceAccountConfig,
+    pub admin: AdminSettings,
+}
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Values given on the command line; they win over file and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub database: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// Everything the server needs, checked.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: ListenAddr,
+    pub shutdown_grace: Duration,
+    pub database: PathBuf,
+    pub caches: Caches,
+    pub request_rules: RequestRules,
+    pub issuers: Vec<IssuerConfig>,
+    pub github: Option<GithubSettings>,
+    pub authorization: Authorization,
+    pub service_accounts: Option<ServiceAccountSettings>,
+    /// `None`: no admin API.
+    pub admin_listen: Option<std::net::SocketAddr>,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Every configured source name (issuers and GitHub).
+    pub fn source_names(&self) -> Vec<&IssuerName> {
+        let github = self.github.as_ref().map(|g| &g.name);
+        self.issuers.iter().map(|i| &i.name).chain(github).collect()
+    }
+}
+
+impl Settings {
+    /// Reads defaults, then `file` (which must exist when given), then the
+    /// environment, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .split("__")
+                // Read by the CLI itself, not part of the settings.
+                .ignore(&["config"]),
+        );
+        if let Some(listen) = &overrides.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen));
+        }
+        if let Some(database) = &overrides.database {
+            figment = figment.merge(Serialized::default("store.database", database));
+        }
+        if let Some(format) = overrides.log_format {
+            figment = figment.merge(Serialized::default("log.format", format));
+        }
+        Ok(figment.extract()?)
+    }
+
+    pub fn compile(&self) -> Result<Config, ConfigError> {
+        let listen =
+            ListenAddr::parse(&self.server.listen).map_err(|e| invalid("server.listen", e))?;
+        within(
+            "server.shutdown_grace_secs",
+            self.server.shutdown_grace_secs,
+            0..=3600,
+        )?;
+        let caches = self.cache.compile()?;
+        let request_rules = self.check.compile()?;
+        let issuers = self.compile_issuers()?;
+        let names = issuers.iter().map(|i| i.name.clone()).collect();
+        let github = self
+            .github
+            .as_ref()
+            .map(|g| g.compile(&names))
+            .transpose()?;
+        Ok(Config {
+            listen,
+            shutdown_grace: Duration::from_secs(self.server.shutdown_grace_secs),
+            database: self.store.database.clone(),
+            caches,
+            request_rules,
+            issuers,
+            github,
+            authorization: self.authorization.compile()?,
+            service_accounts: self.service_accounts.compile()?,
+            admin_listen: self.admin.compile()?,
+            log_format: self.log.format,
+        })
+    }
+
+    fn compile_issuers(&self) -> Result<Vec<IssuerConfig>, ConfigError> {
+        let mut names = HashSet::new();
+        let mut isses = HashSet::new();
+        self.issuers
+            .iter()
+            .enumerate()
+            .map(|(i, settings)| {
+                let field = format!("issuers[{i}]");
+                let issuer = settings.compile(&field)?;
+                if issuer.name.as_str() == service_account::ISSUER_NAME {
+                    return Err(invalid(
+                        format!("{field}.name"),
+                        "reserved for service accounts",
+                    ));
+                }
+                if !names.insert(issuer.name.clone()) {
+                    return Err(invalid(format!("{field}.name"), "used by another issuer"));
+                }
+                if !isses.insert(issuer.iss.clone()) {
+                    return Err(invalid(format!("{field}.issuer"), "used by another issuer"));
+                }
+                Ok(issuer)
+            })
+            .collect()
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" | "http" => Ok(()),
+        other => Err(format!("{url:?}: scheme {other} is not http(s)")),
+    }
+}
+
+/// A number within its sensible range: a typo (a timeout in ms written in
+/// µs, a TTL of years) stops start-up instead of surprising later.
+fn within(
+    field: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<(), ConfigError> {
+    if !range.contains(&value) {
+        return Err(invalid(
+            field,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `[server]`, `[admin]`, `[store]`, `[log]`: where the sidecar listens,
+//! keeps its data and writes its log.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::invalid;
+use crate::{config::ConfigError, telemetry::LogFormat};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// `HOST:PORT`, or `unix:/path/to/socket`.
+    pub listen: String,
+    /// How long in-flight checks may take to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50051".into(),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// Path of the SQLite database file; created if missing.
+    pub database: PathBuf,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            database: "dispatch-authz.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// `HOST:PORT` of the admin gRPC API (loopback by default), or `off`.
+    pub listen: String,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50052".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if let Some(path) = value.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("expected unix:/path/to/socket".into());
+            }
+            return Ok(Self::Unix(path.into()));
+        }
+        value
+            .parse()
+            .map(Self::Tcp)
+            .map_err(|_| format!("{value:?} is not HOST:PORT (e.g. 127.0.0.1:50051) or unix:PATH"))
+    }
+}
+
+impl AdminSettings {
+    /// `None`: no admin API.
+    pub(super) fn compile(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        match self.listen.as_str() {
+            "off" => Ok(None),
+            addr => addr.parse().map(Some).map_err(|_| {
+                invalid(
+                    "admin.listen",
+                    "expected HOST:PORT (an IP address) or \"off\"",
+                )
+            }),
+        }
+    }
+}

@@ -1,0 +1,359 @@
+
+use jsonwebtoken::Algorithm;
+
+use super::*;
+use crate::identity::{KeyConfig, keys::VerifyKey};
+
+/// An issuer's keys read from files.
+fn fixed(keys: &KeyConfig) -> &[VerifyKey] {
+    match keys {
+        KeyConfig::Fixed(keys) => keys,
+        KeyConfig::Remote(_) => panic!("remote keys"),
+    }
+}
+
+fn load_str(toml: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, toml).unwrap();
+    Settings::load(Some(&path), &Overrides::default())?.compile()
+}
+
+fn err(toml: &str) -> String {
+    load_str(toml).unwrap_err().to_string()
+}
+
+const KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/keys/rsa.pub.pem"
+);
+
+fn issuer(extra: &str) -> String {
+    format!(
+        "[[issuers]]\nname = \"dex\"\nissuer = \"https://dex.test\"\naudiences = [\"dispatch\"]\n{extra}\n"
+    )
+}
+
+#[test]
+fn defaults_compile() {
+    let config = load_str("").unwrap();
+    assert_eq!(config.listen, ListenAddr::parse("127.0.0.1:50051").unwrap());
+    assert!(config.issuers.is_empty());
+}
+
+#[test]
+fn a_full_issuer_compiles() {
+    let config = load_str(&issuer(&format!(
+            "[[issuers.public_keys]]\npem_file = \"{KEY}\"\nalgorithm = \"RS256\"\nkid = \"k1\"\n[issuers.claims]\nlogin = \"login\"\nemail = \"\""
+        )))
+        .unwrap();
+    let dex = &config.issuers[0];
+    assert_eq!(fixed(&dex.keys).len(), 1);
+    assert_eq!(dex.claims.login.as_deref(), Some("login"));
+    assert_eq!(dex.claims.email, None);
+}
+
+#[test]
+fn a_jwks_file_compiles_with_pinned_algorithms() {
+    use jsonwebtoken::{
+        EncodingKey,
+        jwk::{Jwk, JwkSet},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pem = |name: &str| std::fs::read(KEY.replace("rsa.pub.pem", name)).unwrap();
+    let mut rsa = Jwk::from_encoding_key(
+        &EncodingKey::from_rsa_pem(&pem("rsa.pem")).unwrap(),
+        Algorithm::PS256,
+    )
+    .unwrap();
+    rsa.common.key_id = Some("r".into());
+    let mut ec = Jwk::from_encoding_key(
+        &EncodingKey::from_ec_pem(&pem("ec256.pem")).unwrap(),
+        Algorithm::ES256,
+    )
+    .unwrap();
+    ec.common.key_id = Some("e".into());
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::to_string(&JwkSet {
+            keys: vec![rsa, ec],
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let config = load_str(&issuer(&format!("jwks_file = \"{}\"", jwks.display()))).unwrap();
+    let algs: Vec<_> = fixed(&config.issuers[0].keys)
+        .iter()
+        .map(|k| (k.kid.clone().unwrap(), k.algorithm))
+        .collect();
+    assert_eq!(
+        algs,
+        [
+            ("r".to_owned(), Algorithm::PS256),
+            ("e".to_owned(), Algorithm::ES256)
+        ]
+    );
+
+    std::fs::write(&jwks, "{\"keys\": 3}").unwrap();
+    let e = err(&issuer(&format!("jwks_file = \"{}\"", jwks.display())));
+    assert!(
+        e.contains("issuers[0].jwks_file") && e.contains("not a JWKS document"),
+        "{e}"
+    );
+}
+
+#[test]
+fn remote_sources_compile_and_are_checked() {
+    let config = load_str(
+            "[[issuers]]\nname = \"actions\"\npreset = \"github-actions\"\naudiences = [\"dispatch\"]\n\n[github]\nrequired_team = \"acme/platform\"\n",
+        )
+        .unwrap();
+    let actions = &config.issuers[0];
+    assert_eq!(actions.iss, GITHUB_ACTIONS_ISSUER);
+    assert!(matches!(actions.keys, KeyConfig::Remote(_)));
+    assert_eq!(actions.claims.login.as_deref(), Some("repository"));
+    assert_eq!(config.github.as_ref().unwrap().name.as_str(), "github");
+    assert_eq!(config.source_names().len(), 2);
+
+    let cases = [
+        ("[github]\nclient_id = \"x\"\n", "github.client_id"),
+        (
+            "[github]\nrequired_team = \"acme\"\n",
+            "github.required_team",
+        ),
+        ("[github]\napi_url = \"ftp://x\"\n", "github.api_url"),
+        (
+            "[github]\nname = \"test\"\n[[issuers]]\nname = \"test\"\nissuer = \"https://x\"\naudiences = [\"a\"]\ndiscovery = true\n",
+            "github.name",
+        ),
+        ("[github]\ncleint_id = \"x\"\n", "cleint_id"),
+        (
+            &issuer(&format!("discovery = true\njwks_file = \"{KEY}\"")),
+            "cannot be combined",
+        ),
+        (&issuer("jwks_uri = \"not a url\""), "issuers[0].jwks_uri"),
+        (
+            "[[issuers]]\nname = \"x\"\naudiences = [\"a\"]\ndiscovery = true\n",
+            "issuers[0].issuer",
+        ),
+        (
+            "[check]\ntoken_header = \"Authorization\"\n",
+            "check.token_header",
+        ),
+    ];
+    for (toml, want) in cases {
+        let e = err(toml);
+        assert!(e.contains(want), "want {want:?} in {e}");
+    }
+}
+
+#[test]
+fn a_typo_names_the_key() {
+    let e = err("[server]\nlisten_addr = \"127.0.0.1:1\"\n");
+    assert!(e.contains("listen_addr"), "{e}");
+    let e = err("[sever]\n");
+    assert!(e.contains("sever"), "{e}");
+}
+
+#[test]
+fn invalid_values_name_the_field() {
+    let cases = [
+        ("[server]\nlisten = \"localhost\"", "server.listen"),
+        ("[cache]\nusers_capacity = 0", "cache.users_capacity"),
+        (
+            "[check]\npublic_paths = [\"/a/../b\"]",
+            "check.public_paths",
+        ),
+        ("[check]\nmax_token_bytes = 70000", "check.max_token_bytes"),
+        (
+            "[check]\npassthrough_headers = [\"x-dispatch-user\"]",
+            "check.passthrough_headers",
+        ),
+        (
+            "[check]\npassthrough_headers = [\"authorization\"]",
+            "check.passthrough_headers",
+        ),
+        (
+            "[check]\nmethod_override = \"maybe\"",
+            "check.method_override",
+        ),
+        (
+            "[check]\ndefault_deadline_ms = 0",
+            "check.default_deadline_ms",
+        ),
+        // Regression (issue 9, item 14): numbers are range-checked.
+        ("[cache]\nusers_ttl_secs = 99999999", "cache.users_ttl_secs"),
+        (
+            "[cache]\ntokens_max_ttl_secs = 99999999",
+            "cache.tokens_max_ttl_secs",
+        ),
+        (
+            "[server]\nshutdown_grace_secs = 99999",
+            "server.shutdown_grace_secs",
+        ),
+        ("[github]\ntimeout_ms = 0", "github.timeout_ms"),
+        ("[github]\nlookups_per_sec = 0", "github.lookups_per_sec"),
+        (
+            "[github]\nfailure_ttl_secs = 99999",
+            "github.failure_ttl_secs",
+        ),
+        (
+            "[service_accounts]\nmax_token_lifetime_secs = 9999999",
+            "service_accounts.max_token_lifetime_secs",
+        ),
+        ("[cache]\nusers_ttl_secs = \"soon\"", "users_ttl_secs"),
+    ];
+    for (toml, field) in cases {
+        let e = err(toml);
+        assert!(e.contains(field), "{toml}: {e}");
+    }
+}
+
+#[test]
+fn issuers_are_checked() {
+    let pem = format!("[[issuers.public_keys]]\npem_file = \"{KEY}\"\nalgorithm = \"RS256\"");
+    let cases = [
+        (issuer(""), "issuers[0].jwks_file: the issuer has no keys"),
+        (
+            issuer("hmac_secret = \"0123456789abcdef0123456789abcdef\""),
+            "development only",
+        ),
+        (
+            issuer("hmac_secret = \"short\"\ndevelopment_only = true"),
+            "at least 32 bytes",
+        ),
+        (
+            issuer(&pem.replace("RS256", "HS256")),
+            "not allowed for a public key",
+        ),
+        (issuer(&pem.replace("RS256", "RS999")), "unknown algorithm"),
+        (
+            issuer(&pem.replace(KEY, "/nonexistent.pem")),
+            "issuers[0].public_keys[0].pem_file",
+        ),
+        (
+            issuer("jwks_file = \"/nonexistent.json\""),
+            "/nonexistent.json",
+        ),
+        (
+            issuer(&pem).replace("audiences = [\"dispatch\"]", "audiences = []"),
+            "issuers[0].audiences",
+        ),
+        (
+            issuer(&pem).replace("name = \"dex\"", "name = \"Dex\""),
+            "issuers[0].name",
+        ),
+        (
+            format!(
+                "{}{}",
+                issuer(&pem),
+                issuer(&pem).replace("https://dex.test", "https://x")
+            ),
+            "issuers[1].name: used by another issuer",
+        ),
+    ];
+    for (toml, want) in cases {
+        let e = err(&toml);
+        assert!(e.contains(want), "want {want:?} in {e}");
+    }
+}
+
+#[test]
+fn a_private_key_is_refused_as_a_public_key() {
+    let private = KEY.replace("rsa.pub.pem", "rsa.pem");
+    let e = err(&issuer(&format!(
+        "[[issuers.public_keys]]\npem_file = \"{private}\"\nalgorithm = \"RS256\""
+    )));
+    assert!(e.contains("private key"), "{e}");
+}
+
+#[test]
+fn secrets_stay_out_of_debug_output() {
+    let settings: IssuerSettings = toml_like(
+        r#"name = "dev"
+issuer = "x"
+audiences = ["a"]
+hmac_secret = "super-secret-value-super-secret-value"
+development_only = true"#,
+    );
+    assert!(!format!("{settings:?}").contains("super-secret"));
+}
+
+fn toml_like<T: serde::de::DeserializeOwned>(s: &str) -> T {
+    Figment::from(Toml::string(s)).extract().unwrap()
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let e = Settings::load(
+        Some(Path::new("/nonexistent/c.toml")),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("/nonexistent/c.toml"), "{e}");
+}
+
+#[test]
+fn flags_win_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+    let overrides = Overrides {
+        listen: Some("127.0.0.1:2".into()),
+        ..Default::default()
+    };
+    let settings = Settings::load(Some(&path), &overrides).unwrap();
+    assert_eq!(settings.server.listen, "127.0.0.1:2");
+}
+
+#[test]
+fn authorization_service_accounts_and_admin_compile_or_name_the_field() {
+    let config = load_str("").unwrap();
+    assert!(
+        matches!(config.authorization, Authorization::Rbac(_)),
+        "rbac by default"
+    );
+    assert_eq!(
+        config.admin_listen,
+        Some("127.0.0.1:50052".parse().unwrap())
+    );
+    assert_eq!(
+        config.service_accounts.map(|s| s.max_token_lifetime_secs),
+        Some(3600)
+    );
+    let config = load_str(
+        "[authorization]\nmode = \"registered\"\n[admin]\nlisten = \"off\"\n\
+             [service_accounts]\nenabled = false\n",
+    )
+    .unwrap();
+    assert!(matches!(config.authorization, Authorization::Registered));
+    assert!(config.admin_listen.is_none() && config.service_accounts.is_none());
+
+    let cases = [
+        (
+            "[[authorization.routes]]\nprefix = \"/a/../b\"\nresource = \"x\"\n",
+            "authorization.routes[0]",
+        ),
+        (
+            "[[authorization.routes]]\nprefix = \"/a\"\nresource = \"Bad Name\"\n",
+            "authorization.routes[0]",
+        ),
+        ("[authorization]\nmode = \"allow-all\"\n", "allow-all"),
+        ("[admin]\nlisten = \"localhost\"\n", "admin.listen"),
+        (
+            "[service_accounts]\nmax_token_lifetime_secs = 0\n",
+            "service_accounts.max_token_lifetime_secs",
+        ),
+    ];
+    let reserved = issuer(&format!(
+        "[[issuers.public_keys]]\npem_file = \"{KEY}\"\nalgorithm = \"RS256\"\n"
+    ))
+    .replace("name = \"dex\"", "name = \"service-account\"");
+    let reserved = [(reserved.as_str(), "reserved for service accounts")];
+    for (toml, want) in cases.into_iter().chain(reserved) {
+        let e = err(toml);
+        assert!(e.contains(want), "{toml}: {e}");
+    }
+}
