@@ -1,5 +1,6 @@
 //! The outcome of a check: a permit (as whom) or a denial (why, and what
-//! the client is told). The upstream headers of a permit are `upstream.rs`.
+//! the client is told). An allow carries the upstream headers its permit
+//! produces (`upstream.rs`).
 //!
 //! Protocol-neutral: `server::grpc` turns a [`Decision`] into Envoy's
 //! `CheckResponse`; a later HTTP mode turns it into a status and headers.
@@ -13,9 +14,23 @@ use crate::{
     store::{ServiceAccount, User},
 };
 
+/// The final answer: a front end only translates it.
 pub enum Decision {
-    Allow(Permit),
+    Allow {
+        permit: Permit,
+        upstream: UpstreamHeaders,
+    },
     Deny(Denial),
+}
+
+/// What to do to the upstream request on an allow: headers to set
+/// (overwriting any client copy) and client headers to remove.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamHeaders {
+    pub set: Vec<(&'static str, String)>,
+    /// Names exactly as the client sent them (lower-cased), never a name in
+    /// `set`.
+    pub remove: Vec<String>,
 }
 
 /// Why a request may pass, and as whom.

@@ -34,7 +34,7 @@ pub(super) fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &De
     let issuer = seen.principal.as_ref().map(|p| p.issuer.as_str());
     let request_id = request.request_id.as_ref().map(|id| id.as_str());
     match decision {
-        Decision::Allow(permit) => {
+        Decision::Allow { permit, .. } => {
             let who = permit.who();
             let subject = who.map(Who::subject);
             let allowed = match permit {

@@ -18,29 +18,26 @@
 pub mod decision;
 mod log;
 pub mod method;
+mod phases;
 pub mod request;
 pub mod upstream;
 
 use std::{sync::Arc, task::Poll, time::Duration};
 
-use tracing::{Instrument, debug_span, error, info};
+use tracing::{Instrument, debug_span};
 
-pub use decision::{BearerError, Decision, Denial, DenialKind, Permit, Who};
+pub use decision::{BearerError, Decision, Denial, DenialKind, Permit, UpstreamHeaders, Who};
 pub use method::MethodOverride;
 pub use request::{ClientHeaders, CredentialSettings, RequestView};
-pub use upstream::{UpstreamHeaders, UpstreamRules};
+pub use upstream::UpstreamRules;
 
 use log::{Seen, log_decision};
+use phases::Route;
 
 use crate::{
     directory::Directory,
-    domain::{OrgName, SubjectRef},
-    identity::{IdentityVerifier, TokenError, VerifiedIdentity},
-    policy::{
-        self, Action, PublicPaths, RequestPath, RouteMap, Target,
-        rbac::{Grants, Refused},
-    },
-    store::User,
+    identity::IdentityVerifier,
+    policy::{PublicPaths, RouteMap, rbac::Grants},
 };
 
 /// What an allowed identity needs beyond being known.
@@ -96,13 +93,6 @@ impl Checker {
         }
     }
 
-    /// What an allow does to the upstream request.
-    pub fn upstream_headers(&self, permit: &Permit, request: &RequestView<'_>) -> UpstreamHeaders {
-        self.rules
-            .upstream
-            .headers(permit, request, &self.rules.credentials)
-    }
-
     pub fn directory(&self) -> &Directory {
         &self.directory
     }
@@ -128,7 +118,13 @@ impl Checker {
         async {
             let mut seen = Seen::default();
             let budget = request.budget.unwrap_or(self.rules.default_budget);
-            let decision = within(budget, self.decide(request, &mut seen)).await;
+            let decision = within(budget, async {
+                match self.decide(request, &mut seen).await {
+                    Ok(permit) => self.allow(permit, request),
+                    Err(denial) => Decision::Deny(denial),
+                }
+            })
+            .await;
             log_decision(request, &seen, &decision);
             decision
         }
@@ -136,175 +132,40 @@ impl Checker {
         .await
     }
 
-    async fn decide(&self, request: &RequestView<'_>, seen: &mut Seen) -> Decision {
-        let path = match RequestPath::parse(request.path) {
-            Ok(path) => path,
-            Err(e) => return deny(DenialKind::InvalidRequest, "ambiguous_path", e),
+    /// The phases in order; the first denial ends the check.
+    async fn decide(&self, request: &RequestView<'_>, seen: &mut Seen) -> Result<Permit, Denial> {
+        let Route::Protected { method, resource } = self.route(request)? else {
+            return Ok(Permit::PublicPath);
         };
-        let method = match self.rules.method_override.effective(request) {
-            Ok(method) => method,
-            Err(e) => return deny(DenialKind::InvalidRequest, e.code(), e),
-        };
-        let routes = match &self.authorization {
-            Authorization::Registered => None,
-            Authorization::Rbac(routes) => Some(routes),
-        };
-        let resource = match policy::target(&path, request.host, &self.rules.public, routes) {
-            Ok(Target::Public) => return Decision::Allow(Permit::PublicPath),
-            Ok(Target::Resource(resource)) => resource,
-            Err(e) => return deny(DenialKind::InvalidRequest, "ambiguous_path", e),
-        };
-        let token = match request::bearer_token(&request.headers, &self.rules.credentials) {
-            Ok(token) => token,
-            Err(e) => return deny(e.kind(), e.code(), e),
-        };
-        let identity = match self.identity.verify(token).await {
-            Ok(identity) => identity,
-            Err(e) => return deny(token_denial(&e), e.code(), e),
-        };
+        let token = self.credential(&request.headers)?;
+        let identity = self.verify(token).await?;
         seen.principal = Some(identity.principal.clone());
-        let who = match self.subject(&identity, seen).await {
-            Ok(who) => who,
-            Err(denial) => return Decision::Deny(denial),
+        let who = self.subject(&identity, seen).await?;
+        let allowed = match &self.authorization {
+            Authorization::Registered => None,
+            Authorization::Rbac(_) => Some(self.authorize(request, &method, resource, &who).await?),
         };
-        if routes.is_none() {
-            return Decision::Allow(Permit::Subject { who, allowed: None });
-        }
-        match self.authorize(request, &method, resource, &who).await {
-            Ok(allowed) => Decision::Allow(Permit::Subject {
-                who,
-                allowed: Some(allowed),
-            }),
-            Err(denial) => Decision::Deny(denial),
-        }
+        Ok(Permit::Subject { who, allowed })
+    }
+
+    /// The last phase: what the allow does to the upstream request.
+    fn allow(&self, permit: Permit, request: &RequestView<'_>) -> Decision {
+        let upstream = self
+            .rules
+            .upstream
+            .headers(&permit, request, &self.rules.credentials);
+        Decision::Allow { permit, upstream }
     }
 
     /// The admin API's way in: the same credential rules, sources and
     /// caches as Check, ending in the caller's grants instead of a request
     /// decision.
     pub async fn authenticate(&self, headers: &ClientHeaders<'_>) -> Result<Caller, Denial> {
-        let token = request::bearer_token(headers, &self.rules.credentials)
-            .map_err(|e| denial(e.kind(), e.code(), e))?;
-        let identity = self
-            .identity
-            .verify(token)
-            .await
-            .map_err(|e| denial(token_denial(&e), e.code(), e))?;
+        let token = self.credential(headers)?;
+        let identity = self.verify(token).await?;
         let who = self.subject(&identity, &mut Seen::default()).await?;
         let grants = self.grants(&who).await?;
         Ok(Caller { who, grants })
-    }
-
-    /// The subject's memberships and roles (cached).
-    async fn grants(&self, who: &Who) -> Result<Arc<Grants>, Denial> {
-        self.directory
-            .grants
-            .get(who.subject())
-            .await
-            .map_err(|e| store_unavailable(&e))
-    }
-
-    /// Step 4: the verified identity as a known, enabled subject.
-    async fn subject(&self, identity: &VerifiedIdentity, seen: &mut Seen) -> Result<Who, Denial> {
-        if let Some(account) = &identity.service_account {
-            seen.subject = Some(SubjectRef::ServiceAccount(account.id));
-            if !account.enabled {
-                return Err(denial(
-                    DenialKind::Forbidden,
-                    "subject_disabled",
-                    "service account is disabled",
-                ));
-            }
-            return Ok(Who::ServiceAccount(account.clone()));
-        }
-        match self.directory.users.find(&identity.principal).await {
-            Ok(Some(user)) => {
-                seen.subject = Some(SubjectRef::User(user.id));
-                if !user.enabled {
-                    return Err(denial(
-                        DenialKind::Forbidden,
-                        "user_disabled",
-                        "user is disabled",
-                    ));
-                }
-                Ok(Who::User(self.sync_login(user, identity).await))
-            }
-            Ok(None) => Err(denial(
-                DenialKind::Forbidden,
-                "unknown_user",
-                "user is not registered with dispatch",
-            )),
-            Err(e) => Err(store_unavailable(&e)),
-        }
-    }
-
-    /// Step 5: `(org, resource, action)`, decided by the subject's roles.
-    async fn authorize(
-        &self,
-        request: &RequestView<'_>,
-        method: &str,
-        resource: Option<&str>,
-        who: &Who,
-    ) -> Result<crate::policy::rbac::Allowed, Denial> {
-        let Some(action) = Action::from_method(method) else {
-            return Err(denial(
-                DenialKind::Forbidden,
-                "method_not_mapped",
-                "the request method has no action in the authorization model",
-            ));
-        };
-        let Some(resource) = resource else {
-            return Err(denial(
-                DenialKind::Forbidden,
-                "unmatched_route",
-                "no route maps this path to a resource",
-            ));
-        };
-        let org = requested_org(request)?;
-        let grants = self.grants(who).await?;
-        let allowed = grants
-            .decide(org.as_ref(), resource, action)
-            .map_err(|refused| denial(DenialKind::Forbidden, refused_code(&refused), refused))?;
-        // A member's organization exists (memberships go with it); a global
-        // role reaches any name, so the name must be one we know, or the
-        // upstream would be told a verified organization that is not there.
-        if !grants.member_of.contains(&allowed.org) {
-            match self.directory.orgs.exists(&allowed.org).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(denial(
-                        DenialKind::Forbidden,
-                        "unknown_org",
-                        format!("no organization {}", allowed.org),
-                    ));
-                }
-                Err(e) => return Err(store_unavailable(&e)),
-            }
-        }
-        Ok(allowed)
-    }
-
-    /// A source that is authoritative for logins (GitHub) renamed the user:
-    /// record it, so headers and logs show the current login. Same user, same
-    /// id; only the display name changes. A failure here is logged, not fatal.
-    async fn sync_login(&self, user: Arc<User>, identity: &VerifiedIdentity) -> Arc<User> {
-        let Some(login) = identity
-            .login
-            .as_ref()
-            .filter(|l| identity.login_is_authoritative && **l != user.login)
-        else {
-            return user;
-        };
-        match self.directory.users.update_login(&user, login).await {
-            Ok(updated) => {
-                info!(user_id = %user.id, old = %user.login, new = %login, "login changed at the source");
-                Arc::new(updated)
-            }
-            Err(e) => {
-                error!(user_id = %user.id, error = %e, "could not record a changed login");
-                user
-            }
-        }
     }
 }
 
@@ -330,64 +191,6 @@ async fn within(budget: Duration, decide: impl Future<Output = Decision>) -> Dec
     }
 }
 
-/// A provider outage is not the caller's fault: 503, like a database fault.
-fn token_denial(e: &TokenError) -> DenialKind {
-    match e {
-        TokenError::KeysUnavailable | TokenError::ProviderUnavailable { .. } => {
-            DenialKind::Unavailable
-        }
-        TokenError::NotAuthorized(_) => DenialKind::Forbidden,
-        _ => DenialKind::Unauthenticated {
-            error: Some(BearerError::InvalidToken),
-        },
-    }
-}
-
 fn deny(kind: DenialKind, reason: &'static str, message: impl ToString) -> Decision {
-    Decision::Deny(denial(kind, reason, message))
-}
-
-fn denial(kind: DenialKind, reason: &'static str, message: impl ToString) -> Denial {
-    Denial::new(kind, reason, message.to_string())
-}
-
-fn store_unavailable(e: &crate::store::StoreError) -> Denial {
-    error!(error = %e, "store unavailable");
-    denial(
-        DenialKind::Unavailable,
-        "store_unavailable",
-        "authorization is temporarily unavailable; retry later",
-    )
-}
-
-/// The organization the client asks for (`x-dispatch-org`), if any. Sent
-/// twice, or not a valid name, it is refused rather than guessed at.
-fn requested_org(request: &RequestView<'_>) -> Result<Option<OrgName>, Denial> {
-    let mut values = request.headers.get_all(decision::names::ORG);
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() || value.contains(',') {
-        return Err(denial(
-            DenialKind::InvalidRequest,
-            "ambiguous_org",
-            "x-dispatch-org must be sent once, with one organization",
-        ));
-    }
-    OrgName::parse(value).map(Some).map_err(|e| {
-        denial(
-            DenialKind::InvalidRequest,
-            "invalid_org",
-            format!("x-dispatch-org: {e}"),
-        )
-    })
-}
-
-fn refused_code(refused: &Refused) -> &'static str {
-    match refused {
-        Refused::Disabled => "subject_disabled",
-        Refused::NoOrg => "no_org",
-        Refused::NotAMember(_) => "not_a_member",
-        Refused::NotGranted { .. } => "not_granted",
-    }
+    Decision::Deny(phases::denial(kind, reason, message))
 }

@@ -15,19 +15,9 @@
 //! Envoy applies removals after sets, so a name is never in both lists.
 
 use super::{
-    decision::{Permit, Who, names},
+    decision::{Permit, UpstreamHeaders, Who, names},
     request::{CredentialSettings, RequestView, is_dispatch_name, same_name},
 };
-
-/// What to do to the upstream request on an allow: headers to set
-/// (overwriting any client copy) and client headers to remove.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UpstreamHeaders {
-    pub set: Vec<(&'static str, String)>,
-    /// Names exactly as the client sent them (lower-cased), never a name in
-    /// `set`.
-    pub remove: Vec<String>,
-}
 
 /// Dispatch's own client inputs in our namespace: its API gateway reads
 /// them (synchronous or asynchronous runs, the project), so they pass by

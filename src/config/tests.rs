@@ -1,4 +1,3 @@
-
 use jsonwebtoken::Algorithm;
 
 use super::*;

@@ -17,3 +17,18 @@ pub mod routes;
 pub use path::{AmbiguousPath, InvalidPublicPath, PublicPaths, RequestPath};
 pub use readings::{Target, target};
 pub use routes::{Action, RouteMap};
+
+use crate::domain::OrgName;
+use rbac::{Allowed, Grants, Refused};
+
+/// The authorization decision, pure: may a subject with `grants` do
+/// `action` on `resource` in `org` (the subject's default organization when
+/// `None`)? Allowed names the organization and the roles that granted it.
+pub fn authorize(
+    grants: &Grants,
+    org: Option<&OrgName>,
+    resource: &str,
+    action: Action,
+) -> Result<Allowed, Refused> {
+    grants.decide(org, resource, action)
+}

@@ -49,8 +49,7 @@ impl Authorization for AuthorizationService {
         let response = match request_view(&request) {
             Ok(mut view) => {
                 view.budget = budget;
-                let decision = self.checker.check(&view).await;
-                check_response(&self.checker, &decision, &view)
+                check_response(self.checker.check(&view).await)
             }
             Err(message) => {
                 tracing::info!(
@@ -140,14 +139,10 @@ fn budget(timeout: Duration) -> Duration {
     timeout * 4 / 5
 }
 
-pub fn check_response(
-    checker: &Checker,
-    decision: &Decision,
-    request: &RequestView<'_>,
-) -> CheckResponse {
+pub fn check_response(decision: Decision) -> CheckResponse {
     match decision {
-        Decision::Allow(permit) => allowed(permit, checker.upstream_headers(permit, request)),
-        Decision::Deny(denial) => denied(denial),
+        Decision::Allow { permit, upstream } => allowed(&permit, upstream),
+        Decision::Deny(denial) => denied(&denial),
     }
 }
 
