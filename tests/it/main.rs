@@ -9,6 +9,7 @@ mod common;
 
 mod admin;
 mod api;
+mod architecture;
 mod cli;
 mod envoy;
 mod escalation;
