@@ -47,46 +47,20 @@ impl App {
             );
         }
         let sources = config.source_names().into_iter().cloned().collect();
-        let shared: Arc<dyn CheckStore> = Arc::new(store.clone());
-        let caches = config.caches;
-        let accounts = ServiceAccountCache::new(shared.clone(), caches.users);
-        let http = http_client();
-        let issuers = config.issuers.into_iter().map(|i| i.build(&http)).collect();
-        let github = config.github.map(|g| GithubSource::new(g, http.clone()));
-        let identity = IdentityVerifier::new(
-            issuers,
-            TokenCache::new(caches.tokens_capacity, caches.tokens_max_ttl),
-        )
-        .with_github(github)
-        .with_service_accounts(
-            config
-                .service_accounts
-                .map(|settings| ServiceAccountSource::new(accounts.clone(), settings)),
-        );
-        let directory = Directory {
-            users: UserCache::new(shared.clone(), caches.users),
-            grants: GrantsCache::new(shared.clone(), caches.users),
-            orgs: OrgCache::new(shared, caches.users),
-            accounts,
-        };
-        let checker = Arc::new(Checker::new(
-            identity,
-            directory,
-            config.request_rules,
-            config.authorization,
-        ));
         let listener = bind(&config.listen).await?;
         let admin = match config.admin_listen {
             Some(addr) => Some(bind_admin(addr).await?),
             None => None,
         };
+        let shutdown_grace = config.shutdown_grace;
+        let checker = Arc::new(checker(Arc::new(store.clone()), config));
         Ok(Self {
             listener,
             admin,
             sources,
             checker,
             store,
-            shutdown_grace: config.shutdown_grace,
+            shutdown_grace,
         })
     }
 
@@ -220,6 +194,40 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+/// The check pipeline over `store`, as the server assembles it: the
+/// configured identity sources (remote keys fetched by refreshers the
+/// caller runs), the caches, the request rules and the authorization mode.
+/// Tests build it over an in-memory store to decide without the wire.
+pub fn checker(store: Arc<dyn CheckStore>, config: Config) -> Checker {
+    let caches = config.caches;
+    let accounts = ServiceAccountCache::new(store.clone(), caches.users);
+    let http = http_client();
+    let issuers = config.issuers.into_iter().map(|i| i.build(&http)).collect();
+    let github = config.github.map(|g| GithubSource::new(g, http.clone()));
+    let identity = IdentityVerifier::new(
+        issuers,
+        TokenCache::new(caches.tokens_capacity, caches.tokens_max_ttl),
+    )
+    .with_github(github)
+    .with_service_accounts(
+        config
+            .service_accounts
+            .map(|settings| ServiceAccountSource::new(accounts.clone(), settings)),
+    );
+    let directory = Directory {
+        users: UserCache::new(store.clone(), caches.users),
+        grants: GrantsCache::new(store.clone(), caches.users),
+        orgs: OrgCache::new(store, caches.users),
+        accounts,
+    };
+    Checker::new(
+        identity,
+        directory,
+        config.request_rules,
+        config.authorization,
+    )
 }
 
 /// Creates or migrates the database.

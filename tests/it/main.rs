@@ -15,6 +15,7 @@ mod envoy;
 mod escalation;
 mod github;
 mod oidc;
+mod pipeline;
 mod rbac;
 mod security;
 mod service_accounts;

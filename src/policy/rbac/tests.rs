@@ -115,52 +115,17 @@ fn Allow(org: &str, roles: &[&str]) -> Want {
 #[test]
 fn the_decision_table() {
     use Want::{Disabled, NoOrg, NoQuestion, NotAMember, NotGranted};
+    #[rustfmt::skip]
     let rows: &[(&str, Option<&str>, &str, &str, Want)] = &[
         // A developer in their default org.
-        (
-            "alice",
-            None,
-            "GET",
-            "/v1/function",
-            Allow("acme", &["developer"]),
-        ),
-        (
-            "alice",
-            None,
-            "POST",
-            "/v1/function",
-            Allow("acme", &["developer"]),
-        ),
-        (
-            "alice",
-            None,
-            "DELETE",
-            "/v1/function/hello",
-            Allow("acme", &["developer"]),
-        ),
-        (
-            "alice",
-            Some("acme"),
-            "POST",
-            "/v1/runs?functionName=f",
-            Allow("acme", &["developer"]),
-        ),
+        ("alice", None, "GET", "/v1/function", Allow("acme", &["developer"])),
+        ("alice", None, "POST", "/v1/function", Allow("acme", &["developer"])),
+        ("alice", None, "DELETE", "/v1/function/hello", Allow("acme", &["developer"])),
+        ("alice", Some("acme"), "POST", "/v1/runs?functionName=f", Allow("acme", &["developer"])),
         // Images (roadmap 1.4): read-only for developers.
-        (
-            "alice",
-            None,
-            "GET",
-            "/v1/image/py3",
-            Allow("acme", &["developer"]),
-        ),
+        ("alice", None, "GET", "/v1/image/py3", Allow("acme", &["developer"])),
         ("alice", None, "POST", "/v1/image", NotGranted),
-        (
-            "alice",
-            None,
-            "GET",
-            "/v1/baseimage",
-            Allow("acme", &["developer"]),
-        ),
+        ("alice", None, "GET", "/v1/baseimage", Allow("acme", &["developer"])),
         ("alice", None, "DELETE", "/v1/baseimage/python3", NotGranted),
         ("alice", None, "GET", "/v1/secret/db", NotGranted),
         ("alice", None, "GET", "/v1/iam/policy", NotGranted),
@@ -168,31 +133,13 @@ fn the_decision_table() {
         ("alice", Some("beta"), "GET", "/v1/function", NotAMember),
         ("alice", Some("globex"), "GET", "/v1/function", NotAMember),
         // A member of two orgs: roles apply only where they are bound.
-        (
-            "bob",
-            Some("beta"),
-            "GET",
-            "/v1/secret",
-            Allow("beta", &["viewer"]),
-        ),
+        ("bob", Some("beta"), "GET", "/v1/secret", Allow("beta", &["viewer"])),
         ("bob", Some("beta"), "PUT", "/v1/secret/x", NotGranted),
         ("bob", None, "GET", "/v1/function", NotGranted),
         ("bob", Some("acme"), "GET", "/v1/function", NotGranted),
         // A global role: any org, member or not, every resource.
-        (
-            "root",
-            Some("acme"),
-            "DELETE",
-            "/v1/iam/policy/x",
-            Allow("acme", &["admin"]),
-        ),
-        (
-            "root",
-            Some("globex"),
-            "POST",
-            "/v1/baseimage",
-            Allow("globex", &["admin"]),
-        ),
+        ("root", Some("acme"), "DELETE", "/v1/iam/policy/x", Allow("acme", &["admin"])),
+        ("root", Some("globex"), "POST", "/v1/baseimage", Allow("globex", &["admin"])),
         ("root", None, "GET", "/v1/function", NoOrg),
         // Disabled subjects are denied whatever they hold.
         ("carol", None, "GET", "/v1/function", Disabled),
@@ -200,38 +147,14 @@ fn the_decision_table() {
         ("dave", None, "GET", "/v1/function", NotGranted),
         ("dave", Some("acme"), "GET", "/v1/event", NotGranted),
         // A service account's narrow role.
-        (
-            "svc",
-            None,
-            "POST",
-            "/v1/function",
-            Allow("acme", &["deployer"]),
-        ),
-        (
-            "svc",
-            None,
-            "PATCH",
-            "/v1/function/f",
-            Allow("acme", &["deployer"]),
-        ),
+        ("svc", None, "POST", "/v1/function", Allow("acme", &["deployer"])),
+        ("svc", None, "PATCH", "/v1/function/f", Allow("acme", &["deployer"])),
         ("svc", None, "DELETE", "/v1/function/f", NotGranted),
         ("svc", None, "GET", "/v1/function", NotGranted),
-        (
-            "svc",
-            None,
-            "POST",
-            "/v1/baseimage",
-            Allow("acme", &["deployer"]),
-        ),
+        ("svc", None, "POST", "/v1/baseimage", Allow("acme", &["deployer"])),
         // A stale binding in an org the subject left does not count.
         ("eve", Some("acme"), "GET", "/v1/function", NotAMember),
-        (
-            "eve",
-            Some("beta"),
-            "POST",
-            "/v1/iam/serviceaccount",
-            Allow("beta", &["iam-admin"]),
-        ),
+        ("eve", Some("beta"), "POST", "/v1/iam/serviceaccount", Allow("beta", &["iam-admin"])),
         ("eve", Some("beta"), "GET", "/v1/function", NotGranted),
         ("eve", None, "GET", "/v1/iam", NoOrg),
         // Unmatched routes and unknown methods never reach RBAC.

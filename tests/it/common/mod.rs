@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod fake_github;
 pub mod fake_oidc;
+pub mod memory;
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
 

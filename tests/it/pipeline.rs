@@ -1,0 +1,212 @@
+//! The middle boundary: the real Check pipeline (configuration, identity
+//! verification, caches, RBAC, upstream headers) over an in-memory world,
+//! without gRPC or a database file. Decision tables live here, one row per
+//! line; `rbac.rs` keeps a few rows through the wire and the admin API.
+
+use std::sync::Arc;
+
+use dispatch_authz::{
+    check::{ClientHeaders, Decision, RequestView},
+    config::{Overrides, Settings},
+    startup,
+};
+
+use crate::{
+    common::{
+        config_toml,
+        memory::{MemoryStore, World},
+    },
+    rbac::{Want, Want::*, credential, rbac},
+};
+
+/// The world of `rbac.rs`, in memory:
+/// - acme: alice (default org; developer), bob (viewer; no default org),
+///   erin (member, no role), frank (developer; also in globex as viewer),
+///   service account acme/ci (builder);
+/// - globex: carol (default org; admin);
+/// - dave holds the global role auditor (`*:get`) and is a member of none;
+/// - root holds the global role admin (`*:*`), as `bootstrap` makes it.
+fn world() -> World {
+    let mut w = World::default();
+    w.org("acme").org("globex");
+    w.role(
+        "acme",
+        "developer",
+        &["function:*", "image:get", "baseimage:get", "orders:get"],
+    );
+    w.role("acme", "viewer", &["*:get"]);
+    w.role(
+        "acme",
+        "builder",
+        &["image:create", "baseimage:create", "function:update"],
+    );
+    w.role("globex", "admin", &["*:*"])
+        .role("globex", "viewer", &["*:get"]);
+    w.role("", "auditor", &["*:get"])
+        .role("", "admin", &["*:*"]);
+    for user in ["alice", "bob", "carol", "dave", "erin", "frank", "root"] {
+        w.user(user);
+    }
+    w.member("acme", "alice", true)
+        .member("acme", "bob", false)
+        .member("acme", "erin", true);
+    w.member("acme", "frank", false)
+        .member("globex", "frank", false);
+    w.member("globex", "carol", true);
+    w.bind("acme", "developer", "alice")
+        .bind("acme", "viewer", "bob");
+    w.bind("acme", "developer", "frank")
+        .bind("globex", "viewer", "frank");
+    w.bind("globex", "admin", "carol")
+        .bind("", "auditor", "dave");
+    w.bind("", "admin", "root");
+    w.service_account("acme", "ci", "ES256", "ec256.pub.pem");
+    w.bind("acme", "builder", "acme/ci");
+    w
+}
+
+/// The pipeline the server would build from the test configuration, over
+/// `world`.
+fn pipeline(world: World) -> dispatch_authz::check::Checker {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, config_toml(dir.path(), &rbac())).unwrap();
+    let config = Settings::load(Some(&path), &Overrides::default())
+        .unwrap()
+        .compile()
+        .unwrap();
+    startup::checker(Arc::new(MemoryStore::new(world)), config)
+}
+
+#[tokio::test]
+async fn the_decision_table() {
+    let checker = pipeline(world());
+    #[rustfmt::skip]
+    let table: &[(&str, &str, &str, &str, &str, Want)] = &[
+        // who, x-dispatch-org, method, host, path → want
+        ("alice", "", "GET", "api.test", "/v1/function/hello", Allow("acme", "developer")),
+        ("alice", "", "POST", "api.test", "/v1/function", Allow("acme", "developer")),
+        ("alice", "", "DELETE", "api.test", "/v1/function/hello", Allow("acme", "developer")),
+        ("alice", "acme", "GET", "api.test", "/v1/function?tag=x", Allow("acme", "developer")),
+        ("alice", "", "GET", "api.test", "/v1/image/py3", Allow("acme", "developer")),
+        ("alice", "", "POST", "api.test", "/v1/image", Deny(403, "no role grants create on image")),
+        ("alice", "", "GET", "api.test", "/v1/baseimage/python3", Allow("acme", "developer")),
+        ("alice", "", "DELETE", "api.test", "/v1/baseimage/python3", Deny(403, "no role grants delete on baseimage")),
+        ("alice", "", "GET", "api.test", "/v1/secret/db", Deny(403, "no role grants get on secret")),
+        ("alice", "", "POST", "api.test", "/v1/iam/policy", Deny(403, "no role grants create on iam")),
+        ("alice", "", "GET", "api.test", "/v1/runs?functionName=hello", Deny(403, "on runs in")),
+        ("alice", "globex", "GET", "api.test", "/v1/function", Deny(403, "not a member of organization globex")),
+        ("alice", "ACME", "GET", "api.test", "/v1/function", Deny(400, "x-dispatch-org")),
+        ("alice", "", "GET", "api.test", "/v1/function/%2e%2e/secret", Deny(400, "")),
+        ("alice", "", "GET", "api.test", "/v1/function/../secret/db", Deny(400, "")),
+        ("alice", "", "GET", "api.test", "/v1/function%2fx", Deny(400, "")),
+        ("alice", "", "GET", "api.test", "/v1//function", Deny(400, "")),
+        ("alice", "", "GET", "api.test", "/v1/functions", Deny(403, "no route")),
+        ("alice", "", "GET", "api.test", "/metrics", Deny(403, "no route")),
+        ("alice", "", "OPTIONS", "api.test", "/v1/function", Deny(403, "method")),
+        ("alice", "", "GET", "api.test", "/api/orders/7?secret=1", Allow("acme", "developer")),
+        ("alice", "", "POST", "api.test", "/api/orders", Deny(403, "no role grants create on orders")),
+        ("alice", "", "GET", "api.test", "/api/cart", Deny(403, "no route")),
+        ("alice", "", "GET", "shop.test", "/api/orders/7", Deny(403, "on shop in")),
+        ("bob", "acme", "GET", "api.test", "/v1/secret/db", Allow("acme", "viewer")),
+        ("bob", "acme", "HEAD", "api.test", "/v1/function", Allow("acme", "viewer")),
+        ("bob", "acme", "PUT", "api.test", "/v1/function/hello", Deny(403, "no role grants update")),
+        ("bob", "", "GET", "api.test", "/v1/function", Deny(403, "no organization")),
+        ("carol", "", "DELETE", "api.test", "/v1/iam/policy/x", Allow("globex", "admin")),
+        ("carol", "", "PATCH", "api.test", "/v1/serviceinstance/db", Allow("globex", "admin")),
+        ("carol", "acme", "GET", "api.test", "/v1/function", Deny(403, "not a member of organization acme")),
+        ("dave", "acme", "GET", "api.test", "/v1/function", Allow("acme", "auditor")),
+        ("dave", "globex", "GET", "api.test", "/v1/secret", Allow("globex", "auditor")),
+        ("dave", "acme", "POST", "api.test", "/v1/function", Deny(403, "no role grants create")),
+        ("dave", "", "GET", "api.test", "/v1/function", Deny(403, "no organization")),
+        ("erin", "", "GET", "api.test", "/v1/function", Deny(403, "no role grants get on function")),
+        ("frank", "acme", "POST", "api.test", "/v1/function", Allow("acme", "developer")),
+        ("frank", "globex", "POST", "api.test", "/v1/function", Deny(403, "in organization globex")),
+        ("frank", "globex", "GET", "api.test", "/v1/event/subscriptions", Allow("globex", "viewer")),
+        ("frank", "", "GET", "api.test", "/v1/function", Deny(403, "no organization")),
+        ("root", "acme", "DELETE", "api.test", "/v1/serviceinstance/x", Allow("acme", "admin")),
+        ("root", "globex", "POST", "api.test", "/v1/iam/policy", Allow("globex", "admin")),
+        ("root", "", "GET", "api.test", "/v1/function", Deny(403, "no organization")),
+        ("ci", "", "POST", "api.test", "/v1/image", Allow("acme", "builder")),
+        ("ci", "acme", "POST", "api.test", "/v1/baseimage", Allow("acme", "builder")),
+        ("ci", "", "PUT", "api.test", "/v1/function/hello", Allow("acme", "builder")),
+        ("ci", "", "GET", "api.test", "/v1/function", Deny(403, "no role grants get on function")),
+        ("ci", "globex", "POST", "api.test", "/v1/image", Deny(403, "not a member of organization globex")),
+        ("nobody", "acme", "GET", "api.test", "/v1/function", Deny(403, "not registered")),
+    ];
+    let mut failures = Vec::new();
+    for (i, (who, org, method, host, path, want)) in table.iter().enumerate() {
+        let auth = format!("Bearer {}", credential(who));
+        let mut headers = vec![
+            ("authorization", auth.as_str()),
+            ("x-dispatch-user", "mallory"),
+            ("x-dispatch-roles", "admin"),
+        ];
+        if !org.is_empty() {
+            headers.push(("x-dispatch-org", org));
+        }
+        let view = RequestView {
+            host,
+            method,
+            path,
+            request_id: None,
+            headers: ClientHeaders::new(headers.iter().copied()),
+            budget: None,
+        };
+        let row = format!("row {i}: {who} {org:?} {method} {host}{path}");
+        if let Err(failure) = judge(checker.check(&view).await, who, want) {
+            failures.push(format!("{row}: {failure}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        table.len(),
+        failures.join("\n")
+    );
+}
+
+/// Whether `decision` is what the row wants: an allow in the org with the
+/// roles and our identity headers (the forged ones overwritten, only the
+/// credential removed), or a denial with its status and message.
+fn judge(decision: Decision, who: &str, want: &Want) -> Result<(), String> {
+    match (decision, want) {
+        (Decision::Allow { upstream, .. }, Allow(want_org, want_roles)) => {
+            let header = |name: &str| {
+                let found = upstream.set.iter().find(|(k, _)| *k == name);
+                found.map(|(_, v)| v.as_str())
+            };
+            let (user, kind) = match who {
+                "ci" => ("acme/ci", "service-account"),
+                user => (user, "user"),
+            };
+            let got = (
+                header("x-dispatch-org"),
+                header("x-dispatch-roles"),
+                header("x-dispatch-user"),
+                header("x-dispatch-subject-kind"),
+            );
+            let expected = (Some(*want_org), Some(*want_roles), Some(user), Some(kind));
+            if got != expected {
+                return Err(format!("headers {got:?}, want {expected:?}"));
+            }
+            if upstream.remove != ["authorization"] {
+                return Err(format!("removes {:?}", upstream.remove));
+            }
+            Ok(())
+        }
+        (Decision::Allow { .. }, Deny(status, _)) => Err(format!("allowed, want {status}")),
+        (Decision::Deny(denial), Allow(..)) => Err(format!("denied {:?}", denial.message)),
+        (Decision::Deny(denial), Deny(status, fragment)) => {
+            let http = i32::from(denial.kind.http_status());
+            if http != *status || !denial.message.contains(fragment) {
+                return Err(format!(
+                    "{http} {:?}, want {status} containing {fragment:?}",
+                    denial.message
+                ));
+            }
+            Ok(())
+        }
+    }
+}
