@@ -24,9 +24,11 @@ use std::{
 };
 
 use moka::{Expiry, future::Cache};
-use reqwest::{Response, StatusCode, header::HeaderMap};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+mod api;
+
+use api::{Failure, Org, Team};
 
 use super::{
     TokenError, VerifiedIdentity,
@@ -96,36 +98,6 @@ impl Expiry<[u8; 32], Outcome> for ShorterForFailures {
     fn expire_after_create(&self, _: &[u8; 32], value: &Outcome, _: Instant) -> Option<Duration> {
         Some(if value.is_ok() { self.ok } else { self.failed })
     }
-}
-
-#[derive(Deserialize)]
-struct GithubUser {
-    id: u64,
-    login: String,
-}
-
-#[derive(Deserialize)]
-struct AppTokenCheck {
-    user: GithubUser,
-}
-
-#[derive(Deserialize)]
-struct Org {
-    login: String,
-}
-
-#[derive(Deserialize)]
-struct Team {
-    slug: String,
-    organization: Org,
-}
-
-/// Outcomes of one GitHub call.
-enum Failure {
-    /// GitHub judged the token: refuse it (and cache the refusal briefly).
-    Refused(TokenError),
-    /// GitHub could not answer: 503, not cached.
-    Outage(String),
 }
 
 impl GithubSource {
@@ -234,132 +206,6 @@ impl GithubSource {
             service_account: None,
         })
     }
-
-    async fn get_user(&self, token: &str) -> Result<GithubUser, Failure> {
-        let response = self.send(self.api("/user").bearer_auth(token)).await?;
-        json(response).await
-    }
-
-    async fn check_app_token(&self, token: &str, app: &OAuthApp) -> Result<GithubUser, Failure> {
-        let path = format!("/applications/{}/token", app.client_id);
-        let request = self
-            .http
-            .post(format!("{}{path}", self.settings.api_url))
-            .basic_auth(&app.client_id, Some(&app.client_secret))
-            .json(&serde_json::json!({ "access_token": token }));
-        let response = self.send(request).await.map_err(|f| match f {
-            // GitHub answers 404 for a token of another app (or none).
-            Failure::Refused(_) => Failure::Refused(TokenError::Rejected(
-                "the GitHub token was not issued to this application",
-            )),
-            outage => outage,
-        })?;
-        Ok(json::<AppTokenCheck>(response).await?.user)
-    }
-
-    /// Follows `Link: rel="next"` for at most 10 pages.
-    async fn paginate<T: serde::de::DeserializeOwned>(
-        &self,
-        token: &str,
-        path: &str,
-    ) -> Result<Vec<T>, Failure> {
-        let mut items = Vec::new();
-        let mut url = format!("{}{path}?per_page=100", self.settings.api_url);
-        for _ in 0..10 {
-            let response = self.send(self.http.get(&url).bearer_auth(token)).await?;
-            let next = next_link(response.headers());
-            items.extend(json::<Vec<T>>(response).await?);
-            match next {
-                Some(next) if self.same_origin(&next) => url = next,
-                Some(next) => {
-                    return Err(Failure::Outage(format!(
-                        "a next page outside the API origin ({next}); not sending the token there"
-                    )));
-                }
-                None => break,
-            }
-        }
-        Ok(items)
-    }
-
-    /// Whether `url` lies under the configured API URL (scheme, host,
-    /// port and path prefix): the token goes with the request.
-    fn same_origin(&self, url: &str) -> bool {
-        let base = &self.settings.api_url;
-        url.strip_prefix(base.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
-    }
-
-    fn api(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http.get(format!("{}{path}", self.settings.api_url))
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Response, Failure> {
-        let response = request
-            .header("accept", "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28")
-            .timeout(self.settings.timeout)
-            .send()
-            .await
-            .map_err(|e| Failure::Outage(format!("request failed: {e}")))?;
-        classify(response)
-    }
-}
-
-fn classify(response: Response) -> Result<Response, Failure> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let headers = response.headers();
-    if let Some(limit) = rate_limited(status, headers) {
-        return Err(Failure::Outage(limit));
-    }
-    if status.is_server_error() {
-        return Err(Failure::Outage(format!("GitHub answered {status}")));
-    }
-    Err(Failure::Refused(TokenError::Rejected(
-        "GitHub does not accept the token",
-    )))
-}
-
-/// 403/429 with `x-ratelimit-remaining: 0` or `retry-after`: GitHub's rate
-/// limits (primary and secondary). Returns a description with the reset time.
-fn rate_limited(status: StatusCode, headers: &HeaderMap) -> Option<String> {
-    if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
-        return None;
-    }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let exhausted = header("x-ratelimit-remaining") == Some("0");
-    let retry_after = header("retry-after");
-    if !exhausted && retry_after.is_none() {
-        return None;
-    }
-    Some(format!(
-        "rate limited ({status}); x-ratelimit-reset={}, retry-after={}",
-        header("x-ratelimit-reset").unwrap_or("-"),
-        retry_after.unwrap_or("-")
-    ))
-}
-
-async fn json<T: serde::de::DeserializeOwned>(response: Response) -> Result<T, Failure> {
-    response
-        .json()
-        .await
-        .map_err(|e| Failure::Outage(format!("unexpected GitHub answer: {e}")))
-}
-
-fn next_link(headers: &HeaderMap) -> Option<String> {
-    let link = headers.get("link")?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (url, rel) = part.split_once(';')?;
-        rel.contains("rel=\"next\"").then(|| {
-            url.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_owned()
-        })
-    })
 }
 
 /// Whether a token routed to GitHub has a shape GitHub issues: a known
@@ -386,79 +232,4 @@ pub fn looks_like_github_token(token: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn github_tokens_are_recognised() {
-        for t in [
-            "gho_abc",
-            "ghu_x",
-            "ghp_y",
-            "github_pat_11AB",
-            &"a1".repeat(20),
-        ] {
-            assert!(looks_like_github_token(t), "{t}");
-        }
-        for t in ["eyJ.eyJ.sig", "abc", &"g".repeat(40)] {
-            assert!(!looks_like_github_token(t), "{t}");
-        }
-    }
-
-    /// Regression (issue 9, item 10): shapes checked offline.
-    #[test]
-    fn only_tokens_of_a_github_shape_are_sent_to_github() {
-        let ok = [
-            "ghp_16C7e42F292c6912E7710c838347Ae178B4a".to_owned(),
-            "gho_16C7e42F292c6912E7710c838347Ae178B4a".to_owned(),
-            format!("github_pat_11ABCDEFG0{}", "x".repeat(72)),
-            "a1".repeat(20),
-        ];
-        for t in &ok {
-            assert!(well_formed(t), "{t}");
-        }
-        let bad = [
-            "ghp_short".to_owned(),
-            "ghp_16C7e42F292c6912E7710c838347Ae178B4-".to_owned(),
-            format!("ghp_{}", "a".repeat(252)),
-            "ghx_16C7e42F292c6912E7710c838347Ae178B4a".to_owned(),
-            "g1".repeat(20),
-        ];
-        for t in &bad {
-            assert!(!well_formed(t), "{t}");
-        }
-    }
-
-    #[test]
-    fn the_next_page_is_found_in_the_link_header() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "link",
-            r#"<https://api.github.com/user/orgs?page=3>; rel="next", <https://api.github.com/user/orgs?page=9>; rel="last""#
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(
-            next_link(&headers).as_deref(),
-            Some("https://api.github.com/user/orgs?page=3")
-        );
-        assert_eq!(next_link(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn rate_limits_are_told_from_refusals() {
-        let mut headers = HeaderMap::new();
-        assert!(rate_limited(StatusCode::FORBIDDEN, &headers).is_none());
-        headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
-        headers.insert("x-ratelimit-reset", "1795680000".parse().unwrap());
-        assert!(
-            rate_limited(StatusCode::FORBIDDEN, &headers)
-                .unwrap()
-                .contains("1795680000")
-        );
-        let mut retry = HeaderMap::new();
-        retry.insert("retry-after", "60".parse().unwrap());
-        assert!(rate_limited(StatusCode::TOO_MANY_REQUESTS, &retry).is_some());
-        assert!(rate_limited(StatusCode::UNAUTHORIZED, &retry).is_none());
-    }
-}
+mod tests;
