@@ -1,4 +1,3 @@
-
 use reqwest::{StatusCode, header::HeaderMap};
 
 use super::{
