@@ -3,9 +3,11 @@
 //! organizations and roles, and tells Envoy who is calling through
 //! `x-dispatch-*` headers that clients cannot forge.
 //!
-//! The modules follow a request: [`config`] → [`server`] → [`check`] →
-//! [`identity`] → [`store`] → [`policy`], with [`telemetry`] beside them.
-//! See ARCHITECTURE.md.
+//! The modules follow a request, one way: [`server`] (and [`iam`] for the
+//! admin API) → [`check`] → [`identity`] → [`directory`] → [`store`] →
+//! [`policy`] → [`domain`]; [`config`], [`startup`], [`cli`] and
+//! [`telemetry`] beside them. See ARCHITECTURE.md (and
+//! `tests/it/architecture.rs`, which enforces the arrows).
 
 pub mod check;
 pub mod cli;

@@ -50,7 +50,7 @@ impl Default for CheckSettings {
                 .iter()
                 .map(|n| (*n).to_owned())
                 .collect(),
-            method_override: MethodOverride::Refuse,
+            method_override: MethodOverride::default(),
             default_deadline_ms: 1000,
         }
     }

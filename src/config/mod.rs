@@ -43,7 +43,10 @@ pub use issuers::{
     ClaimSettings, GITHUB_ACTIONS_ISSUER, IssuerSettings, Preset, PublicKeySettings,
     RemoteKeySettings,
 };
-pub use server::{AdminSettings, ListenAddr, LogSettings, ServerSettings, StoreSettings};
+pub use server::{
+    AdminSettings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, ListenAddr, LogSettings, ServerSettings,
+    StoreSettings,
+};
 
 use crate::{
     check::{Authorization, RequestRules},

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::invalid;
 use crate::{config::ConfigError, telemetry::LogFormat};
 
+/// Where Envoy reaches the Check service.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Where the admin API listens (and where `dispatch-authz iam` calls it).
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:50052";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
@@ -20,7 +25,7 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:50051".into(),
+            listen: DEFAULT_LISTEN.into(),
             shutdown_grace_secs: 10,
         }
     }
@@ -51,7 +56,7 @@ pub struct AdminSettings {
 impl Default for AdminSettings {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:50052".into(),
+            listen: DEFAULT_ADMIN_LISTEN.into(),
         }
     }
 }

@@ -356,3 +356,22 @@ fn authorization_service_accounts_and_admin_compile_or_name_the_field() {
         assert!(e.contains(want), "{toml}: {e}");
     }
 }
+
+/// Secrets never show in `Debug` output (which is what lands in logs and
+/// panics): neither as written nor once compiled.
+#[test]
+fn secrets_are_redacted_in_debug_output() {
+    let toml = "[github]\nclient_id = \"app\"\nclient_secret = \"hunter2-client-secret\"\n\
+                [[issuers]]\nname = \"dev\"\nissuer = \"https://dev.test\"\naudiences = [\"a\"]\n\
+                hmac_secret = \"hunter2-hmac-secret-of-32-bytes-or-more\"\ndevelopment_only = true\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, toml).unwrap();
+    let settings = Settings::load(Some(&path), &Overrides::default()).unwrap();
+    let raw = format!("{settings:?}");
+    let compiled = format!("{:?}", settings.compile().unwrap());
+    for shown in [raw, compiled] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+}

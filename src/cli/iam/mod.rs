@@ -14,9 +14,10 @@ pub use commands::IamCommand;
 use commands::{Create, Delete, Get, Update};
 
 use super::{MintToken, UsersCommand, token::mint};
-use crate::proto::admin::{self as pb, admin_client::AdminClient};
-
-const DEFAULT_SERVER: &str = "http://127.0.0.1:50052";
+use crate::{
+    config::DEFAULT_ADMIN_LISTEN,
+    proto::admin::{self as pb, admin_client::AdminClient},
+};
 
 /// How to reach and authenticate to the admin API.
 #[derive(Debug, Clone, Args)]
@@ -66,7 +67,7 @@ impl Admin {
         let server = connection
             .server
             .clone()
-            .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+            .unwrap_or_else(|| format!("http://{DEFAULT_ADMIN_LISTEN}"));
         let client = AdminClient::connect(server.clone())
             .await
             .with_context(|| format!("cannot reach the admin API at {server}"))?;
