@@ -24,7 +24,7 @@ pub use roles::SubjectName;
 
 use crate::{
     domain::{IssuerName, OrgName},
-    policy::{Action, authority::IAM},
+    policy::{self, Action, authority::IAM},
     store::{Actor, IamStore, RoleKey},
 };
 
@@ -63,8 +63,7 @@ fn in_org(actor: &Actor, org: &OrgName, action: Action) -> Result<(), IamError> 
     let Some(grants) = actor.authority().grants() else {
         return Ok(());
     };
-    grants
-        .decide(Some(org), IAM, action)
+    policy::authorize(grants, Some(org), IAM, action)
         .map(|_| ())
         .map_err(|refused| {
             IamError::Denied(format!("{IAM}:{action} in {org} is needed: {refused}"))

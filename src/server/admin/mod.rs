@@ -14,8 +14,9 @@ use tonic::{Code, Request, Response, Status};
 pub use crate::proto::admin::admin_server::AdminServer;
 use crate::{
     check::{Checker, ClientHeaders, DenialKind},
-    domain::{OrgName, ServiceAccountName},
-    iam::{Iam, PublicKey},
+    domain::OrgName,
+    iam::{Iam, IamError, PublicKey},
+    policy::rbac::Role,
     proto::admin::{self as pb, admin_server::Admin},
     store::{Actor, NewUser, UserRef},
 };
@@ -58,7 +59,7 @@ impl AdminService {
     }
 }
 
-fn reply<T, U>(result: Result<T, crate::iam::IamError>, to_pb: impl FnOnce(T) -> U) -> Reply<U> {
+fn reply<T, U>(result: Result<T, IamError>, to_pb: impl FnOnce(T) -> U) -> Reply<U> {
     result
         .map(|value| Response::new(to_pb(value)))
         .map_err(status)
@@ -70,10 +71,6 @@ fn user_ref(value: &str) -> Result<UserRef, Status> {
 
 fn org(value: &str) -> Result<OrgName, Status> {
     field("org", OrgName::parse(value))
-}
-
-fn account(org: &str, name: &str) -> Result<(OrgName, ServiceAccountName), Status> {
-    account_fields(org, name)
 }
 
 #[tonic::async_trait]
@@ -207,7 +204,7 @@ impl Admin for AdminService {
 
     async fn create_role(&self, request: Request<pb::Role>) -> Reply<pb::Role> {
         let actor = self.actor(&request).await?;
-        let role = crate::policy::rbac::Role::try_from(request.get_ref())?;
+        let role = Role::try_from(request.get_ref())?;
         reply(self.iam.create_role(&actor, &role).await, |r| role_pb(&r))
     }
 
@@ -281,7 +278,7 @@ impl Admin for AdminService {
     ) -> Reply<pb::ServiceAccount> {
         let actor = self.actor(&request).await?;
         let r = request.get_ref();
-        let (org, name) = account(&r.org, &r.name)?;
+        let (org, name) = account_fields(&r.org, &r.name)?;
         let keys = r
             .keys
             .iter()
@@ -298,7 +295,7 @@ impl Admin for AdminService {
         request: Request<pb::ServiceAccountRef>,
     ) -> Reply<pb::ServiceAccount> {
         let actor = self.actor(&request).await?;
-        let (org, name) = account(&request.get_ref().org, &request.get_ref().name)?;
+        let (org, name) = account_fields(&request.get_ref().org, &request.get_ref().name)?;
         reply(self.iam.get_account(&actor, &org, &name).await, |a| {
             account_pb(&a)
         })
@@ -322,7 +319,7 @@ impl Admin for AdminService {
         request: Request<pb::ServiceAccountRef>,
     ) -> Reply<pb::ServiceAccount> {
         let actor = self.actor(&request).await?;
-        let (org, name) = account(&request.get_ref().org, &request.get_ref().name)?;
+        let (org, name) = account_fields(&request.get_ref().org, &request.get_ref().name)?;
         reply(self.iam.delete_account(&actor, &org, &name).await, |a| {
             account_pb(&a)
         })
@@ -334,7 +331,7 @@ impl Admin for AdminService {
     ) -> Reply<pb::ServiceAccount> {
         let actor = self.actor(&request).await?;
         let r = request.get_ref();
-        let (org, name) = account(&r.org, &r.name)?;
+        let (org, name) = account_fields(&r.org, &r.name)?;
         let result = self
             .iam
             .set_account_enabled(&actor, &org, &name, r.enabled)
@@ -348,7 +345,7 @@ impl Admin for AdminService {
     ) -> Reply<pb::ServiceAccount> {
         let actor = self.actor(&request).await?;
         let r = request.get_ref();
-        let (org, name) = account(&r.org, &r.name)?;
+        let (org, name) = account_fields(&r.org, &r.name)?;
         let key =
             PublicKey::parse("key", &r.algorithm, &r.pem).map_err(Status::invalid_argument)?;
         let result = self.iam.add_account_key(&actor, &org, &name, &key).await;
@@ -361,7 +358,7 @@ impl Admin for AdminService {
     ) -> Reply<pb::ServiceAccount> {
         let actor = self.actor(&request).await?;
         let r = request.get_ref();
-        let (org, name) = account(&r.org, &r.name)?;
+        let (org, name) = account_fields(&r.org, &r.name)?;
         if r.key_id.is_empty() {
             return Err(Status::invalid_argument("key_id: must not be empty"));
         }
