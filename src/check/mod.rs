@@ -1,16 +1,19 @@
 //! The check pipeline: request → decision.
 //!
-//! Phases, each with one rule (Authorino's shape):
-//! 1. **path**: a path that could be read two ways is refused; a public path
-//!    passes without a credential;
+//! Phases (`phases.rs`), each one rule and one function returning
+//! `Result<_, Denial>`, chained with `?` in [`Checker::check`]:
+//! 1. **route**: a path that could be read two ways, or a refused method
+//!    override, is a 400; a public path passes without a credential;
 //! 2. **credential**: exactly one bearer token, from `Authorization` or the
-//!    configured cookie;
-//! 3. **identity**: the token verifies against a configured issuer (cached);
+//!    configured header or cookie;
+//! 3. **identity**: the token verifies against a configured source (cached);
 //! 4. **subject**: the principal is a known, enabled user, or the token is
 //!    a service account's (both cached);
 //! 5. **authorization** (RBAC mode): the request becomes `(org, resource,
 //!    action)` and one of the subject's roles must grant it there (cached
-//!    grants; see `policy::rbac`). In `registered` mode step 4 suffices.
+//!    grants; `policy::authorize`). In `registered` mode step 4 suffices;
+//! 6. **allow**: the permit's upstream headers (`upstream.rs`), so the
+//!    [`Decision`] is the final answer a front end only translates.
 //!
 //! **Invariant:** every path out of [`Checker::check`] is a [`Decision`];
 //! there is no error type. An internal failure is a 503 denial.

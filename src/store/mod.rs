@@ -7,7 +7,7 @@
 //! caches of `directory`, nor the admin API, which only sees the `iam`
 //! service.
 
-pub mod iam;
+pub mod records;
 mod sqlite;
 mod traits;
 
@@ -15,7 +15,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-pub use iam::{
+pub use records::{
     Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount,
     ServiceAccountKey,
 };

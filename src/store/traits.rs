@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::{
     NewUser, StoreError, User, UserRef,
-    iam::{Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount},
+    records::{Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount},
 };
 use crate::{
     domain::{IssuerName, Login, OrgName, ServiceAccountName, Subject, SubjectRef},

@@ -15,7 +15,7 @@ use sqlx::{
 use super::{
     AccountAdmin, AuditLog, BindingAdmin, CheckStore, NewUser, OrgAdmin, RoleAdmin, StoreError,
     User, UserAdmin, UserRef,
-    iam::{
+    records::{
         Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount,
         ServiceAccountKey, Snapshot,
     },

@@ -1,6 +1,6 @@
 //! Organizations, memberships, roles, role bindings, service accounts and
 //! the audit log: the records the admin API manages and the check path reads
-//! (through [`super::GrantsCache`] and [`super::ServiceAccountCache`]).
+//! (through the caches of `directory`).
 
 use std::{fmt, sync::Arc};
 
