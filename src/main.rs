@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use dispatch_authz::cli::{self, Cli};
 
+/// mimalloc instead of the system allocator: BENCHMARKS.md ("Allocator")
+/// has the measurements behind the choice.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

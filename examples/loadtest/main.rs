@@ -55,6 +55,11 @@ use tokio::{
 };
 use tonic::transport::{Channel, Endpoint, Server, server::TcpIncoming};
 
+/// The binary's allocator, so the sidecar measured here is the one shipped
+/// (the sidecar runs in this process, see `servers.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod envoy;
 mod load;
 mod report;
