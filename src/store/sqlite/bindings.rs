@@ -201,11 +201,20 @@ pub(super) async fn holders(
         .collect()
 }
 
-/// The roles bound to a subject (the check path's cold miss).
+/// The roles bound to `subject`, each a copy of its own (admin writes).
 pub(super) async fn bound_roles(
     conn: &mut SqliteConnection,
     subject: SubjectRef,
-) -> Result<Vec<std::sync::Arc<Role>>, StoreError> {
+) -> Result<Vec<Arc<Role>>, StoreError> {
+    let roles = bound_roles_with_ids(conn, subject).await?;
+    Ok(roles.into_iter().map(|(_, role)| Arc::new(role)).collect())
+}
+
+/// The roles bound to `subject`, with their ids.
+pub(super) async fn bound_roles_with_ids(
+    conn: &mut SqliteConnection,
+    subject: SubjectRef,
+) -> Result<Vec<(String, Role)>, StoreError> {
     // One statement per kind of subject, so each uses its index.
     let (sql, id) = match subject {
         SubjectRef::User(id) => (
@@ -219,6 +228,5 @@ pub(super) async fn bound_roles(
             id.to_string(),
         ),
     };
-    let roles = roles(conn, sql, &id).await?;
-    Ok(roles.into_iter().map(std::sync::Arc::new).collect())
+    roles_with_ids(conn, sql, &id).await
 }

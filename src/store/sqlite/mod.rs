@@ -3,7 +3,7 @@
 //! crate, one file per concept; every admin write is one transaction that
 //! ends in `audit::commit_audited` (its audit entry, then the commit).
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -39,6 +39,7 @@ mod roles;
 mod accounts;
 mod audit;
 mod bindings;
+mod interner;
 mod orgs;
 mod reads;
 mod subjects;
@@ -49,15 +50,18 @@ mod tests_users;
 
 use accounts::service_account_in;
 use audit::{Change, commit_audited, commit_audited_user, record};
-use bindings::{bound_roles, holders};
+use bindings::{bound_roles, bound_roles_with_ids, holders};
+use interner::RoleInterner;
 use orgs::org_in;
-use roles::{has_global_admin, insert_role, role_by_id, role_id, role_key, roles};
+use roles::{has_global_admin, insert_role, role_by_id, role_id, role_key, roles_with_ids};
 use subjects::{subject_columns, subject_exists, subject_in_org, subject_row, user_in};
 use users::{SELECT_MEMBERS, SELECT_USER, UserRow, binds};
 
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Shared copies of the roles in cached grants.
+    roles: Arc<RoleInterner>,
 }
 
 impl SqliteStore {
@@ -79,7 +83,10 @@ impl SqliteStore {
             .await
             .map_err(|source| open_error(path, source))?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            roles: Arc::default(),
+        })
     }
 
     /// The pool, for tests that need to damage the database on purpose.

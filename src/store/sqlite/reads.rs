@@ -46,7 +46,11 @@ impl SqliteStore {
                 grants.member_of.insert(org);
             }
         }
-        grants.roles = bound_roles(&mut conn, subject).await?;
+        let roles = bound_roles_with_ids(&mut conn, subject).await?;
+        grants.roles = roles
+            .into_iter()
+            .map(|(id, role)| self.roles.intern(id, role))
+            .collect();
         Ok(grants)
     }
 

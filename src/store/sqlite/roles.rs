@@ -164,6 +164,16 @@ pub(super) async fn roles(
     sql: &'static str,
     bind: &str,
 ) -> Result<Vec<Role>, StoreError> {
+    let roles = roles_with_ids(conn, sql, bind).await?;
+    Ok(roles.into_iter().map(|(_, role)| role).collect())
+}
+
+/// [`roles`], each with its id.
+pub(super) async fn roles_with_ids(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    bind: &str,
+) -> Result<Vec<(String, Role)>, StoreError> {
     type Row = (
         String,
         Option<String>,
@@ -192,5 +202,5 @@ pub(super) async fn roles(
             role.permissions.push(permission);
         }
     }
-    Ok(roles.into_iter().map(|(_, role)| role).collect())
+    Ok(roles)
 }
