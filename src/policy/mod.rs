@@ -9,11 +9,13 @@
 //! subject's `Grants`, the check pipeline asks them.
 
 pub mod authority;
+mod orgs;
 mod path;
 pub mod rbac;
 pub mod readings;
 pub mod routes;
 
+pub use orgs::OrgSet;
 pub use path::{AmbiguousPath, InvalidPublicPath, PublicPaths, RequestPath};
 pub use readings::{Target, target};
 pub use routes::{Action, RouteMap};

@@ -7,11 +7,11 @@
 //! a separate, explicit thing. Deny by default: no org, not a member, no role
 //! granting the permission, or a disabled subject all deny.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::routes::Action;
+use super::{OrgSet, routes::Action};
 use crate::domain::{OrgName, RoleName};
 
 /// `*` or one value.
@@ -111,7 +111,7 @@ pub struct Role {
 pub struct Grants {
     pub enabled: bool,
     pub default_org: Option<OrgName>,
-    pub member_of: BTreeSet<OrgName>,
+    pub member_of: OrgSet,
     /// The subject's role bindings. An org-scoped role applies only in its
     /// organization; a global role everywhere.
     pub roles: Vec<Arc<Role>>,

@@ -1,6 +1,6 @@
 //! The decision table: (subject, x-dispatch-org, method, path) → decision.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::sync::Arc;
 
 use super::*;
 use crate::policy::{RequestPath, RouteMap};
@@ -29,7 +29,7 @@ fn grants(
     Grants {
         enabled,
         default_org: default.map(org),
-        member_of: member_of.iter().map(|o| org(o)).collect::<BTreeSet<_>>(),
+        member_of: member_of.iter().map(|o| org(o)).collect(),
         roles,
     }
 }
