@@ -17,7 +17,12 @@
 //! - `deny`: valid tokens of unknown subjects (negative cache), closed loop;
 //! - `envoy`: HTTP through a real Envoy (one worker) answering a static 200:
 //!   without ext_authz, with ext_authz to the baseline, and with ext_authz to
-//!   the sidecar (needs `--envoy`, ENVOY_BIN or .ci/venv/bin/envoy).
+//!   the sidecar (needs `--envoy`, ENVOY_BIN or .ci/venv/bin/envoy);
+//! - `h2load`: nghttp2's h2load (an external load generator, 16 connections
+//!   × 16 streams) driving each server's gRPC endpoint with one cache-hit
+//!   request; answers checked from the sidecar's decision lines.
+//!
+//! The baseline answers OK with one identity header: the ceiling.
 //!
 //! Every response's status is checked; a wrong answer counts as an error.
 
@@ -61,12 +66,14 @@ use tonic::transport::{Channel, Endpoint, Server, server::TcpIncoming};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod envoy;
+mod h2load;
 mod load;
 mod report;
 mod servers;
 mod setup;
 
 use envoy::*;
+use h2load::*;
 use load::*;
 use report::*;
 use servers::*;
@@ -124,7 +131,7 @@ pub(crate) struct RunArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "hit,latency,cold,deny,envoy"
+        default_value = "hit,latency,cold,deny,envoy,h2load"
     )]
     pub(crate) phases: Vec<Phase>,
     /// Servers to measure (a soak needs only the sidecar).
@@ -148,6 +155,7 @@ pub(crate) enum Phase {
     Cold,
     Deny,
     Envoy,
+    H2load,
 }
 
 impl Phase {
@@ -158,6 +166,7 @@ impl Phase {
             Self::Cold => "cold",
             Self::Deny => "deny",
             Self::Envoy => "envoy",
+            Self::H2load => "h2load",
         }
     }
 }
@@ -197,6 +206,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     for &phase in &args.phases {
         if phase == Phase::Envoy {
             errors += envoy_phase(&args, &fixture).await?;
+            continue;
+        }
+        if phase == Phase::H2load {
+            errors += h2load_phase(&args, &fixture).await?;
             continue;
         }
         let mut rows = Vec::new();

@@ -3,7 +3,8 @@
 
 use super::*;
 
-/// Answers OK at once: the ceiling of tonic + HTTP/2 here.
+/// Answers OK at once with one identity header: the ceiling of tonic +
+/// HTTP/2 here, for an answer Envoy must act on.
 pub(crate) struct Baseline;
 
 #[tonic::async_trait]
@@ -12,8 +13,24 @@ impl Authorization for Baseline {
         &self,
         _: tonic::Request<CheckRequest>,
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        use envoy_types::ext_authz::v3::pb::{
+            HeaderAppendAction, HeaderValue, HeaderValueOption, HttpResponse, OkHttpResponse,
+        };
+        let header = HeaderValueOption {
+            header: Some(HeaderValue {
+                key: "x-dispatch-user".into(),
+                value: "baseline".into(),
+                raw_value: Vec::new(),
+            }),
+            append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+            ..Default::default()
+        };
         Ok(tonic::Response::new(CheckResponse {
             status: Some(rpc::Status::default()),
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+                headers: vec![header],
+                ..Default::default()
+            })),
             ..Default::default()
         }))
     }
