@@ -127,7 +127,7 @@ pub(crate) async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Re
     } else {
         Command::new(&binary)
     };
-    let _envoy = cmd
+    let envoy = cmd
         .arg("-c")
         .arg(&config)
         .args([
@@ -176,16 +176,35 @@ pub(crate) async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Re
             order.reverse();
         }
         for (name, port, _) in order {
+            // CPU per request of Envoy (in the cpu column) and of the check
+            // server it calls (after the row): our answer is work for both.
+            let check_pid = match *name {
+                "baseline" => Some(baseline.pid()),
+                "sidecar" => Some(sidecar.pid()),
+                _ => None,
+            };
+            let envoy_pid = envoy.id().unwrap_or_default();
+            let (envoy_cpu, check_cpu) = (cpu_secs(envoy_pid), check_pid.map(cpu_secs));
             let outcome = http_load(&http, *port, &auth, args.concurrency, duration).await;
+            let per_request = |before: f64, pid: u32| {
+                (cpu_secs(pid) - before) * 1e6 / (outcome.ok + outcome.errors).max(1) as f64
+            };
+            let envoy_us = per_request(envoy_cpu, envoy_pid);
+            let check_us = check_cpu
+                .zip(check_pid)
+                .map(|(before, pid)| {
+                    format!("  check server {:.1} µs/request", per_request(before, pid))
+                })
+                .unwrap_or_default();
             println!(
-                "envoy  {:<9} {:>10.0} {:>8} {:>9} {:>9} {:>9} {:>12} {:>8} {:>7}",
+                "envoy  {:<9} {:>10.0} {:>8} {:>9} {:>9} {:>9} {:>12.1} {:>8} {:>7}{check_us}",
                 name,
                 outcome.rps(),
                 outcome.errors,
                 outcome.quantile_us(0.5),
                 outcome.quantile_us(0.99),
                 outcome.quantile_us(0.999),
-                "-",
+                envoy_us,
                 "-",
                 round
             );
