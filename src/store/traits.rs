@@ -133,7 +133,8 @@ pub trait BindingAdmin: Send + Sync + 'static {
         &self,
         org: Option<&OrgName>,
     ) -> Result<Vec<(RoleBinding, String)>, StoreError>;
-    /// Whether any subject holds a global role that grants `iam`.
+    /// Whether any subject holds every `iam` action through global roles
+    /// (an auditor's `*:get` alone does not make a global admin).
     async fn has_global_admin(&self) -> Result<bool, StoreError>;
     /// Makes `user` the first global admin: the global role `admin` (`*:*`)
     /// is created if missing and bound to the user, in one transaction that

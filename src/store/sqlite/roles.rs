@@ -79,12 +79,21 @@ pub(super) async fn role_id(
     Ok(row.map(|(id,)| id))
 }
 
-/// Whether any subject holds a global role that grants `iam`.
+/// Whether any subject holds, through its global roles, every `iam` action:
+/// someone who can administer everything. (A global role granting only some
+/// of `iam`, such as an auditor's `*:get`, does not count: `bootstrap` must
+/// stay possible while nobody can write.)
 pub(super) async fn has_global_admin(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM role_bindings b JOIN roles r ON r.id = b.role_id \
-         JOIN role_permissions p ON p.role_id = r.id \
-         WHERE r.org IS NULL AND p.resource IN ('iam', '*')",
+        "SELECT COUNT(*) FROM ( \
+           SELECT COALESCE(b.user_id, b.service_account_id) AS subject \
+           FROM role_bindings b JOIN roles r ON r.id = b.role_id \
+           JOIN role_permissions p ON p.role_id = r.id \
+           WHERE r.org IS NULL AND p.resource IN ('iam', '*') \
+           GROUP BY subject \
+           HAVING SUM(p.action = '*') > 0 \
+               OR (SUM(p.action = 'get') > 0 AND SUM(p.action = 'create') > 0 \
+                   AND SUM(p.action = 'update') > 0 AND SUM(p.action = 'delete') > 0))",
     )
     .fetch_one(conn)
     .await?;

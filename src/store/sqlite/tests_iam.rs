@@ -164,6 +164,54 @@ async fn bootstrap_never_widens_an_existing_role() {
     assert!(!store.has_global_admin().await.unwrap());
 }
 
+/// Regression: any global role granting some `iam` action counted as a
+/// global admin, so an auditor (`*:get`) made `bootstrap` refuse while nobody
+/// could administer anything. A global admin holds every `iam` action.
+#[tokio::test]
+async fn only_a_subject_holding_every_iam_action_globally_is_a_global_admin() {
+    let (_dir, store) = store().await;
+    let auditor = role(None, "auditor", &["*:get"]);
+    let writer = role(None, "iam-writer", &["iam:create", "iam:update"]);
+    let deleter = role(None, "iam-deleter", &["iam:delete", "iam:get"]);
+    for r in [&auditor, &writer, &deleter] {
+        store.create_role(&actor(), r).await.unwrap();
+    }
+    let bind = |r: &Role, who: &User| RoleBinding {
+        role: RoleKey::of(r),
+        subject: SubjectRef::User(who.id),
+    };
+    let dave = user(&store, "dave").await;
+    store
+        .bind_role(&actor(), &bind(&auditor, &dave))
+        .await
+        .unwrap();
+    let erin = user(&store, "erin").await;
+    store
+        .bind_role(&actor(), &bind(&writer, &erin))
+        .await
+        .unwrap();
+    assert!(
+        !store.has_global_admin().await.unwrap(),
+        "get, or create and update, is not all of iam"
+    );
+    // Two roles of one subject that together grant every iam action do.
+    store
+        .bind_role(&actor(), &bind(&deleter, &erin))
+        .await
+        .unwrap();
+    assert!(store.has_global_admin().await.unwrap());
+    store
+        .unbind_role(&actor(), &bind(&deleter, &erin))
+        .await
+        .unwrap();
+    let root = user(&store, "root").await;
+    store
+        .bootstrap(&actor(), &UserRef::Id(root.id))
+        .await
+        .unwrap();
+    assert!(store.has_global_admin().await.unwrap());
+}
+
 #[tokio::test]
 async fn a_service_account_is_a_member_of_its_org_only() {
     let (_dir, store) = store().await;
