@@ -20,6 +20,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use jsonwebtoken::Algorithm;
 use thiserror::Error;
+use tokio::sync::Semaphore;
 
 pub use cache::TokenCache;
 pub use jwt::{ClaimMapping, IssuerConfig, JwtIssuer, KeyConfig, KeySource};
@@ -134,6 +135,16 @@ pub struct IdentityVerifier {
     github: Option<Arc<github::GithubSource>>,
     service_accounts: Option<service_account::ServiceAccountSource>,
     cache: TokenCache,
+    /// Signature verifications of tokens not in the cache run in one of
+    /// these slots (cores − 1 by default): a flood of distinct forged tokens,
+    /// each a verification, can then never occupy every core, and cached
+    /// tokens, which need no slot, keep being answered.
+    slots: Arc<Semaphore>,
+}
+
+/// Cores minus one, at least one.
+fn default_slots() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 impl IdentityVerifier {
@@ -152,7 +163,19 @@ impl IdentityVerifier {
             github: None,
             service_accounts: None,
             cache,
+            slots: Arc::new(Semaphore::new(default_slots())),
         }
+    }
+
+    /// How many uncached signature verifications may run at once.
+    pub fn with_verification_slots(mut self, slots: usize) -> Self {
+        self.slots = Arc::new(Semaphore::new(slots.max(1)));
+        self
+    }
+
+    /// Waits for a verification slot. The semaphore is never closed.
+    async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.slots.acquire().await.ok()
     }
 
     /// Adds service accounts (`iss = "<org>/<name>"`) as a source.
@@ -203,16 +226,23 @@ impl IdentityVerifier {
         let Some(issuer) = self.by_iss.get(iss) else {
             return match (&self.service_accounts, service_account::parse_issuer(iss)) {
                 (Some(accounts), Some((org, name))) => {
+                    let _slot = self.slot().await;
                     accounts.verify(&unverified, &org, &name, now).await
                 }
                 _ => Err(TokenError::UntrustedIssuer),
             };
         };
         let keys = issuer.keys.current();
-        match issuer.verify(&unverified, now, &keys) {
-            // A key we lack may be new: ask the provider (rate limited).
+        let first = {
+            let _slot = self.slot().await;
+            issuer.verify(&unverified, now, &keys)
+        };
+        match first {
+            // A key we lack may be new: ask the provider (rate limited; no
+            // slot is held while waiting for it).
             Err(TokenError::UnknownKey | TokenError::KeysUnavailable) => match &issuer.keys {
                 KeySource::Remote(remote) if remote.refetch_for_unknown_kid().await => {
+                    let _slot = self.slot().await;
                     issuer.verify(&unverified, now, &remote.keys())
                 }
                 _ if keys.is_empty() => Err(TokenError::KeysUnavailable),

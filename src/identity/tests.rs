@@ -430,3 +430,39 @@ async fn a_verified_token_is_cached_until_its_expiry() {
         TokenError::Expired
     );
 }
+
+/// Polls a future once, with a waker that does nothing.
+fn poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
+    f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
+
+/// Regression (an issue-9 leftover): every distinct forged token costs a
+/// signature verification, and a flood of them could occupy every core.
+/// Verifications of tokens not in the cache take one of a bounded number of
+/// slots (cores − 1); a cached token never waits for one.
+#[tokio::test]
+async fn uncached_verifications_wait_for_a_slot_and_cached_tokens_never_do() {
+    let v = rsa_verifier().with_verification_slots(1);
+    let known = mint(Algorithm::RS256, RSA, Some("k1"), &claims());
+    verify(&v, &known).await.unwrap();
+    let held = v.slots.clone().try_acquire_owned().unwrap();
+
+    let cached = std::pin::pin!(v.verify(&known));
+    assert!(
+        poll_once(cached).is_ready(),
+        "a cached token waited for a slot"
+    );
+    let new = mint(
+        Algorithm::RS256,
+        RSA,
+        Some("k1"),
+        &with(claims(), "sub", json!("2002")),
+    );
+    let mut uncached = std::pin::pin!(v.verify(&new));
+    assert!(
+        poll_once(uncached.as_mut()).is_pending(),
+        "a new token was verified without a slot"
+    );
+    drop(held);
+    assert_eq!(uncached.await.unwrap().principal.subject.as_str(), "2002");
+}
