@@ -105,8 +105,12 @@ async fn run_h2load(args: &RunArgs, addr: &str, body: &Path) -> anyhow::Result<(
         }
         if line.starts_with("requests:") {
             done = field(line, "started, ").map(|n| n as u64);
-            if field(line, "succeeded, ").is_some_and(|failed| failed > 0.0) {
-                anyhow::bail!("h2load: failed requests: {line}");
+            // The counts after "succeeded, " and "failed, " are the failed
+            // and errored requests.
+            let bad =
+                field(line, "succeeded, ").unwrap_or(0.0) + field(line, "failed, ").unwrap_or(0.0);
+            if bad > 0.0 {
+                anyhow::bail!("h2load: failed or errored requests: {line}");
             }
         }
     }

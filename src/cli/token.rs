@@ -89,7 +89,7 @@ pub(super) fn mint(args: &MintToken) -> anyhow::Result<String> {
             args.key.display()
         )
     })?;
-    let now = crate::identity::unix_now() as i64;
+    let now = crate::domain::unix_now() as i64;
     let mut claims = serde_json::json!({ "iat": now, "exp": now + args.ttl_secs });
     let iss = args.service_account.as_ref().or(args.issuer.as_ref());
     claims["iss"] = iss.cloned().into();

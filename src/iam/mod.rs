@@ -48,11 +48,6 @@ impl Iam {
         }
     }
 
-    /// The configured identity sources, for messages naming them.
-    pub fn sources(&self) -> &[IssuerName] {
-        &self.sources
-    }
-
     async fn forget(&self, stale: &[Stale]) {
         self.forget.forget(stale).await;
     }

@@ -23,8 +23,7 @@ impl Iam {
     }
 
     pub async fn get_user(&self, actor: &Actor, user: &UserRef) -> Result<User, IamError> {
-        global(actor, Action::Get)?;
-        let found = self.store.get(user).await?;
+        let found = self.find_user(actor, user).await?;
         found.ok_or_else(|| IamError::not_found(format!("user {user}")))
     }
 

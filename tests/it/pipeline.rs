@@ -16,7 +16,7 @@ use crate::{
         config_toml,
         memory::{MemoryStore, World},
     },
-    rbac::{Want, Want::*, credential, rbac},
+    rbac::{Want, Want::*, credential, rbac, row_headers},
 };
 
 /// The world of `rbac.rs`, in memory:
@@ -137,14 +137,7 @@ async fn the_decision_table() {
     let mut failures = Vec::new();
     for (i, (who, org, method, host, path, want)) in table.iter().enumerate() {
         let auth = format!("Bearer {}", credential(who));
-        let mut headers = vec![
-            ("authorization", auth.as_str()),
-            ("x-dispatch-user", "mallory"),
-            ("x-dispatch-roles", "admin"),
-        ];
-        if !org.is_empty() {
-            headers.push(("x-dispatch-org", org));
-        }
+        let headers = row_headers(&auth, org);
         let view = RequestView {
             host,
             method,

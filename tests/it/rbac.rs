@@ -105,6 +105,20 @@ fn sa_token(iss: &str, alg: Algorithm, key: &str, lifetime: u64) -> String {
     )
 }
 
+/// A row's request headers: its credential, forged identity headers (which
+/// must be overwritten) and `x-dispatch-org` unless the row names none.
+pub(crate) fn row_headers<'a>(authorization: &'a str, org: &'a str) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![
+        ("authorization", authorization),
+        ("x-dispatch-user", "mallory"),
+        ("x-dispatch-roles", "admin"),
+    ];
+    if !org.is_empty() {
+        headers.push(("x-dispatch-org", org));
+    }
+    headers
+}
+
 pub(crate) fn credential(who: &str) -> String {
     match who {
         "ci" => sa_token("acme/ci", Algorithm::ES256, "ec256.pem", 600),
@@ -146,14 +160,7 @@ async fn the_decision_table() {
     let mut failures = Vec::new();
     for (i, (who, org, method, host, path, want)) in table.iter().enumerate() {
         let auth = bearer(&credential(who));
-        let mut headers = vec![
-            ("authorization", auth.as_str()),
-            ("x-dispatch-user", "mallory"),
-            ("x-dispatch-roles", "admin"),
-        ];
-        if !org.is_empty() {
-            headers.push(("x-dispatch-org", org));
-        }
+        let headers = row_headers(&auth, org);
         let r = app.check_on(method, host, path, &headers).await;
         let row = format!("row {i}: {who} {org:?} {method} {host}{path}");
         match want {
