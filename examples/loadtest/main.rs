@@ -58,6 +58,7 @@ use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
 };
+use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint, Server, server::TcpIncoming};
 
 /// The binary's allocator, so the sidecar measured here is the one shipped

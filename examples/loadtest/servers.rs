@@ -41,8 +41,10 @@ pub(crate) async fn serve(kind: Kind, config: Option<PathBuf>) -> anyhow::Result
         Kind::Baseline => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             println!("listening {}", listener.local_addr()?);
-            // Same stack and TCP_NODELAY as the sidecar.
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            // Same stack, TCP_NODELAY and connections as the sidecar.
+            let incoming = TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .map(|conn| conn.map(dispatch_authz::server::Unvectored));
             Server::builder()
                 .add_service(AuthorizationServer::new(Baseline))
                 .serve_with_incoming(incoming)
