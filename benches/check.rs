@@ -26,7 +26,7 @@ use criterion::{Criterion, criterion_group};
 use dispatch_authz::{
     check::{
         Authorization, Checker, ClientHeaders, CredentialSettings, MethodOverride, Permit,
-        RequestRules, RequestView, UpstreamRules,
+        RequestRules, RequestView, SettledCache, UpstreamRules,
     },
     directory::{CacheSettings, Directory, GrantsCache, OrgCache, ServiceAccountCache, UserCache},
     domain::{IssuerName, Login, OrgName, RequestId, RoleName, Subject, SubjectRef},
@@ -216,6 +216,7 @@ impl HotPath {
             Arc::new(Checker::new(
                 verifier(pem_key(Algorithm::ES256, "ec256.pub.pem")),
                 directory,
+                SettledCache::new(1000, Duration::from_secs(3600)),
                 RequestRules {
                     public: PublicPaths::new(&["/healthz"]).unwrap(),
                     credentials: CredentialSettings {

@@ -7,7 +7,7 @@ use thiserror::Error;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::{
-    check::Checker,
+    check::{Checker, SettledCache},
     config::{Config, ListenAddr},
     directory::{Directory, GrantsCache, OrgCache, ServiceAccountCache, UserCache},
     domain::IssuerName,
@@ -225,6 +225,7 @@ pub fn checker(store: Arc<dyn CheckStore>, config: Config) -> Checker {
     Checker::new(
         identity,
         directory,
+        SettledCache::new(caches.tokens_capacity, caches.users.ttl),
         config.request_rules,
         config.authorization,
     )

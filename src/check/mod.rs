@@ -23,23 +23,26 @@ mod log;
 pub mod method;
 mod phases;
 pub mod request;
+mod settled;
 pub mod upstream;
 
-use std::{sync::Arc, task::Poll, time::Duration};
+use std::{borrow::Cow, sync::Arc, task::Poll, time::Duration};
 
 use tracing::{Instrument, debug_span};
 
 pub use decision::{BearerError, Decision, Denial, DenialKind, Permit, UpstreamHeaders, Who};
 pub use method::MethodOverride;
 pub use request::{ClientHeaders, CredentialSettings, RequestView};
+pub use settled::SettledCache;
 pub use upstream::UpstreamRules;
 
 use log::{Seen, log_decision};
 use phases::Route;
+use settled::{Lookup, Stamps, TokenKey};
 
 use crate::{
     directory::Directory,
-    identity::IdentityVerifier,
+    identity::{IdentityVerifier, TokenStamp, VerifiedIdentity},
     policy::{PublicPaths, RouteMap, rbac::Grants},
 };
 
@@ -77,20 +80,33 @@ pub struct RequestRules {
 pub struct Checker {
     identity: IdentityVerifier,
     directory: Directory,
+    settled: SettledCache,
     rules: RequestRules,
     authorization: Authorization,
+}
+
+/// Where the settled path left off: what the full pipeline goes on from.
+struct Unsettled<'a> {
+    method: Cow<'a, str>,
+    resource: Option<&'a str>,
+    token: &'a str,
+    key: TokenKey,
+    /// The token's identity, when only the subject's part was old.
+    verified: Option<(Arc<VerifiedIdentity>, TokenStamp)>,
 }
 
 impl Checker {
     pub fn new(
         identity: IdentityVerifier,
         directory: Directory,
+        settled: SettledCache,
         rules: RequestRules,
         authorization: Authorization,
     ) -> Self {
         Self {
             identity,
             directory,
+            settled,
             rules,
             authorization,
         }
@@ -118,37 +134,120 @@ impl Checker {
             "check",
             request_id = request.request_id.as_ref().map(|id| id.as_str())
         );
-        async {
-            let mut seen = Seen::default();
-            let budget = request.budget.unwrap_or(self.rules.default_budget);
-            let decision = within(budget, async {
-                match self.decide(request, &mut seen).await {
-                    Ok(permit) => self.allow(permit, request),
-                    Err(denial) => Decision::Deny(denial),
-                }
-            })
-            .await;
-            log_decision(request, &seen, &decision);
-            decision
-        }
-        .instrument(span)
-        .await
+        let mut seen = Seen::default();
+        let decision = match span.in_scope(|| self.settled(request, &mut seen)) {
+            Ok(decision) => decision,
+            Err(rest) => {
+                let budget = request.budget.unwrap_or(self.rules.default_budget);
+                // Boxed: the full pipeline's future is large, and the
+                // settled path should not carry (and copy) it.
+                let full = within(budget, async {
+                    match self.decide(request, rest, &mut seen).await {
+                        Ok(permit) => self.allow(permit, request),
+                        Err(denial) => Decision::Deny(denial),
+                    }
+                });
+                Box::pin(full.instrument(span.clone())).await
+            }
+        };
+        span.in_scope(|| log_decision(request, &seen, &decision));
+        decision
     }
 
-    /// The phases in order; the first denial ends the check.
-    async fn decide(&self, request: &RequestView<'_>, seen: &mut Seen) -> Result<Permit, Denial> {
-        let Route::Protected { method, resource } = self.route(request)? else {
-            return Ok(Permit::PublicPath);
+    /// The phases that need no identity, then the token's settled entry
+    /// (`settled.rs`): the whole check without an `.await` when the entry
+    /// is fresh. `Err`: what the full pipeline needs to go on.
+    fn settled<'a>(
+        &'a self,
+        request: &'a RequestView<'_>,
+        seen: &mut Seen,
+    ) -> Result<Decision, Unsettled<'a>> {
+        let (method, resource) = match self.route(request) {
+            Ok(Route::Protected { method, resource }) => (method, resource),
+            Ok(Route::Public) => return Ok(self.allow(Permit::PublicPath, request)),
+            Err(denial) => return Ok(Decision::Deny(denial)),
         };
-        let token = self.credential(&request.headers)?;
-        let identity = self.verify(token).await?;
+        let token = match self.credential(&request.headers) {
+            Ok(token) => token,
+            Err(denial) => return Ok(Decision::Deny(denial)),
+        };
+        let key = settled::key(token);
+        let mut rest = Unsettled {
+            method,
+            resource,
+            token,
+            key,
+            verified: None,
+        };
+        let entry = match self.settled.get(&key, &self.identity, &self.directory) {
+            Lookup::Hit(entry) => entry,
+            Lookup::Verified(identity, stamp) => {
+                rest.verified = Some((identity, stamp));
+                return Err(rest);
+            }
+            Lookup::Miss => return Err(rest),
+        };
+        seen.principal = Some(entry.identity.principal.clone());
+        seen.subject = Some(entry.who.subject());
+        let asked = match self.asked(request, &rest.method, rest.resource) {
+            Ok(asked) => asked,
+            Err(denial) => return Ok(Decision::Deny(denial)),
+        };
+        let allowed = match (asked, &entry.grants) {
+            (None, _) => None,
+            (Some(asked), Some(grants)) => match phases::decide(&asked, grants) {
+                Ok(allowed) if grants.member_of.contains(&allowed.org) => Some(allowed),
+                // A global role in a foreign organization: whether that
+                // organization exists is the full pipeline's question.
+                Ok(_) => return Err(rest),
+                Err(denial) => return Ok(Decision::Deny(denial)),
+            },
+            (Some(_), None) => return Err(rest),
+        };
+        let permit = Permit::Subject {
+            who: entry.who.clone(),
+            allowed,
+        };
+        Ok(self.allow(permit, request))
+    }
+
+    /// The identity phases in order, from where the settled path left off;
+    /// the first denial ends the check. What they find is settled for the
+    /// token's next checks.
+    async fn decide(
+        &self,
+        request: &RequestView<'_>,
+        rest: Unsettled<'_>,
+        seen: &mut Seen,
+    ) -> Result<Permit, Denial> {
+        let mut stamps = Stamps::now(&self.identity, &self.directory);
+        let identity = match rest.verified {
+            Some((identity, stamp)) => {
+                stamps = stamps.with_token(stamp);
+                identity
+            }
+            None => self.verify(rest.token).await?,
+        };
         seen.principal = Some(identity.principal.clone());
         let who = self.subject(&identity, seen).await?;
-        let allowed = match &self.authorization {
-            Authorization::Registered => None,
-            Authorization::Rbac(_) => Some(self.authorize(request, &method, resource, &who).await?),
+        let Some(asked) = self.asked(request, &rest.method, rest.resource)? else {
+            self.settled
+                .insert(rest.key, identity, who.clone(), None, stamps);
+            return Ok(Permit::Subject { who, allowed: None });
         };
-        Ok(Permit::Subject { who, allowed })
+        let grants = self.grants(&who).await?;
+        self.settled.insert(
+            rest.key,
+            identity,
+            who.clone(),
+            Some(grants.clone()),
+            stamps,
+        );
+        let allowed = self.authorize(&asked, &grants).await?;
+        Ok(Permit::Subject {
+            who,
+            allowed: Some(allowed),
+        })
     }
 
     /// The last phase: what the allow does to the upstream request.

@@ -117,14 +117,17 @@ impl Checker {
         }
     }
 
-    /// Step 5: `(org, resource, action)`, decided by the subject's roles.
-    pub(super) async fn authorize(
+    /// Step 5, before any identity: what the request asks for. `None` in
+    /// registered mode, where no role is consulted.
+    pub(super) fn asked<'r>(
         &self,
-        request: &RequestView<'_>,
+        request: &RequestView<'r>,
         method: &str,
-        resource: Option<&str>,
-        who: &Who,
-    ) -> Result<Allowed, Denial> {
+        resource: Option<&'r str>,
+    ) -> Result<Option<Asked<'r>>, Denial> {
+        if matches!(self.authorization, Authorization::Registered) {
+            return Ok(None);
+        }
         let Some(action) = Action::from_method(method) else {
             return Err(denial(
                 DenialKind::Forbidden,
@@ -140,9 +143,20 @@ impl Checker {
             ));
         };
         let org = requested_org(request)?;
-        let grants = self.grants(who).await?;
-        let allowed = policy::authorize(&grants, org.as_ref(), resource, action)
-            .map_err(|refused| denial(DenialKind::Forbidden, refused_code(&refused), refused))?;
+        Ok(Some(Asked {
+            org,
+            resource,
+            action,
+        }))
+    }
+
+    /// Step 5: `(org, resource, action)`, decided by the subject's roles.
+    pub(super) async fn authorize(
+        &self,
+        asked: &Asked<'_>,
+        grants: &Grants,
+    ) -> Result<Allowed, Denial> {
+        let allowed = decide(asked, grants)?;
         // A member's organization exists (memberships go with it); a global
         // role reaches any name, so the name must be one we know, or the
         // upstream would be told a verified organization that is not there.
@@ -188,6 +202,20 @@ impl Checker {
             }
         }
     }
+}
+
+/// What a protected request asks for in RBAC mode.
+pub(super) struct Asked<'r> {
+    pub org: Option<OrgName>,
+    pub resource: &'r str,
+    pub action: Action,
+}
+
+/// The roles' verdict, without the organization's existence (which only a
+/// global role in a foreign organization needs asking about).
+pub(super) fn decide(asked: &Asked<'_>, grants: &Grants) -> Result<Allowed, Denial> {
+    policy::authorize(grants, asked.org.as_ref(), asked.resource, asked.action)
+        .map_err(|refused| denial(DenialKind::Forbidden, refused_code(&refused), refused))
 }
 
 /// A provider outage is not the caller's fault: 503, like a database fault.

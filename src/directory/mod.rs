@@ -92,6 +92,18 @@ where
         Err(Arc::new(StoreError::Superseded))
     }
 
+    /// To be read before a lookup begins; see [`FreshCache::is_fresh`].
+    fn generation(&self) -> u64 {
+        self.freshness.start()
+    }
+
+    /// Whether a value of `key` that a lookup begun at `generation`
+    /// returned may still be served: what a cache built on this one (the
+    /// check's per-token answers) asks instead of looking up again.
+    fn is_fresh(&self, key: &K, generation: u64) -> bool {
+        self.freshness.is_fresh(key, generation)
+    }
+
     /// After this returns, no lookup serves a value of `key` loaded before.
     async fn invalidate(&self, key: K) {
         self.freshness.invalidate(key.clone());
@@ -180,6 +192,17 @@ impl UserCache {
         self.cache.invalidate(principal).await;
     }
 
+    /// To be read before [`UserCache::find`], for [`UserCache::is_fresh`].
+    pub fn generation(&self) -> u64 {
+        self.cache.generation()
+    }
+
+    /// Whether the user a `find` begun at `generation` returned has not been
+    /// invalidated since.
+    pub fn is_fresh(&self, principal: &Arc<Principal>, generation: u64) -> bool {
+        self.cache.is_fresh(principal, generation)
+    }
+
     pub async fn find(&self, principal: &Arc<Principal>) -> Result<Entry, Arc<StoreError>> {
         self.cache
             .get(principal, || async {
@@ -213,6 +236,17 @@ impl GrantsCache {
             store,
             cache: FreshCache::new(cache, &settings),
         }
+    }
+
+    /// To be read before [`GrantsCache::get`], for [`GrantsCache::is_fresh`].
+    pub fn generation(&self) -> u64 {
+        self.cache.generation()
+    }
+
+    /// Whether the grants a `get` begun at `generation` returned have not
+    /// been invalidated since.
+    pub fn is_fresh(&self, subject: SubjectRef, generation: u64) -> bool {
+        self.cache.is_fresh(&subject, generation)
     }
 
     pub async fn get(&self, subject: SubjectRef) -> Result<Arc<Grants>, Arc<StoreError>> {

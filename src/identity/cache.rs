@@ -35,6 +35,17 @@ pub struct TokenCache {
     /// The stamp of the last change of any account: refusals from before
     /// it may not hold (a key was added, an account created).
     last_account_change: Arc<AtomicU64>,
+    /// Counts [`TokenCache::invalidate_all`] (a signing key was removed).
+    revocations: Arc<AtomicU64>,
+}
+
+/// When a verification began, as far as later invalidations are concerned:
+/// what a cache *outside* this one (the check's per-token answers) keeps
+/// beside an identity, to ask [`TokenCache::is_fresh`] later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenStamp {
+    accounts: u64,
+    revocations: u64,
 }
 
 struct UntilTokenExpiry {
@@ -69,7 +80,27 @@ impl TokenCache {
             refused,
             accounts: Freshness::new(capacity, max_ttl),
             last_account_change: Arc::default(),
+            revocations: Arc::default(),
         }
+    }
+
+    /// To be read before a verification (or a lookup) begins.
+    pub fn stamp(&self) -> TokenStamp {
+        TokenStamp {
+            accounts: self.accounts.start(),
+            revocations: self.revocations.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Whether `identity`, obtained by a lookup that began at `stamp`, may
+    /// still be served: no signing key was removed since, and a service
+    /// account's token is judged by the account's last change.
+    pub fn is_fresh(&self, identity: &VerifiedIdentity, stamp: TokenStamp) -> bool {
+        self.revocations.load(Ordering::SeqCst) == stamp.revocations
+            && identity
+                .service_account
+                .as_ref()
+                .is_none_or(|account| self.accounts.is_fresh(&account.id, stamp.accounts))
     }
 
     pub(super) async fn get_or_verify(
@@ -145,6 +176,7 @@ impl TokenCache {
 
     /// Forgets every verified token (a signing key was removed).
     pub fn invalidate_all(&self) {
+        self.revocations.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate_all();
     }
 

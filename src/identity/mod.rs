@@ -22,7 +22,7 @@ use jsonwebtoken::Algorithm;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
-pub use cache::TokenCache;
+pub use cache::{TokenCache, TokenStamp};
 pub use jwt::{ClaimMapping, IssuerConfig, JwtIssuer, KeyConfig, KeySource};
 
 use crate::{
@@ -191,6 +191,18 @@ impl IdentityVerifier {
     /// changed, or it was disabled or deleted).
     pub fn forget_service_account(&self, id: ServiceAccountId) {
         self.cache.invalidate_service_account(id);
+    }
+
+    /// To be read before [`IdentityVerifier::verify`]; see
+    /// [`IdentityVerifier::is_fresh`].
+    pub fn stamp(&self) -> TokenStamp {
+        self.cache.stamp()
+    }
+
+    /// Whether an identity that a verification begun at `stamp` returned
+    /// may still be served (kept by a cache outside this module).
+    pub fn is_fresh(&self, identity: &VerifiedIdentity, stamp: TokenStamp) -> bool {
+        self.cache.is_fresh(identity, stamp)
     }
 
     /// Adds the GitHub token source.

@@ -150,6 +150,22 @@ async fn an_outage_keeps_the_last_good_keys_and_removed_keys_stop_verifying() {
     );
 }
 
+/// Regression (issue 11): a token whose answer is cached per token (user
+/// and grants included) is refused once its key is gone from the key set,
+/// not when the entry's 60-second lifetime ends.
+#[tokio::test]
+async fn a_token_answered_from_the_cache_is_refused_once_its_key_is_removed() {
+    let (provider, app) = serving(&["a", "b"], 1, 1).await;
+    let token = provider.token("a", "alice");
+    assert_eq!(code(&app.check_bearer(&token).await), OK);
+    assert_eq!(code(&app.check_bearer(&token).await), OK, "cached");
+    provider.remove_key("a");
+    eventually("the cached token to be refused", async || {
+        code(&app.check_bearer(&token).await) == UNAUTHENTICATED
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_provider_down_at_start_up_makes_the_server_unready_not_dead() {
     let provider = FakeOidc::start().await;

@@ -1,0 +1,162 @@
+//! What a token came to, cached per token: the hot path.
+//!
+//! A cache-hit check used to make three lookups (the verified token, the
+//! user, the grants), each a hash of its key and an async cache call. A
+//! [`Settled`] entry holds all three, found with one SHA-256 and one
+//! synchronous lookup, so the whole check runs without an `.await` and its
+//! future stays small (a large one was copied whole per check).
+//!
+//! **Invariant:** an entry is served only while every part of it would still
+//! be served by the cache it came from. It keeps the generation each of those
+//! caches had when its lookup *began* ([`Stamps`]); an admin write
+//! invalidates the user, the grants or the service account in those caches
+//! (`crate::freshness`), which makes the entry stale on its next read,
+//! without anyone having to find and remove it. It also lives no longer
+//! than the user cache's TTL (changes by another process) nor than the
+//! token. A stale or expired entry sends the check down the full pipeline.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use sha2::{Digest, Sha256};
+
+use super::Who;
+use crate::{
+    directory::Directory,
+    identity::{IdentityVerifier, TokenStamp, VerifiedIdentity, unix_now},
+    policy::rbac::Grants,
+};
+
+/// A verified token's subject, enabled when it was settled, and its grants
+/// (`None` in registered mode).
+pub(super) struct Settled {
+    pub identity: Arc<VerifiedIdentity>,
+    pub who: Who,
+    pub grants: Option<Arc<Grants>>,
+    stamps: Stamps,
+    until: Instant,
+}
+
+/// The generations of the caches an entry's parts came from, read before
+/// their lookups began.
+#[derive(Clone, Copy)]
+pub(super) struct Stamps {
+    token: TokenStamp,
+    users: u64,
+    grants: u64,
+}
+
+impl Stamps {
+    /// To be called before the lookups whose results are settled.
+    pub fn now(identity: &IdentityVerifier, directory: &Directory) -> Self {
+        Self {
+            token: identity.stamp(),
+            users: directory.users.generation(),
+            grants: directory.grants.generation(),
+        }
+    }
+
+    /// For an identity verified earlier, whose own stamp still holds.
+    pub fn with_token(self, token: TokenStamp) -> Self {
+        Self { token, ..self }
+    }
+}
+
+impl Settled {
+    /// Whether every part would still be served by the cache it came from.
+    fn is_fresh(&self, identity: &IdentityVerifier, directory: &Directory) -> bool {
+        identity.is_fresh(&self.identity, self.stamps.token)
+            && match &self.who {
+                Who::User(_) => directory
+                    .users
+                    .is_fresh(&self.identity.principal, self.stamps.users),
+                Who::ServiceAccount(_) => true,
+            }
+            && (self.grants.is_none()
+                || directory
+                    .grants
+                    .is_fresh(self.who.subject(), self.stamps.grants))
+    }
+}
+
+/// The token's digest: the cache never holds a usable credential.
+pub(super) type TokenKey = [u8; 32];
+
+pub(super) fn key(token: &str) -> TokenKey {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// What a lookup found.
+pub(super) enum Lookup {
+    /// Every part fresh: decide from it.
+    Hit(Arc<Settled>),
+    /// Only the subject's part is old (TTL or invalidation): the token
+    /// needs no new verification, the subject a new lookup.
+    Verified(Arc<VerifiedIdentity>, TokenStamp),
+    Miss,
+}
+
+/// Per-token entries, bounded by count; S3-FIFO eviction (quick_cache),
+/// whose entries cost about half of moka's (BENCHMARKS.md). Entries are
+/// judged on read, so nothing needs removing on invalidation.
+pub struct SettledCache {
+    cache: quick_cache::sync::Cache<TokenKey, Arc<Settled>>,
+    /// Zero: nothing is kept (the user cache is off too).
+    ttl: Duration,
+}
+
+impl SettledCache {
+    pub fn new(capacity: u64, ttl: Duration) -> Self {
+        let capacity = usize::try_from(capacity.max(1)).unwrap_or(usize::MAX);
+        Self {
+            cache: quick_cache::sync::Cache::new(capacity),
+            ttl,
+        }
+    }
+
+    pub(super) fn get(
+        &self,
+        key: &TokenKey,
+        identity: &IdentityVerifier,
+        directory: &Directory,
+    ) -> Lookup {
+        let Some(entry) = self.cache.get(key) else {
+            return Lookup::Miss;
+        };
+        // A clock step must not resurrect a token past its `exp`.
+        if entry.identity.expires_at <= unix_now()
+            || !identity.is_fresh(&entry.identity, entry.stamps.token)
+        {
+            self.cache.remove(key);
+            return Lookup::Miss;
+        }
+        if Instant::now() < entry.until && entry.is_fresh(identity, directory) {
+            Lookup::Hit(entry)
+        } else {
+            Lookup::Verified(entry.identity.clone(), entry.stamps.token)
+        }
+    }
+
+    pub(super) fn insert(
+        &self,
+        key: TokenKey,
+        identity: Arc<VerifiedIdentity>,
+        who: Who,
+        grants: Option<Arc<Grants>>,
+        stamps: Stamps,
+    ) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let entry = Settled {
+            identity,
+            who,
+            grants,
+            stamps,
+            until: Instant::now() + self.ttl,
+        };
+        self.cache.insert(key, Arc::new(entry));
+    }
+}
