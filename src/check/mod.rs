@@ -231,23 +231,46 @@ impl Checker {
         seen.principal = Some(identity.principal.clone());
         let who = self.subject(&identity, seen).await?;
         let Some(asked) = self.asked(request, &rest.method, rest.resource)? else {
-            self.settled
-                .insert(rest.key, identity, who.clone(), None, stamps);
+            self.settle(rest.key, identity, &who, None, stamps).await;
             return Ok(Permit::Subject { who, allowed: None });
         };
         let grants = self.grants(&who).await?;
-        self.settled.insert(
-            rest.key,
-            identity,
-            who.clone(),
-            Some(grants.clone()),
-            stamps,
-        );
+        self.settle(rest.key, identity, &who, Some(grants.clone()), stamps)
+            .await;
         let allowed = self.authorize(&asked, &grants).await?;
         Ok(Permit::Subject {
             who,
             allowed: Some(allowed),
         })
+    }
+
+    /// Keeps what the token came to for its next checks. The caches it came
+    /// from then drop their copies: one entry per token is what memory
+    /// allows (BENCHMARKS.md), and they serve only the lookups of tokens
+    /// not settled yet.
+    async fn settle(
+        &self,
+        key: TokenKey,
+        identity: Arc<VerifiedIdentity>,
+        who: &Who,
+        grants: Option<Arc<Grants>>,
+        stamps: Stamps,
+    ) {
+        let principal = identity.principal.clone();
+        let has_grants = grants.is_some();
+        if !self
+            .settled
+            .insert(key, identity, who.clone(), grants, stamps)
+        {
+            return;
+        }
+        self.identity.release(&key).await;
+        if let Who::User(_) = who {
+            self.directory.users.release(&principal).await;
+        }
+        if has_grants {
+            self.directory.grants.release(who.subject()).await;
+        }
     }
 
     /// The last phase: what the allow does to the upstream request.

@@ -139,6 +139,7 @@ impl SettledCache {
         }
     }
 
+    /// Whether the entry was kept (not with a zero TTL).
     pub(super) fn insert(
         &self,
         key: TokenKey,
@@ -146,9 +147,9 @@ impl SettledCache {
         who: Who,
         grants: Option<Arc<Grants>>,
         stamps: Stamps,
-    ) {
+    ) -> bool {
         if self.ttl.is_zero() {
-            return;
+            return false;
         }
         let entry = Settled {
             identity,
@@ -158,5 +159,6 @@ impl SettledCache {
             until: Instant::now() + self.ttl,
         };
         self.cache.insert(key, Arc::new(entry));
+        true
     }
 }

@@ -104,6 +104,12 @@ where
         self.freshness.is_fresh(key, generation)
     }
 
+    /// Drops `key`'s value to save memory (a cache built on this one holds
+    /// it now). Not an invalidation: the value is not stale.
+    async fn release(&self, key: &K) {
+        self.cache.invalidate(key).await;
+    }
+
     /// After this returns, no lookup serves a value of `key` loaded before.
     async fn invalidate(&self, key: K) {
         self.freshness.invalidate(key.clone());
@@ -203,6 +209,11 @@ impl UserCache {
         self.cache.is_fresh(principal, generation)
     }
 
+    /// Drops a found user that the check's per-token cache now holds.
+    pub async fn release(&self, principal: &Arc<Principal>) {
+        self.cache.release(principal).await;
+    }
+
     pub async fn find(&self, principal: &Arc<Principal>) -> Result<Entry, Arc<StoreError>> {
         self.cache
             .get(principal, || async {
@@ -247,6 +258,11 @@ impl GrantsCache {
     /// been invalidated since.
     pub fn is_fresh(&self, subject: SubjectRef, generation: u64) -> bool {
         self.cache.is_fresh(&subject, generation)
+    }
+
+    /// Drops grants that the check's per-token cache now holds.
+    pub async fn release(&self, subject: SubjectRef) {
+        self.cache.release(&subject).await;
     }
 
     pub async fn get(&self, subject: SubjectRef) -> Result<Arc<Grants>, Arc<StoreError>> {

@@ -153,6 +153,12 @@ impl TokenCache {
         Ok(identity)
     }
 
+    /// Drops a verified token that a cache outside this one now holds, by
+    /// its SHA-256 (not an invalidation: the token is still good).
+    pub async fn release(&self, key: &[u8; 32]) {
+        self.cache.invalidate(key).await;
+    }
+
     /// Forgets the verified tokens of one service account. moka applies the
     /// predicate to every entry lazily, but a lookup never returns an entry
     /// the predicate matches, so the next check verifies again.

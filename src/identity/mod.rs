@@ -205,6 +205,12 @@ impl IdentityVerifier {
         self.cache.is_fresh(identity, stamp)
     }
 
+    /// Drops a verified token, by its SHA-256, that the check's per-token
+    /// cache now holds.
+    pub async fn release(&self, key: &[u8; 32]) {
+        self.cache.release(key).await;
+    }
+
     /// Adds the GitHub token source.
     pub fn with_github(mut self, github: Option<github::GithubSource>) -> Self {
         self.github = github.map(Arc::new);
