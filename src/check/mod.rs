@@ -93,6 +93,10 @@ struct Unsettled<'a> {
     key: TokenKey,
     /// The token's identity, when only the subject's part was old.
     verified: Option<(Arc<VerifiedIdentity>, TokenStamp)>,
+    /// A fresh entry whose role is global and whose organization is not
+    /// one of the subject's: whether that organization exists is all that
+    /// is left to ask.
+    foreign: Option<(Who, Arc<Grants>, phases::Asked<'a>)>,
 }
 
 impl Checker {
@@ -178,6 +182,7 @@ impl Checker {
             token,
             key,
             verified: None,
+            foreign: None,
         };
         let entry = match self.settled.get(&key, &self.identity, &self.directory) {
             Lookup::Hit(entry) => entry,
@@ -198,8 +203,11 @@ impl Checker {
             (Some(asked), Some(grants)) => match phases::decide(&asked, grants) {
                 Ok(allowed) if grants.member_of.contains(&allowed.org) => Some(allowed),
                 // A global role in a foreign organization: whether that
-                // organization exists is the full pipeline's question.
-                Ok(_) => return Err(rest),
+                // organization exists is an `.await` away.
+                Ok(_) => {
+                    rest.foreign = Some((entry.who.clone(), grants.clone(), asked));
+                    return Err(rest);
+                }
                 Err(denial) => return Ok(Decision::Deny(denial)),
             },
             (Some(_), None) => return Err(rest),
@@ -220,6 +228,13 @@ impl Checker {
         rest: Unsettled<'_>,
         seen: &mut Seen,
     ) -> Result<Permit, Denial> {
+        if let Some((who, grants, asked)) = rest.foreign {
+            let allowed = self.authorize(&asked, &grants).await?;
+            return Ok(Permit::Subject {
+                who,
+                allowed: Some(allowed),
+            });
+        }
         let mut stamps = Stamps::now(&self.identity, &self.directory);
         let identity = match rest.verified {
             Some((identity, stamp)) => {
@@ -244,10 +259,12 @@ impl Checker {
         })
     }
 
-    /// Keeps what the token came to for its next checks. The caches it came
-    /// from then drop their copies: one entry per token is what memory
-    /// allows (BENCHMARKS.md), and they serve only the lookups of tokens
-    /// not settled yet.
+    /// Keeps what the token came to for its next checks. The token cache
+    /// then drops its copy, and so do the user and grants caches for a
+    /// user: one entry per token is what memory allows with many users
+    /// (BENCHMARKS.md), and a user rarely holds several tokens at once. A
+    /// service account's grants stay: its tokens are often minted per call,
+    /// and there are few accounts.
     async fn settle(
         &self,
         key: TokenKey,
@@ -267,9 +284,9 @@ impl Checker {
         self.identity.release(&key).await;
         if let Who::User(_) = who {
             self.directory.users.release(&principal).await;
-        }
-        if has_grants {
-            self.directory.grants.release(who.subject()).await;
+            if has_grants {
+                self.directory.grants.release(who.subject()).await;
+            }
         }
     }
 

@@ -128,6 +128,7 @@ pub(crate) fn credential(who: &str) -> String {
 
 /// What a row expects: an allow in `org` with `roles`, or a denial with an
 /// HTTP status and the reason's message fragment.
+#[derive(Clone)]
 pub(crate) enum Want {
     Allow(&'static str, &'static str),
     Deny(i32, &'static str),

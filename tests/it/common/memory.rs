@@ -168,11 +168,20 @@ impl World {
     }
 }
 
-pub struct MemoryStore(Mutex<World>);
+pub struct MemoryStore(Mutex<World>, Arc<std::sync::atomic::AtomicUsize>);
 
 impl MemoryStore {
     pub fn new(world: World) -> Self {
-        Self(Mutex::new(world))
+        Self(Mutex::new(world), Arc::default())
+    }
+
+    /// Counts the user and grants lookups from now on.
+    pub fn lookups(&self) -> Arc<std::sync::atomic::AtomicUsize> {
+        self.1.clone()
+    }
+
+    fn count(&self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -183,6 +192,7 @@ impl CheckStore for MemoryStore {
         issuer: &IssuerName,
         subject: &Subject,
     ) -> Result<Option<User>, StoreError> {
+        self.count();
         let world = self.0.lock().unwrap();
         let found = world
             .users
@@ -192,6 +202,7 @@ impl CheckStore for MemoryStore {
     }
 
     async fn grants(&self, subject: SubjectRef) -> Result<Grants, StoreError> {
+        self.count();
         Ok(self.0.lock().unwrap().grants(subject))
     }
 
