@@ -96,7 +96,7 @@ struct Unsettled<'a> {
     /// A fresh entry whose role is global and whose organization is not
     /// one of the subject's: whether that organization exists is all that
     /// is left to ask.
-    foreign: Option<(Who, Arc<Grants>, phases::Asked<'a>)>,
+    foreign: Option<Box<(Who, Arc<Grants>, phases::Asked<'a>)>>,
 }
 
 impl Checker {
@@ -205,7 +205,7 @@ impl Checker {
                 // A global role in a foreign organization: whether that
                 // organization exists is an `.await` away.
                 Ok(_) => {
-                    rest.foreign = Some((entry.who.clone(), grants.clone(), asked));
+                    rest.foreign = Some(Box::new((entry.who.clone(), grants.clone(), asked)));
                     return Err(rest);
                 }
                 Err(denial) => return Ok(Decision::Deny(denial)),
@@ -228,7 +228,8 @@ impl Checker {
         rest: Unsettled<'_>,
         seen: &mut Seen,
     ) -> Result<Permit, Denial> {
-        if let Some((who, grants, asked)) = rest.foreign {
+        if let Some(foreign) = rest.foreign {
+            let (who, grants, asked) = *foreign;
             let allowed = self.authorize(&asked, &grants).await?;
             return Ok(Permit::Subject {
                 who,
