@@ -94,8 +94,19 @@ type Row = (
 #[tokio::test]
 async fn the_decision_table() {
     let checker = pipeline(world());
-    let failures = run(&checker, table()).await;
+    let failures = run(&checker, table(), &mut Credentials::default()).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One token per subject, minted on first use: a pass that reuses them
+/// presents the very same tokens (a token minted a second later differs).
+#[derive(Default)]
+struct Credentials(std::collections::HashMap<&'static str, String>);
+
+impl Credentials {
+    fn of(&mut self, who: &'static str) -> &str {
+        self.0.entry(who).or_insert_with(|| credential(who))
+    }
 }
 
 /// Regression (issue 11): a second pass, from the per-token cache, decides
@@ -106,11 +117,12 @@ async fn a_second_pass_decides_the_same_without_a_lookup() {
     let store = Arc::new(MemoryStore::new(world()));
     let checker = pipeline_over(store.clone());
     let known: Vec<Row> = table().into_iter().filter(|r| r.0 != "nobody").collect();
-    let failures = run(&checker, known.clone()).await;
+    let mut credentials = Credentials::default();
+    let failures = run(&checker, known.clone(), &mut credentials).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     let lookups = store.lookups();
     let before = lookups.load(std::sync::atomic::Ordering::SeqCst);
-    let failures = run(&checker, known).await;
+    let failures = run(&checker, known, &mut credentials).await;
     assert!(failures.is_empty(), "second pass: {}", failures.join("\n"));
     let after = lookups.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(after - before, 0, "lookups in the second pass");
@@ -174,10 +186,14 @@ fn table() -> Vec<Row> {
 }
 
 /// Checks every row; returns the rows that failed.
-async fn run(checker: &dispatch_authz::check::Checker, table: Vec<Row>) -> Vec<String> {
+async fn run(
+    checker: &dispatch_authz::check::Checker,
+    table: Vec<Row>,
+    credentials: &mut Credentials,
+) -> Vec<String> {
     let mut failures = Vec::new();
     for (i, (who, org, method, host, path, want)) in table.iter().enumerate() {
-        let auth = format!("Bearer {}", credential(who));
+        let auth = format!("Bearer {}", credentials.of(who));
         let headers = row_headers(&auth, org);
         let view = RequestView {
             host,
