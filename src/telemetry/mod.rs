@@ -7,6 +7,8 @@
 //! The writer is not lossy: when it falls behind, callers wait rather than
 //! drop decision lines.
 
+mod json;
+
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -38,6 +40,7 @@ pub fn init(format: LogFormat) -> LogGuard {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .event_format(json::JsonLines)
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
