@@ -9,6 +9,8 @@
 
 mod json;
 
+pub use json::JsonLines;
+
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{EnvFilter, fmt};
 
