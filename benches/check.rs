@@ -35,7 +35,7 @@ use dispatch_authz::{
         PublicPaths, RequestPath, RouteMap,
         rbac::{Permission, Role, Scope},
     },
-    server::grpc::{check_response, request_view},
+    server::grpc::{answer, request_view},
     store::{
         Actor, BindingAdmin, CheckStore, NewUser, OrgAdmin, RoleAdmin, RoleBinding, RoleKey,
         SqliteStore, UserAdmin, UserRef,
@@ -245,15 +245,16 @@ impl HotPath {
             request,
             _dir: dir,
         };
-        let warm = hot.check();
+        let warm = hot.check().encode_to_vec();
+        let warm = envoy_types::ext_authz::v3::pb::CheckResponse::decode(&warm[..]).unwrap();
         assert_eq!(warm.status.as_ref().unwrap().code, 0, "{warm:?}");
         hot
     }
 
-    fn check(&self) -> envoy_types::ext_authz::v3::pb::CheckResponse {
+    fn check(&self) -> dispatch_authz::server::grpc::Answer {
         self.runtime.block_on(async {
             let view = request_view(&self.request).unwrap();
-            check_response(self.checker.check(&view).await)
+            answer(self.checker.check(&view).await)
         })
     }
 }

@@ -7,7 +7,6 @@ pub mod grpc;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
-use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use thiserror::Error;
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::{StreamExt, wrappers::UnixListenerStream};
@@ -18,7 +17,7 @@ use crate::check::Checker;
 
 pub use admin::{AdminServer, AdminService};
 pub use conn::Unvectored;
-pub use grpc::AuthorizationService;
+pub use grpc::{AuthorizationServer, AuthorizationService};
 
 /// A bound listener; binding happens before serving so that tests can bind
 /// port 0 and read the port back.
@@ -123,14 +122,10 @@ async fn track_readiness(health: HealthReporter, checker: Arc<Checker>) {
         let ready = checker.is_ready();
         if reported != Some(ready) {
             if ready {
-                health
-                    .set_serving::<AuthorizationServer<AuthorizationService>>()
-                    .await;
+                health.set_serving::<AuthorizationServer>().await;
             } else {
                 tracing::warn!("not ready: an identity source has no keys yet");
-                health
-                    .set_not_serving::<AuthorizationServer<AuthorizationService>>()
-                    .await;
+                health.set_not_serving::<AuthorizationServer>().await;
             }
             reported = Some(ready);
         }
@@ -139,9 +134,7 @@ async fn track_readiness(health: HealthReporter, checker: Arc<Checker>) {
 }
 
 async fn set_not_serving(health: &HealthReporter) {
-    health
-        .set_not_serving::<AuthorizationServer<AuthorizationService>>()
-        .await;
+    health.set_not_serving::<AuthorizationServer>().await;
     health
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;

@@ -8,17 +8,23 @@
 
 use std::{borrow::Cow, sync::Arc, time::Duration};
 
+mod answer;
+mod service;
+
+pub use answer::Answer;
+pub use service::AuthorizationServer;
+
 use envoy_types::{
     ext_authz::v3::pb::{
-        Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
-        HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
+        CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue,
+        HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
     },
     pb::google::{
         protobuf::{BoolValue, Struct, Value, value::Kind},
         rpc,
     },
 };
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Request, Response};
 
 use crate::{
     check::{
@@ -38,18 +44,15 @@ impl AuthorizationService {
     }
 }
 
-#[tonic::async_trait]
-impl Authorization for AuthorizationService {
-    async fn check(
-        &self,
-        request: Request<CheckRequest>,
-    ) -> Result<Response<CheckResponse>, Status> {
+impl AuthorizationService {
+    /// Check. Never a gRPC error: every outcome is an answer.
+    pub async fn check(&self, request: Request<CheckRequest>) -> Response<Answer> {
         let budget = grpc_timeout(request.metadata()).map(budget);
         let request = request.into_inner();
         let response = match request_view(&request) {
             Ok(mut view) => {
                 view.budget = budget;
-                check_response(self.checker.check(&view).await)
+                answer(self.checker.check(&view).await)
             }
             Err(message) => {
                 tracing::info!(
@@ -59,14 +62,14 @@ impl Authorization for AuthorizationService {
                     detail = message,
                     "decision"
                 );
-                denied(&Denial::new(
+                Answer::message(&denied(&Denial::new(
                     DenialKind::InvalidRequest,
                     "malformed_check_request",
                     message,
-                ))
+                )))
             }
         };
-        Ok(Response::new(response))
+        Response::new(response)
     }
 }
 
@@ -139,6 +142,17 @@ fn budget(timeout: Duration) -> Duration {
     timeout * 4 / 5
 }
 
+/// The answer on the wire: an allow encoded straight from the decision
+/// (`answer.rs`), a denial through envoy-types' structs.
+pub fn answer(decision: Decision) -> Answer {
+    match decision {
+        Decision::Allow { permit, upstream } => Answer::allow(&permit, &upstream),
+        Decision::Deny(denial) => Answer::message(&denied(&denial)),
+    }
+}
+
+/// The same answer as envoy-types' structs: what [`answer`] must decode to
+/// (tests), and what clients of the protos read.
 pub fn check_response(decision: Decision) -> CheckResponse {
     match decision {
         Decision::Allow { permit, upstream } => allowed(&permit, upstream),
