@@ -74,7 +74,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // 256 KiB of page cache per connection instead of SQLite's 2 MiB:
+            // each of the 8 connections keeps its own, the caches in front of
+            // the store answer the repeated reads, and the OS caches the file.
+            // Measured: 25 MiB less RSS with 100,000 users, the cold path
+            // within noise (BENCHMARKS.md).
+            .pragma("cache_size", "-256");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             // A check waiting longer than this is better answered with 503.
