@@ -216,7 +216,7 @@ impl HotPath {
             Arc::new(Checker::new(
                 verifier(pem_key(Algorithm::ES256, "ec256.pub.pem")),
                 directory,
-                SettledCache::new(1000, Duration::from_secs(3600)),
+                SettledCache::new(1000, Duration::from_secs(3600), Duration::from_secs(3600)),
                 RequestRules {
                     public: PublicPaths::new(&["/healthz"]).unwrap(),
                     credentials: CredentialSettings {

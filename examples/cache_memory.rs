@@ -60,6 +60,7 @@ async fn main() {
             login_is_authoritative: false,
             email: None,
             expires_at: u64::MAX,
+            verified_at: 0,
             service_account: None,
         };
         tokens.insert(digest, Arc::new(identity)).await;

@@ -225,7 +225,11 @@ pub fn checker(store: Arc<dyn CheckStore>, config: Config) -> Checker {
     Checker::new(
         identity,
         directory,
-        SettledCache::new(caches.tokens_capacity, caches.users.ttl),
+        SettledCache::new(
+            caches.tokens_capacity,
+            caches.users.ttl,
+            caches.tokens_max_ttl,
+        ),
         config.request_rules,
         config.authorization,
     )

@@ -15,6 +15,11 @@
 //! 6. **allow**: the permit's upstream headers (`upstream.rs`), so the
 //!    [`Decision`] is the final answer a front end only translates.
 //!
+//! Steps 3–5 are looked up first in the token's settled entry
+//! (`settled.rs`): a fresh one answers the check without an `.await`; the
+//! phases run (boxed) only when it is missing, stale or expired, and settle
+//! the token again.
+//!
 //! **Invariant:** every path out of [`Checker::check`] is a [`Decision`];
 //! there is no error type. An internal failure is a 503 denial.
 

@@ -105,14 +105,18 @@ pub struct SettledCache {
     cache: quick_cache::sync::Cache<TokenKey, Arc<Settled>>,
     /// Zero: nothing is kept (the user cache is off too).
     ttl: Duration,
+    /// How long a verification is trusted (the token cache's `max_ttl`).
+    verified_ttl: u64,
 }
 
 impl SettledCache {
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+    /// `ttl`: the user cache's; `verified_ttl`: the token cache's longest.
+    pub fn new(capacity: u64, ttl: Duration, verified_ttl: Duration) -> Self {
         let capacity = usize::try_from(capacity.max(1)).unwrap_or(usize::MAX);
         Self {
             cache: quick_cache::sync::Cache::new(capacity),
             ttl,
+            verified_ttl: verified_ttl.as_secs(),
         }
     }
 
@@ -125,8 +129,12 @@ impl SettledCache {
         let Some(entry) = self.cache.get(key) else {
             return Lookup::Miss;
         };
-        // A clock step must not resurrect a token past its `exp`.
-        if entry.identity.expires_at <= unix_now()
+        // A clock step must not resurrect a token past its `exp`; a token
+        // verified longer ago than the token cache keeps one is verified
+        // again.
+        let now = unix_now();
+        if entry.identity.expires_at <= now
+            || now >= entry.identity.verified_at.saturating_add(self.verified_ttl)
             || !identity.is_fresh(&entry.identity, entry.stamps.token)
         {
             self.cache.remove(key);

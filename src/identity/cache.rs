@@ -238,6 +238,7 @@ mod tests {
             login_is_authoritative: false,
             email: None,
             expires_at: unix_now() + 600,
+            verified_at: unix_now(),
             service_account: Some(Arc::new(ServiceAccount {
                 id,
                 org: OrgName::parse("acme").unwrap(),

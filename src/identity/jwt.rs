@@ -253,6 +253,7 @@ impl JwtIssuer {
             login_is_authoritative: false,
             email,
             expires_at,
+            verified_at: now,
             service_account: None,
         })
     }

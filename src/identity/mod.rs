@@ -44,6 +44,11 @@ pub struct VerifiedIdentity {
     pub email: Option<Email>,
     /// The token's `exp`, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// When the verification ran (seconds since the Unix epoch). A verified
+    /// token is trusted at most the token cache's `max_ttl` from then, so
+    /// what it was judged against (a service account changed by another
+    /// process, say) is read again.
+    pub verified_at: u64,
     /// Set when the token is a service account's: the account as it was
     /// when the token was verified (its id is what roles are bound to).
     pub service_account: Option<Arc<ServiceAccount>>,

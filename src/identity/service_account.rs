@@ -113,7 +113,7 @@ impl ServiceAccountSource {
         jwt::verify_with_keys(token, alg, &keys, |key| {
             self.decode(token.token, key, &account)
         })?;
-        Ok(identity(account, expires_at))
+        Ok(identity(account, expires_at, now))
     }
 
     fn decode(
@@ -164,7 +164,7 @@ impl ServiceAccountSource {
     }
 }
 
-fn identity(account: Arc<ServiceAccount>, expires_at: u64) -> VerifiedIdentity {
+fn identity(account: Arc<ServiceAccount>, expires_at: u64, now: u64) -> VerifiedIdentity {
     let subject = Subject::parse(&account.issuer()).expect("org/name is a valid subject");
     VerifiedIdentity {
         principal: Arc::new(Principal {
@@ -175,6 +175,7 @@ fn identity(account: Arc<ServiceAccount>, expires_at: u64) -> VerifiedIdentity {
         login_is_authoritative: false,
         email: None,
         expires_at,
+        verified_at: now,
         service_account: Some(account),
     }
 }

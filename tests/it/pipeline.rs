@@ -72,9 +72,17 @@ fn pipeline(world: World) -> dispatch_authz::check::Checker {
 }
 
 fn pipeline_over(store: Arc<MemoryStore>) -> dispatch_authz::check::Checker {
+    pipeline_with(store, |toml| toml)
+}
+
+/// `edit` may change the configuration text first.
+fn pipeline_with(
+    store: Arc<MemoryStore>,
+    edit: impl FnOnce(String) -> String,
+) -> dispatch_authz::check::Checker {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, config_toml(dir.path(), &rbac())).unwrap();
+    std::fs::write(&path, edit(config_toml(dir.path(), &rbac()))).unwrap();
     let config = Settings::load(Some(&path), &Overrides::default())
         .unwrap()
         .compile()
@@ -126,6 +134,40 @@ async fn a_second_pass_decides_the_same_without_a_lookup() {
     assert!(failures.is_empty(), "second pass: {}", failures.join("\n"));
     let after = lookups.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(after - before, 0, "lookups in the second pass");
+}
+
+/// Regression (issue 11): a settled token is verified again once the token
+/// cache would have (`tokens_max_ttl_secs`), so a change it was judged
+/// against that no cache was told of (a key removed by another process) is
+/// seen; reusing the verification for as long as the token lived let the
+/// removed key's tokens in.
+#[tokio::test]
+async fn a_settled_token_is_verified_again_after_the_token_caches_lifetime() {
+    let store = Arc::new(MemoryStore::new(world()));
+    let checker = pipeline_with(store.clone(), |toml| {
+        toml.replace(
+            "users_ttl_secs = 60",
+            "users_ttl_secs = 1\ntokens_max_ttl_secs = 1",
+        )
+    });
+    let mut credentials = Credentials::default();
+    let row: Row = (
+        "ci",
+        "",
+        "POST",
+        "api.test",
+        "/v1/image",
+        Allow("acme", "builder"),
+    );
+    for _ in 0..2 {
+        let failures = run(&checker, vec![row.clone()], &mut credentials).await;
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+    store.change(|w| w.remove_keys("acme", "ci"));
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let refused: Row = ("ci", "", "POST", "api.test", "/v1/image", Deny(401, ""));
+    let failures = run(&checker, vec![refused], &mut credentials).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 fn table() -> Vec<Row> {

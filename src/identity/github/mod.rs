@@ -203,6 +203,7 @@ impl GithubSource {
             login_is_authoritative: true,
             email: None,
             expires_at: unix_now() + self.settings.cache_ttl.as_secs(),
+            verified_at: unix_now(),
             service_account: None,
         })
     }

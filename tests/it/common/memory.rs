@@ -119,6 +119,17 @@ impl World {
         self
     }
 
+    /// Removes every key of a service account, as another process writing
+    /// the database would (no cache is told).
+    pub fn remove_keys(&mut self, org_name: &str, name: &str) {
+        let account = self
+            .accounts
+            .iter_mut()
+            .find(|a| a.org.as_str() == org_name && a.name.as_str() == name)
+            .unwrap_or_else(|| panic!("no service account {org_name}/{name} in the world"));
+        account.keys.clear();
+    }
+
     fn user_id(&self, subject: &str) -> UserId {
         self.users
             .iter()
@@ -173,6 +184,11 @@ pub struct MemoryStore(Mutex<World>, Arc<std::sync::atomic::AtomicUsize>);
 impl MemoryStore {
     pub fn new(world: World) -> Self {
         Self(Mutex::new(world), Arc::default())
+    }
+
+    /// Changes the world behind the caches' back.
+    pub fn change(&self, f: impl FnOnce(&mut World)) {
+        f(&mut self.0.lock().unwrap());
     }
 
     /// Counts the user and grants lookups from now on.
