@@ -13,7 +13,9 @@
 //! (`crate::freshness`), which makes the entry stale on its next read,
 //! without anyone having to find and remove it. It also lives no longer
 //! than the user cache's TTL (changes by another process) nor than the
-//! token. A stale or expired entry sends the check down the full pipeline.
+//! token, and its verification is reused no longer than the token cache
+//! would keep it. A stale or expired entry sends the check down the full
+//! pipeline.
 
 use std::{
     sync::Arc,
