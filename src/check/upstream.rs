@@ -144,8 +144,15 @@ fn identity_headers(permit: &Permit) -> Vec<(&'static str, String)> {
     set.push((names::SUBJECT_KIND, who.subject().kind().to_owned()));
     if let Some(allowed) = allowed {
         set.push((names::ORG, allowed.org.to_string()));
-        let roles: Vec<&str> = allowed.roles.iter().map(|r| r.as_str()).collect();
-        set.push((names::ROLES, roles.join(",")));
+        let mut roles =
+            String::with_capacity(allowed.roles.iter().map(|r| r.as_str().len() + 1).sum());
+        for (i, role) in allowed.roles.iter().enumerate() {
+            if i > 0 {
+                roles.push(',');
+            }
+            roles.push_str(role.as_str());
+        }
+        set.push((names::ROLES, roles));
     }
     set
 }
