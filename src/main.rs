@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use dispatch_authz::cli::{self, Cli};
 
-/// mimalloc instead of the system allocator: BENCHMARKS.md ("Allocator")
-/// has the measurements behind the choice.
+/// mimalloc instead of the system allocator: BENCHMARKS.md ("Issue 11,
+/// first steps") has the measurements behind the choice.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

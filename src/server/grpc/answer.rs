@@ -20,7 +20,7 @@ use prost::{
 use crate::check::{Permit, UpstreamHeaders};
 
 /// An encoded `CheckResponse`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Answer(Vec<u8>);
 
 impl Answer {
@@ -170,7 +170,8 @@ fn string(out: &mut Vec<u8>, field: u8, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
-fn string_len(_field: u8, value: &str) -> usize {
+/// A string field's bytes: key, length and text (none when empty).
+fn string_len(value: &str) -> usize {
     if value.is_empty() {
         0
     } else {
@@ -179,7 +180,7 @@ fn string_len(_field: u8, value: &str) -> usize {
 }
 
 fn header_len(name: &str, value: &str) -> usize {
-    string_len(1, name) + string_len(2, value)
+    string_len(name) + string_len(value)
 }
 
 /// HeaderValueOption: the header, `append` (2 bytes), `append_action` (2).
@@ -193,14 +194,14 @@ fn ok_response_len(headers: &UpstreamHeaders) -> usize {
         .iter()
         .map(|(name, value)| delimited_len(option_len(name, value)))
         .sum();
-    let remove: usize = headers.remove.iter().map(|n| string_len(5, n)).sum();
+    let remove: usize = headers.remove.iter().map(|n| string_len(n)).sum();
     set + remove
 }
 
 /// A `map<string, Value>` entry: the key, and a Value holding a string.
 /// The Value is a oneof, present even when its string is empty.
 fn map_entry_len(name: &str, value: &str) -> usize {
-    string_len(1, name) + delimited_len(delimited_len(value.len()))
+    string_len(name) + delimited_len(delimited_len(value.len()))
 }
 
 fn struct_len(fields: &[(&str, &str)]) -> usize {

@@ -1,15 +1,16 @@
 //! Envoy's `envoy.service.auth.v3.Authorization/Check`. The only module that
 //! knows Envoy's protos: it turns a `CheckRequest` into a [`RequestView`] and
-//! a [`Decision`] into a `CheckResponse`.
+//! a [`Decision`] into an encoded `CheckResponse` ([`Answer`]).
 //!
-//! **Invariant:** `check` always returns `Ok(CheckResponse)`. A gRPC error is
-//! what Envoy's `failure_mode_allow: true` turns into an allow, so every
-//! failure, even a malformed request, is answered as a denial.
-
-use std::{borrow::Cow, sync::Arc, time::Duration};
+//! **Invariant:** `check` always returns an answer, never a gRPC status. A
+//! gRPC error is what Envoy's `failure_mode_allow: true` turns into an
+//! allow, so every failure, even a malformed request, is answered as a
+//! denial.
 
 mod answer;
 mod service;
+
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 pub use answer::Answer;
 pub use service::AuthorizationServer;
@@ -42,9 +43,7 @@ impl AuthorizationService {
     pub fn new(checker: Arc<Checker>) -> Self {
         Self { checker }
     }
-}
 
-impl AuthorizationService {
     /// Check. Never a gRPC error: every outcome is an answer.
     pub async fn check(&self, request: Request<CheckRequest>) -> Response<Answer> {
         let budget = grpc_timeout(request.metadata()).map(budget);
