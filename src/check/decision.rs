@@ -7,6 +7,7 @@
 
 use std::{borrow::Cow, sync::Arc};
 
+use super::text::HeaderText;
 use crate::{
     domain::SubjectRef,
     identity::service_account,
@@ -27,10 +28,10 @@ pub enum Decision {
 /// (overwriting any client copy) and client headers to remove.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UpstreamHeaders {
-    pub set: Vec<(&'static str, String)>,
+    pub set: Vec<(&'static str, HeaderText)>,
     /// Names exactly as the client sent them (lower-cased), never a name in
     /// `set`.
-    pub remove: Vec<String>,
+    pub remove: Vec<HeaderText>,
 }
 
 /// Why a request may pass, and as whom.

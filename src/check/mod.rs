@@ -29,6 +29,7 @@ pub mod method;
 mod phases;
 pub mod request;
 mod settled;
+mod text;
 pub mod upstream;
 
 use std::{borrow::Cow, sync::Arc, task::Poll, time::Duration};
@@ -39,6 +40,7 @@ pub use decision::{BearerError, Decision, Denial, DenialKind, Permit, UpstreamHe
 pub use method::MethodOverride;
 pub use request::{ClientHeaders, CredentialSettings, RequestView};
 pub use settled::SettledCache;
+pub use text::HeaderText;
 pub use upstream::UpstreamRules;
 
 use log::{Seen, log_decision};

@@ -17,7 +17,9 @@
 use super::{
     decision::{Permit, UpstreamHeaders, Who, names},
     request::{CredentialSettings, RequestView, is_dispatch_name, same_name},
+    text::HeaderText,
 };
+use crate::{domain::RoleName, identity::service_account};
 
 /// Dispatch's own client inputs in our namespace: its API gateway reads
 /// them (synchronous or asynchronous runs, the project), so they pass by
@@ -100,7 +102,7 @@ impl UpstreamRules {
     ) -> UpstreamHeaders {
         let mut set = identity_headers(permit);
         if let Some(id) = &request.request_id {
-            set.push((names::REQUEST_ID, id.to_string()));
+            set.push((names::REQUEST_ID, id.shared().into()));
         }
         let mut remove = Vec::new();
         for name in request.headers.names() {
@@ -112,15 +114,15 @@ impl UpstreamRules {
                 !self.forward_credential && is_credential_header(name, credentials)
             };
             if strip {
-                remove.push(name.to_owned());
+                remove.push(HeaderText::name(name));
             }
         }
         if !self.forward_credential
             && let Some(cookie) = &credentials.cookie
         {
             match without_cookie(request, cookie) {
-                Some(rest) if rest.is_empty() => remove.push("cookie".to_owned()),
-                Some(rest) => set.push(("cookie", rest)),
+                Some(rest) if rest.is_empty() => remove.push(HeaderText::name("cookie")),
+                Some(rest) => set.push(("cookie", rest.into())),
                 None => {}
             }
         }
@@ -128,33 +130,51 @@ impl UpstreamRules {
     }
 }
 
-fn identity_headers(permit: &Permit) -> Vec<(&'static str, String)> {
+/// The subject's headers. Values are shared with the settled entry or
+/// formatted in place, not copied (`text.rs`): only a list of several roles
+/// and a service account's name are new text.
+fn identity_headers(permit: &Permit) -> Vec<(&'static str, HeaderText)> {
     let mut set = Vec::with_capacity(8);
     let Permit::Subject { who, allowed } = permit else {
         return set;
     };
-    set.push((names::USER, who.name().into_owned()));
-    set.push((names::USER_ID, who.subject().id().to_string()));
-    set.push((names::ISSUER, who.issuer().to_owned()));
-    if let Who::User(user) = who
-        && let Some(email) = &user.email
-    {
-        set.push((names::EMAIL, email.to_string()));
-    }
-    set.push((names::SUBJECT_KIND, who.subject().kind().to_owned()));
-    if let Some(allowed) = allowed {
-        set.push((names::ORG, allowed.org.to_string()));
-        let mut roles =
-            String::with_capacity(allowed.roles.iter().map(|r| r.as_str().len() + 1).sum());
-        for (i, role) in allowed.roles.iter().enumerate() {
-            if i > 0 {
-                roles.push(',');
+    let subject = who.subject();
+    match who {
+        Who::User(user) => {
+            set.push((names::USER, user.login.shared().into()));
+            set.push((names::USER_ID, HeaderText::id(subject.id())));
+            set.push((names::ISSUER, user.issuer.shared().into()));
+            if let Some(email) = &user.email {
+                set.push((names::EMAIL, email.shared().into()));
             }
-            roles.push_str(role.as_str());
         }
-        set.push((names::ROLES, roles));
+        Who::ServiceAccount(account) => {
+            set.push((names::USER, account.issuer().into()));
+            set.push((names::USER_ID, HeaderText::id(subject.id())));
+            set.push((names::ISSUER, service_account::ISSUER_NAME.into()));
+        }
+    }
+    set.push((names::SUBJECT_KIND, subject.kind().into()));
+    if let Some(allowed) = allowed {
+        set.push((names::ORG, allowed.org.shared().into()));
+        set.push((names::ROLES, roles_header(&allowed.roles)));
     }
     set
+}
+
+/// `a,b,c`; one role, the common case, is its name unchanged.
+fn roles_header(roles: &[RoleName]) -> HeaderText {
+    if let [role] = roles {
+        return role.shared().into();
+    }
+    let mut text = String::with_capacity(roles.iter().map(|r| r.as_str().len() + 1).sum());
+    for (i, role) in roles.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(role.as_str());
+    }
+    text.into()
 }
 
 fn is_credential_header(name: &str, credentials: &CredentialSettings) -> bool {

@@ -5,7 +5,7 @@
 //! header value, an `IssuerName` can always be printed in a log line. Parse,
 //! don't validate.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use thiserror::Error;
 use uuid::Uuid;
@@ -56,11 +56,17 @@ macro_rules! string_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            /// The text itself, shared: a header value or a copy for an
+            /// entry costs no allocation.
+            pub fn shared(&self) -> Arc<str> {
+                self.0.clone()
             }
         }
 
@@ -103,7 +109,7 @@ impl IssuerName {
                 "use lower-case letters, digits, '-', '_' and '.', starting with a letter or digit",
             ));
         }
-        Ok(Self(value.to_owned()))
+        Ok(Self(value.into()))
     }
 }
 
@@ -115,7 +121,7 @@ string_newtype!(
 
 impl OrgName {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
-        slug("organization", value).map(Self)
+        slug("organization", value).map(|s| Self(s.into()))
     }
 }
 
@@ -126,7 +132,7 @@ string_newtype!(
 
 impl RoleName {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
-        slug("role name", value).map(Self)
+        slug("role name", value).map(|s| Self(s.into()))
     }
 }
 
@@ -138,13 +144,13 @@ string_newtype!(
 
 impl ServiceAccountName {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
-        slug("service account name", value).map(Self)
+        slug("service account name", value).map(|s| Self(s.into()))
     }
 }
 
 /// Lower-case letters, digits and `-`, 1 to 63 characters, starting with a
 /// letter or digit: safe in a header, a path and a log line.
-fn slug(what: &'static str, value: &str) -> Result<String, InvalidValue> {
+fn slug<'v>(what: &'static str, value: &'v str) -> Result<&'v str, InvalidValue> {
     printable(what, value, 63)?;
     let first_ok = value
         .chars()
@@ -160,7 +166,7 @@ fn slug(what: &'static str, value: &str) -> Result<String, InvalidValue> {
             "use lower-case letters, digits and '-', starting with a letter or digit",
         ));
     }
-    Ok(value.to_owned())
+    Ok(value)
 }
 
 string_newtype!(
@@ -173,7 +179,7 @@ string_newtype!(
 impl Subject {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         printable("subject", value, 255)?;
-        Ok(Self(value.to_owned()))
+        Ok(Self(value.into()))
     }
 }
 
@@ -186,7 +192,7 @@ string_newtype!(
 impl Login {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         printable("login", value, 255)?;
-        Ok(Self(value.to_owned()))
+        Ok(Self(value.into()))
     }
 }
 
@@ -201,7 +207,7 @@ impl Email {
         if value.contains(char::is_whitespace) || !value.contains('@') {
             return Err(InvalidValue::new("e-mail", "expected name@domain"));
         }
-        Ok(Self(value.to_owned()))
+        Ok(Self(value.into()))
     }
 }
 
@@ -213,7 +219,7 @@ string_newtype!(
 impl DisplayName {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         printable("display name", value, 255)?;
-        Ok(Self(value.to_owned()))
+        Ok(Self(value.into()))
     }
 }
 
@@ -230,7 +236,7 @@ impl RequestId {
     pub fn parse(value: &str) -> Option<Self> {
         let ok =
             !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
-        ok.then(|| Self(value.to_owned()))
+        ok.then(|| Self(value.into()))
     }
 }
 
@@ -334,6 +340,22 @@ impl SubjectRef {
 /// A subject's id without its kind; see [`SubjectRef::id`].
 #[derive(Debug, Clone, Copy)]
 pub struct SubjectId(SubjectRef);
+
+impl SubjectId {
+    /// The length of its text: a hyphenated UUID.
+    pub const LEN: usize = uuid::fmt::Hyphenated::LENGTH;
+
+    /// Its text (lower-case ASCII), without the heap.
+    pub fn encode(self) -> [u8; Self::LEN] {
+        let uuid = match self.0 {
+            SubjectRef::User(id) => id.0,
+            SubjectRef::ServiceAccount(id) => id.0,
+        };
+        let mut bytes = [0; Self::LEN];
+        uuid.hyphenated().encode_lower(&mut bytes);
+        bytes
+    }
+}
 
 impl fmt::Display for SubjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

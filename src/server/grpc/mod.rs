@@ -179,9 +179,9 @@ fn allowed(permit: &Permit, headers: UpstreamHeaders) -> CheckResponse {
             headers: headers
                 .set
                 .into_iter()
-                .map(|(k, v)| overwrite(k, v))
+                .map(|(k, v)| overwrite(k, v.into()))
                 .collect(),
-            headers_to_remove: headers.remove,
+            headers_to_remove: headers.remove.into_iter().map(String::from).collect(),
             ..Default::default()
         })),
     }

@@ -50,8 +50,11 @@ fn allowed(org: &str, roles: &[&str]) -> Option<Allowed> {
 
 fn headers(set: &[(&'static str, &str)], remove: &[&str]) -> UpstreamHeaders {
     UpstreamHeaders {
-        set: set.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
-        remove: remove.iter().map(|n| (*n).to_owned()).collect(),
+        set: set
+            .iter()
+            .map(|(k, v)| (*k, (*v).to_owned().into()))
+            .collect(),
+        remove: remove.iter().map(|n| (*n).to_owned().into()).collect(),
     }
 }
 
