@@ -22,7 +22,7 @@ fn caller(member_of: &[&str], roles: Vec<Arc<Role>>) -> Authority {
             .iter()
             .map(|o| OrgName::parse(o).unwrap())
             .collect(),
-        roles,
+        roles: roles.into(),
     }))
 }
 

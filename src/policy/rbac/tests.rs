@@ -30,7 +30,7 @@ fn grants(
         enabled,
         default_org: default.map(org),
         member_of: member_of.iter().map(|o| org(o)).collect(),
-        roles,
+        roles: roles.into(),
     }
 }
 
