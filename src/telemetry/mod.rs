@@ -25,6 +25,12 @@ pub enum LogFormat {
     Json,
 }
 
+/// Lines waiting for the writer thread. Its channel allocates every slot
+/// up front: the library's default (128,000) was 4 MiB. This is a few
+/// tenths of a second of decision lines at full load; beyond it callers
+/// wait (the writer is not lossy).
+const BUFFERED_LINES: usize = 16_384;
+
 /// Flushes buffered log lines when dropped: keep it alive until exit.
 #[must_use = "dropping the guard stops logging"]
 pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
@@ -35,6 +41,7 @@ pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(BUFFERED_LINES)
         .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = fmt().with_env_filter(filter).with_writer(writer);
     let installed = match format {

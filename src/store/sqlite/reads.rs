@@ -81,7 +81,14 @@ impl CheckStore for SqliteStore {
             .bind(subject.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(User::try_from).transpose()
+        let Some(mut user) = row.map(User::try_from).transpose()? else {
+            return Ok(None);
+        };
+        // Equal by the query: the caller's copies are shared (with the
+        // principal every cached identity holds) instead of kept twice.
+        user.issuer = issuer.clone();
+        user.subject = subject.clone();
+        Ok(Some(user))
     }
 
     async fn grants(&self, subject: SubjectRef) -> Result<Grants, StoreError> {

@@ -81,3 +81,24 @@ async fn a_missing_directory_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// Memory (issue 11): a user found for a principal keeps the principal's
+/// issuer and subject, not copies of its own.
+#[tokio::test]
+async fn a_user_found_by_identity_shares_the_callers_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("users.db"))
+        .await
+        .unwrap();
+    let added = store.add(&actor(), new_user("7", "octocat")).await.unwrap();
+    let issuer = IssuerName::parse("dex").unwrap();
+    let subject = Subject::parse("7").unwrap();
+    let found = store
+        .find_by_identity(&issuer, &subject)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, added);
+    assert!(Arc::ptr_eq(&found.issuer.shared(), &issuer.shared()));
+    assert!(Arc::ptr_eq(&found.subject.shared(), &subject.shared()));
+}
