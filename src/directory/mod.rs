@@ -16,6 +16,9 @@ use std::{
 
 use moka::{Expiry, future::Cache};
 
+mod shared;
+use shared::Shared;
+
 use crate::{
     domain::{Login, OrgName, Principal, ServiceAccountName, SubjectRef},
     freshness::{Freshness, Stamped},
@@ -235,6 +238,8 @@ impl UserCache {
 pub struct GrantsCache {
     store: Arc<dyn CheckStore>,
     cache: FreshCache<SubjectRef, Arc<Grants>>,
+    /// Subjects with equal grants share one copy (`shared.rs`).
+    shared: Arc<Shared<Grants>>,
 }
 
 impl GrantsCache {
@@ -246,6 +251,7 @@ impl GrantsCache {
         Self {
             store,
             cache: FreshCache::new(cache, &settings),
+            shared: Arc::default(),
         }
     }
 
@@ -268,7 +274,7 @@ impl GrantsCache {
     pub async fn get(&self, subject: SubjectRef) -> Result<Arc<Grants>, Arc<StoreError>> {
         self.cache
             .get(&subject, || async {
-                Ok(Arc::new(self.store.grants(subject).await?))
+                Ok(self.shared.intern(self.store.grants(subject).await?))
             })
             .await
     }

@@ -143,3 +143,30 @@ async fn unknown_subjects_are_remembered_briefly() {
         "negative entry outlived its ttl"
     );
 }
+
+/// Memory (issue 11): subjects with equal grants share one copy, and a
+/// change gives the changed subject a copy of its own.
+#[tokio::test]
+async fn subjects_with_equal_grants_share_one_copy() {
+    let store = Arc::new(CountingStore::default());
+    let grants = GrantsCache::new(
+        store.clone(),
+        CacheSettings {
+            capacity: 100,
+            ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(1),
+        },
+    );
+    let (a, b, c) = (
+        SubjectRef::User(UserId::new()),
+        SubjectRef::User(UserId::new()),
+        SubjectRef::User(UserId::new()),
+    );
+    let first = grants.get(a).await.unwrap();
+    let second = grants.get(b).await.unwrap();
+    assert!(Arc::ptr_eq(&first, &second));
+    store.disabled.store(true, Ordering::SeqCst);
+    let third = grants.get(c).await.unwrap();
+    assert!(!third.enabled && first.enabled);
+    assert!(!Arc::ptr_eq(&first, &third));
+}

@@ -5,7 +5,7 @@
 
 use crate::domain::OrgName;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct OrgSet(Box<[OrgName]>);
 
 impl OrgSet {

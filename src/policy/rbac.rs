@@ -15,7 +15,7 @@ use super::{OrgSet, routes::Action};
 use crate::domain::{OrgName, RoleName};
 
 /// `*` or one value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Pattern<T> {
     Any,
     Exactly(T),
@@ -31,7 +31,7 @@ impl<T: PartialEq> Pattern<T> {
 }
 
 /// `(resource, action)` with wildcards.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Permission {
     pub resource: Pattern<String>,
     pub action: Pattern<Action>,
@@ -91,14 +91,14 @@ impl std::fmt::Display for Permission {
 }
 
 /// Where a role is defined and may be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Applies in every organization; only global admins may bind it.
     Global,
     Org(OrgName),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Role {
     pub name: RoleName,
     pub scope: Scope,
@@ -106,8 +106,9 @@ pub struct Role {
 }
 
 /// Everything about one subject that a decision needs, loaded (and cached)
-/// by the store; deciding is then pure.
-#[derive(Debug, Clone, Default)]
+/// by the store; deciding is then pure. It names no subject: subjects with
+/// the same memberships and roles may share one (`directory`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Grants {
     pub enabled: bool,
     pub default_org: Option<OrgName>,
