@@ -199,7 +199,7 @@ impl Checker {
             }
             Lookup::Miss => return Err(rest),
         };
-        seen.principal = Some(entry.identity.principal.clone());
+        seen.principal = Some(entry.verified.principal.clone());
         seen.subject = Some(entry.who.subject());
         let asked = match self.asked(request, &rest.method, rest.resource) {
             Ok(asked) => asked,

@@ -27,18 +27,67 @@ use sha2::{Digest, Sha256};
 use super::Who;
 use crate::{
     directory::Directory,
+    domain::Principal,
     identity::{IdentityVerifier, TokenStamp, VerifiedIdentity, unix_now},
     policy::rbac::Grants,
+    store::ServiceAccount,
 };
 
 /// A verified token's subject, enabled when it was settled, and its grants
 /// (`None` in registered mode).
 pub(super) struct Settled {
-    pub identity: Arc<VerifiedIdentity>,
+    pub verified: Verification,
     pub who: Who,
     pub grants: Option<Arc<Grants>>,
     stamps: Stamps,
     until: Instant,
+}
+
+/// What an entry keeps of the token's verification: what a hit reads. Most
+/// verified identities are no more than that; only a service account's
+/// (the account, judged on read) and an authoritative source's (GitHub's
+/// login, written back on a rename) carry what a later phase needs, and
+/// only those are kept whole. (The whole identity was a sixth of a settled
+/// user's memory: BENCHMARKS.md.)
+pub(super) struct Verification {
+    pub principal: Arc<Principal>,
+    expires_at: u64,
+    verified_at: u64,
+    whole: Option<Arc<VerifiedIdentity>>,
+}
+
+impl Verification {
+    fn of(identity: Arc<VerifiedIdentity>) -> Self {
+        let keep = identity.service_account.is_some() || identity.login_is_authoritative;
+        Self {
+            principal: identity.principal.clone(),
+            expires_at: identity.expires_at,
+            verified_at: identity.verified_at,
+            whole: keep.then_some(identity),
+        }
+    }
+
+    fn account(&self) -> Option<&ServiceAccount> {
+        self.whole.as_ref()?.service_account.as_deref()
+    }
+
+    /// The identity for the phases that look the subject up again. One
+    /// that was not kept whole is rebuilt without its login and e-mail
+    /// claims, which nothing reads from a source that is not authoritative
+    /// for them.
+    fn identity(&self) -> Arc<VerifiedIdentity> {
+        self.whole.clone().unwrap_or_else(|| {
+            Arc::new(VerifiedIdentity {
+                principal: self.principal.clone(),
+                login: None,
+                login_is_authoritative: false,
+                email: None,
+                expires_at: self.expires_at,
+                verified_at: self.verified_at,
+                service_account: None,
+            })
+        })
+    }
 }
 
 /// The generations of the caches an entry's parts came from, read before
@@ -69,11 +118,11 @@ impl Stamps {
 impl Settled {
     /// Whether every part would still be served by the cache it came from.
     fn is_fresh(&self, identity: &IdentityVerifier, directory: &Directory) -> bool {
-        identity.is_fresh(&self.identity, self.stamps.token)
+        identity.is_fresh(self.verified.account(), self.stamps.token)
             && match &self.who {
                 Who::User(_) => directory
                     .users
-                    .is_fresh(&self.identity.principal, self.stamps.users),
+                    .is_fresh(&self.verified.principal, self.stamps.users),
                 Who::ServiceAccount(_) => true,
             }
             && (self.grants.is_none()
@@ -135,9 +184,10 @@ impl SettledCache {
         // verified longer ago than the token cache keeps one is verified
         // again.
         let now = unix_now();
-        if entry.identity.expires_at <= now
-            || now >= entry.identity.verified_at.saturating_add(self.verified_ttl)
-            || !identity.is_fresh(&entry.identity, entry.stamps.token)
+        let verified = &entry.verified;
+        if verified.expires_at <= now
+            || now >= verified.verified_at.saturating_add(self.verified_ttl)
+            || !identity.is_fresh(verified.account(), entry.stamps.token)
         {
             self.cache.remove(key);
             return Lookup::Miss;
@@ -145,7 +195,7 @@ impl SettledCache {
         if Instant::now() < entry.until && entry.is_fresh(identity, directory) {
             Lookup::Hit(entry)
         } else {
-            Lookup::Verified(entry.identity.clone(), entry.stamps.token)
+            Lookup::Verified(verified.identity(), entry.stamps.token)
         }
     }
 
@@ -162,7 +212,7 @@ impl SettledCache {
             return false;
         }
         let entry = Settled {
-            identity,
+            verified: Verification::of(identity),
             who,
             grants,
             stamps,

@@ -19,6 +19,7 @@ use super::{TokenError, VerifiedIdentity, unix_now};
 use crate::{
     domain::ServiceAccountId,
     freshness::{Freshness, Stamped},
+    store::ServiceAccount,
 };
 
 /// Keyed by the SHA-256 of the token, so the cache never holds a usable
@@ -95,12 +96,9 @@ impl TokenCache {
     /// Whether `identity`, obtained by a lookup that began at `stamp`, may
     /// still be served: no signing key was removed since, and a service
     /// account's token is judged by the account's last change.
-    pub fn is_fresh(&self, identity: &VerifiedIdentity, stamp: TokenStamp) -> bool {
+    pub fn is_fresh(&self, account: Option<&ServiceAccount>, stamp: TokenStamp) -> bool {
         self.revocations.load(Ordering::SeqCst) == stamp.revocations
-            && identity
-                .service_account
-                .as_ref()
-                .is_none_or(|account| self.accounts.is_fresh(&account.id, stamp.accounts))
+            && account.is_none_or(|account| self.accounts.is_fresh(&account.id, stamp.accounts))
     }
 
     pub(super) async fn get_or_verify(

@@ -205,9 +205,11 @@ impl IdentityVerifier {
     }
 
     /// Whether an identity that a verification begun at `stamp` returned
-    /// may still be served (kept by a cache outside this module).
-    pub fn is_fresh(&self, identity: &VerifiedIdentity, stamp: TokenStamp) -> bool {
-        self.cache.is_fresh(identity, stamp)
+    /// may still be served (kept by a cache outside this module): no key
+    /// was revoked since, and its service account, if it is one's, has not
+    /// changed.
+    pub fn is_fresh(&self, account: Option<&ServiceAccount>, stamp: TokenStamp) -> bool {
+        self.cache.is_fresh(account, stamp)
     }
 
     /// Drops a verified token, by its SHA-256, that the check's per-token

@@ -136,6 +136,35 @@ async fn a_second_pass_decides_the_same_without_a_lookup() {
     assert_eq!(after - before, 0, "lookups in the second pass");
 }
 
+/// Issue 11: once the users' TTL has passed, a settled token's subject is
+/// looked up again from what the entry kept of the verification (for most
+/// tokens a rebuilt identity, for service accounts the whole one), and every
+/// row decides as before.
+#[tokio::test]
+async fn after_the_users_ttl_every_settled_token_decides_the_same() {
+    let store = Arc::new(MemoryStore::new(world()));
+    let checker = pipeline_with(store.clone(), |toml| {
+        toml.replace("users_ttl_secs = 60", "users_ttl_secs = 1")
+    });
+    let known: Vec<Row> = table().into_iter().filter(|r| r.0 != "nobody").collect();
+    let mut credentials = Credentials::default();
+    for _ in 0..2 {
+        let failures = run(&checker, known.clone(), &mut credentials).await;
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let lookups = store.lookups();
+    let before = lookups.load(std::sync::atomic::Ordering::SeqCst);
+    let failures = run(&checker, known, &mut credentials).await;
+    assert!(
+        failures.is_empty(),
+        "after the TTL: {}",
+        failures.join("\n")
+    );
+    let after = lookups.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(after > before, "the subjects were looked up again");
+}
+
 /// Regression (issue 11): a settled token is verified again once the token
 /// cache would have (`tokens_max_ttl_secs`), so a change it was judged
 /// against that no cache was told of (a key removed by another process) is
