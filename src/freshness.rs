@@ -98,7 +98,11 @@ impl<K: Hash + Eq + Send + Sync + Clone + 'static> Freshness<K> {
     /// later, while the lookup runs, may be ordered after the lookup, so it
     /// does not raise what that lookup accepts: each lookup is served by the
     /// first load begun after it began, at the latest, and never starves.
-    pub fn required(&self, key: &K) -> u64 {
+    pub fn required<Q>(&self, key: &Q) -> u64
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let stamp = self.stamps.get(key).unwrap_or(0);
         stamp.max(self.floor.load(Ordering::SeqCst))
     }
@@ -106,9 +110,19 @@ impl<K: Hash + Eq + Send + Sync + Clone + 'static> Freshness<K> {
     /// Whether a value of `key` whose load began at `started` may be served
     /// to a lookup that begins now.
     pub fn is_fresh(&self, key: &K, started: u64) -> bool {
-        // A load begun after every invalidation so far needs no stamp
-        // lookup: the common case, since admin writes are rare.
-        started >= self.start() || started >= self.required(key)
+        self.is_fresh_by::<K, _>(started, || key)
+    }
+
+    /// [`Freshness::is_fresh`] with the key made only when needed: a load
+    /// begun after every invalidation so far needs no stamp lookup, the
+    /// common case, since admin writes are rare.
+    pub fn is_fresh_by<Q, R>(&self, started: u64, key: impl FnOnce() -> R) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        R: std::borrow::Borrow<Q>,
+    {
+        started >= self.start() || started >= self.required(key().borrow())
     }
 }
 

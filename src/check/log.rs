@@ -1,12 +1,12 @@
 //! The one decision line per check: who (as far as the pipeline got),
 //! what, and the outcome, with client input escaped.
 
-use std::{borrow::Cow, sync::Arc};
+use std::borrow::Cow;
 
 use tracing::info;
 
 use super::{Decision, Permit, RequestView, Who};
-use crate::domain::{Principal, SubjectRef};
+use crate::domain::{IssuerName, SubjectRef};
 
 /// Client input as it may appear in a log line: control characters escaped,
 /// and no copy in the common case that there are none.
@@ -22,7 +22,8 @@ fn loggable(value: &str) -> Cow<'_, str> {
 /// the decision line.
 #[derive(Default)]
 pub(super) struct Seen {
-    pub principal: Option<Arc<Principal>>,
+    /// The verified token's source.
+    pub issuer: Option<IssuerName>,
     pub subject: Option<SubjectRef>,
 }
 
@@ -31,7 +32,6 @@ pub(super) fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &De
     // method and path with control characters escaped: both are client input.
     let path = loggable(request.path.split(['?', '#']).next().unwrap_or_default());
     let method = loggable(request.method);
-    let issuer = seen.principal.as_ref().map(|p| p.issuer.as_str());
     let request_id = request.request_id.as_ref().map(|id| id.as_str());
     match decision {
         Decision::Allow { permit, .. } => {
@@ -48,7 +48,7 @@ pub(super) fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &De
                 user_id = subject.map(|s| tracing::field::display(s.id())),
                 login = who.map(|w| tracing::field::display(w.name())),
                 org = allowed.map(|a| a.org.as_str()),
-                issuer,
+                issuer = who.map(Who::issuer),
                 %method,
                 %path,
                 request_id,
@@ -61,7 +61,7 @@ pub(super) fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &De
             status = denial.kind.http_status(),
             subject_kind = seen.subject.map(SubjectRef::kind),
             user_id = seen.subject.map(|s| tracing::field::display(s.id())),
-            issuer,
+            issuer = seen.issuer.as_ref().map(IssuerName::as_str),
             %method,
             %path,
             request_id,

@@ -199,11 +199,15 @@ impl Checker {
             }
             Lookup::Miss => return Err(rest),
         };
-        seen.principal = Some(entry.verified.principal.clone());
         seen.subject = Some(entry.who.subject());
+        // The issuer only for a denial's line: an allow's names its subject.
+        let deny = |seen: &mut Seen, denial| {
+            seen.issuer = entry.issuer();
+            Ok(Decision::Deny(denial))
+        };
         let asked = match self.asked(request, &rest.method, rest.resource) {
             Ok(asked) => asked,
-            Err(denial) => return Ok(Decision::Deny(denial)),
+            Err(denial) => return deny(seen, denial),
         };
         let allowed = match (asked, &entry.grants) {
             (None, _) => None,
@@ -212,10 +216,11 @@ impl Checker {
                 // A global role in a foreign organization: whether that
                 // organization exists is an `.await` away.
                 Ok(_) => {
+                    seen.issuer = entry.issuer();
                     rest.foreign = Some(Box::new((entry.who.clone(), grants.clone(), asked)));
                     return Err(rest);
                 }
-                Err(denial) => return Ok(Decision::Deny(denial)),
+                Err(denial) => return deny(seen, denial),
             },
             (Some(_), None) => return Err(rest),
         };
@@ -251,7 +256,7 @@ impl Checker {
             }
             None => self.verify(rest.token).await?,
         };
-        seen.principal = Some(identity.principal.clone());
+        seen.issuer = Some(identity.principal.issuer.clone());
         let who = self.subject(&identity, seen).await?;
         let Some(asked) = self.asked(request, &rest.method, rest.resource)? else {
             self.settle(rest.key, identity, &who, None, stamps).await;

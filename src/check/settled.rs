@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use super::Who;
 use crate::{
     directory::Directory,
-    domain::Principal,
+    domain::{IssuerName, Principal},
     identity::{IdentityVerifier, TokenStamp, VerifiedIdentity, unix_now},
     policy::rbac::Grants,
     store::ServiceAccount,
@@ -50,7 +50,6 @@ pub(super) struct Settled {
 /// only those are kept whole. (The whole identity was a sixth of a settled
 /// user's memory: BENCHMARKS.md.)
 pub(super) struct Verification {
-    pub principal: Arc<Principal>,
     expires_at: u64,
     verified_at: u64,
     whole: Option<Arc<VerifiedIdentity>>,
@@ -60,7 +59,6 @@ impl Verification {
     fn of(identity: Arc<VerifiedIdentity>) -> Self {
         let keep = identity.service_account.is_some() || identity.login_is_authoritative;
         Self {
-            principal: identity.principal.clone(),
             expires_at: identity.expires_at,
             verified_at: identity.verified_at,
             whole: keep.then_some(identity),
@@ -72,21 +70,28 @@ impl Verification {
     }
 
     /// The identity for the phases that look the subject up again. One
-    /// that was not kept whole is rebuilt without its login and e-mail
-    /// claims, which nothing reads from a source that is not authoritative
-    /// for them.
-    fn identity(&self) -> Arc<VerifiedIdentity> {
-        self.whole.clone().unwrap_or_else(|| {
-            Arc::new(VerifiedIdentity {
-                principal: self.principal.clone(),
-                login: None,
-                login_is_authoritative: false,
-                email: None,
-                expires_at: self.expires_at,
-                verified_at: self.verified_at,
-                service_account: None,
-            })
-        })
+    /// that was not kept whole, always a user's, is rebuilt from the user
+    /// (found by its principal) without its login and e-mail claims, which
+    /// nothing reads from a source that is not authoritative for them.
+    fn identity(&self, who: &Who) -> Option<Arc<VerifiedIdentity>> {
+        if let Some(whole) = &self.whole {
+            return Some(whole.clone());
+        }
+        let Who::User(user) = who else {
+            return None;
+        };
+        Some(Arc::new(VerifiedIdentity {
+            principal: Arc::new(Principal {
+                issuer: user.issuer.clone(),
+                subject: user.subject.clone(),
+            }),
+            login: None,
+            login_is_authoritative: false,
+            email: None,
+            expires_at: self.expires_at,
+            verified_at: self.verified_at,
+            service_account: None,
+        }))
     }
 }
 
@@ -116,13 +121,19 @@ impl Stamps {
 }
 
 impl Settled {
+    /// The verified token's source, for a denial's decision line.
+    pub fn issuer(&self) -> Option<IssuerName> {
+        match &self.who {
+            Who::User(user) => Some(user.issuer.clone()),
+            Who::ServiceAccount(_) => Some(self.verified.whole.as_ref()?.principal.issuer.clone()),
+        }
+    }
+
     /// Whether every part would still be served by the cache it came from.
     fn is_fresh(&self, identity: &IdentityVerifier, directory: &Directory) -> bool {
         identity.is_fresh(self.verified.account(), self.stamps.token)
             && match &self.who {
-                Who::User(_) => directory
-                    .users
-                    .is_fresh(&self.verified.principal, self.stamps.users),
+                Who::User(user) => directory.users.is_fresh(user, self.stamps.users),
                 Who::ServiceAccount(_) => true,
             }
             && (self.grants.is_none()
@@ -195,7 +206,10 @@ impl SettledCache {
         if Instant::now() < entry.until && entry.is_fresh(identity, directory) {
             Lookup::Hit(entry)
         } else {
-            Lookup::Verified(verified.identity(), entry.stamps.token)
+            match verified.identity(&entry.who) {
+                Some(identity) => Lookup::Verified(identity, entry.stamps.token),
+                None => Lookup::Miss,
+            }
         }
     }
 

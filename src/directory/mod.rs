@@ -206,10 +206,16 @@ impl UserCache {
         self.cache.generation()
     }
 
-    /// Whether the user a `find` begun at `generation` returned has not been
-    /// invalidated since.
-    pub fn is_fresh(&self, principal: &Arc<Principal>, generation: u64) -> bool {
-        self.cache.is_fresh(principal, generation)
+    /// Whether `user`, returned by a `find` begun at `generation`, has not
+    /// been invalidated since. Its issuer and subject are the principal it
+    /// was found by (and cached under).
+    pub fn is_fresh(&self, user: &User, generation: u64) -> bool {
+        self.cache
+            .freshness
+            .is_fresh_by::<Principal, _>(generation, || Principal {
+                issuer: user.issuer.clone(),
+                subject: user.subject.clone(),
+            })
     }
 
     /// Drops a found user that the check's per-token cache now holds.

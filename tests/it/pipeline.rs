@@ -165,6 +165,58 @@ async fn after_the_users_ttl_every_settled_token_decides_the_same() {
     assert!(after > before, "the subjects were looked up again");
 }
 
+/// Issue 11: a decision line from the settled entry names the same
+/// subject and issuer as the full pipeline's line for the same request
+/// (the entry keeps no principal: a denial's issuer comes from its user).
+#[tokio::test]
+async fn a_settled_decision_line_names_what_the_full_pipelines_did() {
+    let store = Arc::new(MemoryStore::new(world()));
+    let checker = pipeline_over(store);
+    let known: Vec<Row> = table().into_iter().filter(|r| r.0 != "nobody").collect();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .event_format(dispatch_authz::telemetry::JsonLines)
+        .with_writer(move || Sink(sink.clone()))
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut credentials = Credentials::default();
+    let mut passes = Vec::new();
+    for _ in 0..2 {
+        lines.lock().unwrap().clear();
+        let failures = run(&checker, known.clone(), &mut credentials).await;
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let decisions: Vec<[serde_json::Value; 4]> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == "decision")
+            .map(|v| ["decision", "user_id", "issuer", "reason"].map(|k| v[k].clone()))
+            .collect();
+        assert_eq!(decisions.len(), known.len());
+        passes.push(decisions);
+    }
+    assert!(
+        passes[0].iter().any(|d| d[0] == "deny" && d[2].is_string()),
+        "some denial of a known subject names its issuer"
+    );
+    assert_eq!(passes[0], passes[1]);
+}
+
+/// A log writer into a shared buffer.
+struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Regression (issue 11): a settled token is verified again once the token
 /// cache would have (`tokens_max_ttl_secs`), so a change it was judged
 /// against that no cache was told of (a key removed by another process) is
