@@ -40,7 +40,9 @@ pub(super) struct Settled {
     pub who: Who,
     pub grants: Option<Arc<Grants>>,
     stamps: Stamps,
-    until: Instant,
+    /// The end of the user cache's TTL, in whole seconds of the cache's
+    /// clock ([`SettledCache::clock`]).
+    until: u32,
 }
 
 /// What an entry keeps of the token's verification: what a hit reads. Most
@@ -50,8 +52,11 @@ pub(super) struct Settled {
 /// only those are kept whole. (The whole identity was a sixth of a settled
 /// user's memory: BENCHMARKS.md.)
 pub(super) struct Verification {
-    expires_at: u64,
-    verified_at: u64,
+    /// The token's `exp` and the verification's time, seconds since the
+    /// Unix epoch as `u32` (until 2106; a later `exp` counts as 2106): an
+    /// entry is then 80 bytes, a size class below 96 (BENCHMARKS.md).
+    expires_at: u32,
+    verified_at: u32,
     whole: Option<Arc<VerifiedIdentity>>,
 }
 
@@ -59,8 +64,8 @@ impl Verification {
     fn of(identity: Arc<VerifiedIdentity>) -> Self {
         let keep = identity.service_account.is_some() || identity.login_is_authoritative;
         Self {
-            expires_at: identity.expires_at,
-            verified_at: identity.verified_at,
+            expires_at: u32::try_from(identity.expires_at).unwrap_or(u32::MAX),
+            verified_at: u32::try_from(identity.verified_at).unwrap_or(u32::MAX),
             whole: keep.then_some(identity),
         }
     }
@@ -88,8 +93,8 @@ impl Verification {
             login: None,
             login_is_authoritative: false,
             email: None,
-            expires_at: self.expires_at,
-            verified_at: self.verified_at,
+            expires_at: self.expires_at.into(),
+            verified_at: self.verified_at.into(),
             service_account: None,
         }))
     }
@@ -169,6 +174,8 @@ pub struct SettledCache {
     ttl: Duration,
     /// How long a verification is trusted (the token cache's `max_ttl`).
     verified_ttl: u64,
+    /// Where [`SettledCache::clock`] starts.
+    epoch: Instant,
 }
 
 impl SettledCache {
@@ -179,7 +186,20 @@ impl SettledCache {
             cache: quick_cache::sync::Cache::new(capacity),
             ttl,
             verified_ttl: verified_ttl.as_secs(),
+            epoch: Instant::now(),
         }
+    }
+
+    /// Whole seconds since the cache was made: monotonic, so a clock step
+    /// cannot lengthen an entry's TTL. Rounded down, it makes an entry live
+    /// up to a second less than the TTL, never more (a TTL under a second
+    /// keeps nothing fresh).
+    fn clock(&self) -> u32 {
+        u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX)
+    }
+
+    fn ttl_secs(&self) -> u32 {
+        u32::try_from(self.ttl.as_secs()).unwrap_or(u32::MAX)
     }
 
     pub(super) fn get(
@@ -196,14 +216,14 @@ impl SettledCache {
         // again.
         let now = unix_now();
         let verified = &entry.verified;
-        if verified.expires_at <= now
-            || now >= verified.verified_at.saturating_add(self.verified_ttl)
+        if u64::from(verified.expires_at) <= now
+            || now >= u64::from(verified.verified_at).saturating_add(self.verified_ttl)
             || !identity.is_fresh(verified.account(), entry.stamps.token)
         {
             self.cache.remove(key);
             return Lookup::Miss;
         }
-        if Instant::now() < entry.until && entry.is_fresh(identity, directory) {
+        if self.clock() < entry.until && entry.is_fresh(identity, directory) {
             Lookup::Hit(entry)
         } else {
             match verified.identity(&entry.who) {
@@ -230,9 +250,26 @@ impl SettledCache {
             who,
             grants,
             stamps,
-            until: Instant::now() + self.ttl,
+            until: self.clock().saturating_add(self.ttl_secs()),
         };
         self.cache.insert(key, Arc::new(entry));
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Memory (issue 11): with its `Arc` counts an entry is one of
+    /// mimalloc's 96-byte blocks; a field more moves every settled token
+    /// to the next size class.
+    #[test]
+    fn an_entry_fits_in_80_bytes() {
+        assert!(
+            std::mem::size_of::<Settled>() <= 80,
+            "{}",
+            std::mem::size_of::<Settled>()
+        );
     }
 }
