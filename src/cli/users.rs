@@ -172,7 +172,7 @@ fn user_json(user: &User) -> serde_json::Value {
         "subject": user.subject.as_str(),
         "login": user.login.as_str(),
         "email": user.email.as_ref().map(Email::as_str),
-        "display_name": user.display_name.as_ref().map(DisplayName::as_str),
+        "display_name": user.display_name.as_deref().map(DisplayName::as_str),
         "enabled": user.enabled,
         "created_at": timestamp(user.created_at),
         "updated_at": timestamp(user.updated_at),

@@ -34,7 +34,9 @@ pub struct User {
     pub subject: Subject,
     pub login: Login,
     pub email: Option<Email>,
-    pub display_name: Option<DisplayName>,
+    /// Boxed: rarely set and never read by a check, and 8 bytes instead of
+    /// 16 put a cached user in a smaller size class (BENCHMARKS.md).
+    pub display_name: Option<Box<DisplayName>>,
     pub enabled: bool,
     /// Seconds since the Unix epoch.
     pub created_at: i64,

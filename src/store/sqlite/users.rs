@@ -92,7 +92,8 @@ impl TryFrom<UserRow> for User {
                 .as_deref()
                 .map(DisplayName::parse)
                 .transpose()
-                .map_err(corrupt)?,
+                .map_err(corrupt)?
+                .map(Box::new),
             enabled: row.enabled,
             created_at: row.created_at,
             updated_at: row.updated_at,
