@@ -2,8 +2,9 @@
 //!
 //! A cache-hit check used to make three lookups (the verified token, the
 //! user, the grants), each a hash of its key and an async cache call. A
-//! [`Settled`] entry holds all three, found with one SHA-256 and one
-//! synchronous lookup, so the whole check runs without an `.await` and its
+//! [`Settled`] entry holds what the three came to (of the verification,
+//! only what a check reads: [`Verification`]), found with one SHA-256 and
+//! one synchronous lookup, so the whole check runs without an `.await` and its
 //! future stays small (a large one was copied whole per check).
 //!
 //! **Invariant:** an entry is served only while every part of it would still
