@@ -26,10 +26,10 @@ pub enum LogFormat {
 }
 
 /// Lines waiting for the writer thread. Its channel allocates every slot
-/// up front: the library's default (128,000) was 4 MiB. This is a few
-/// tenths of a second of decision lines at full load; beyond it callers
+/// up front: the library's default (128,000) was 4 MiB. This is about a
+/// fifth of a second of decision lines at full load; beyond it callers
 /// wait (the writer is not lossy).
-const BUFFERED_LINES: usize = 16_384;
+const BUFFERED_LINES: usize = 8_192;
 
 /// Flushes buffered log lines when dropped: keep it alive until exit.
 #[must_use = "dropping the guard stops logging"]

@@ -76,13 +76,13 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
             // 256 KiB of page cache per connection instead of SQLite's 2 MiB:
-            // each of the 8 connections keeps its own, the caches in front of
+            // each connection keeps its own, the caches in front of
             // the store answer the repeated reads, and the OS caches the file.
             // Measured: 25 MiB less RSS with 100,000 users, the cold path
             // within noise (BENCHMARKS.md).
             .pragma("cache_size", "-256");
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(pool_size())
             // A check waiting longer than this is better answered with 503.
             .acquire_timeout(Duration::from_secs(2))
             .connect_with(options)
@@ -129,4 +129,13 @@ fn unique(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> StoreErr
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::AlreadyExists(what()),
         other => other.into(),
     }
+}
+
+/// Connections: twice the cores, 4 to 16. A query here is short and
+/// CPU-bound, so more connections than that only wait; each one has its
+/// own thread, page cache and allocator arena (≈ 0.4 MiB resident; there
+/// were 8 on any machine before: BENCHMARKS.md).
+fn pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from(cores * 2).unwrap_or(u32::MAX).clamp(4, 16)
 }
