@@ -36,7 +36,8 @@ pub struct VerifiedIdentity {
     /// Shared with the user cache's key, so a cache hit allocates nothing.
     pub principal: Arc<Principal>,
     /// The login the token claims; informational (the store's login is what
-    /// gets injected)...
+    /// gets injected; a settled token keeps this and `email` only from an
+    /// authoritative source, `check::settled`)...
     pub login: Option<Login>,
     /// ...unless the source is authoritative for it (GitHub): then a changed
     /// login is written back to the user store.
