@@ -19,6 +19,7 @@ pub mod iam;
 pub mod identity;
 pub mod policy;
 pub mod server;
+pub mod shared;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

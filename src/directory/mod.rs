@@ -16,13 +16,11 @@ use std::{
 
 use moka::{Expiry, future::Cache};
 
-mod shared;
-use shared::Shared;
-
 use crate::{
     domain::{Login, OrgName, Principal, ServiceAccountName, SubjectRef},
     freshness::{Freshness, Stamped},
     policy::rbac::Grants,
+    shared::Shared,
     store::{CheckStore, ServiceAccount, StoreError, User, UserRef},
 };
 
@@ -244,7 +242,7 @@ impl UserCache {
 pub struct GrantsCache {
     store: Arc<dyn CheckStore>,
     cache: FreshCache<SubjectRef, Arc<Grants>>,
-    /// Subjects with equal grants share one copy (`shared.rs`).
+    /// Subjects with equal grants share one copy (`crate::shared`).
     shared: Arc<Shared<Grants>>,
 }
 

@@ -206,15 +206,15 @@ pub(super) async fn bound_roles(
     conn: &mut SqliteConnection,
     subject: SubjectRef,
 ) -> Result<Vec<Arc<Role>>, StoreError> {
-    let roles = bound_roles_with_ids(conn, subject).await?;
-    Ok(roles.into_iter().map(|(_, role)| Arc::new(role)).collect())
+    let roles = bound_role_values(conn, subject).await?;
+    Ok(roles.into_iter().map(Arc::new).collect())
 }
 
-/// The roles bound to `subject`, with their ids.
-pub(super) async fn bound_roles_with_ids(
+/// The roles bound to `subject`, as read.
+pub(super) async fn bound_role_values(
     conn: &mut SqliteConnection,
     subject: SubjectRef,
-) -> Result<Vec<(String, Role)>, StoreError> {
+) -> Result<Vec<Role>, StoreError> {
     // One statement per kind of subject, so each uses its index.
     let (sql, id) = match subject {
         SubjectRef::User(id) => (
@@ -228,5 +228,5 @@ pub(super) async fn bound_roles_with_ids(
             id.to_string(),
         ),
     };
-    roles_with_ids(conn, sql, &id).await
+    super::roles::roles(conn, sql, &id).await
 }

@@ -30,6 +30,7 @@ use crate::{
         authority::Overreach,
         rbac::{Grants, Permission, Role, Scope},
     },
+    shared::Shared,
 };
 
 #[macro_use]
@@ -39,7 +40,6 @@ mod roles;
 mod accounts;
 mod audit;
 mod bindings;
-mod interner;
 mod orgs;
 mod reads;
 mod subjects;
@@ -50,10 +50,9 @@ mod tests_users;
 
 use accounts::service_account_in;
 use audit::{Change, commit_audited, commit_audited_user, record};
-use bindings::{bound_roles, bound_roles_with_ids, holders};
-use interner::RoleInterner;
+use bindings::{bound_role_values, bound_roles, holders};
 use orgs::org_in;
-use roles::{has_global_admin, insert_role, role_by_id, role_id, role_key, roles_with_ids};
+use roles::{has_global_admin, insert_role, role_by_id, role_id, role_key};
 use subjects::{subject_columns, subject_exists, subject_in_org, subject_row, user_in};
 use users::{SELECT_MEMBERS, SELECT_USER, UserRow, binds};
 
@@ -61,7 +60,7 @@ use users::{SELECT_MEMBERS, SELECT_USER, UserRow, binds};
 pub struct SqliteStore {
     pool: SqlitePool,
     /// Shared copies of the roles in cached grants.
-    roles: Arc<RoleInterner>,
+    roles: Arc<Shared<Role>>,
 }
 
 impl SqliteStore {

@@ -46,10 +46,10 @@ impl SqliteStore {
                 grants.member_of.insert(org);
             }
         }
-        let roles = bound_roles_with_ids(&mut conn, subject).await?;
+        let roles = bound_role_values(&mut conn, subject).await?;
         grants.roles = roles
             .into_iter()
-            .map(|(id, role)| self.roles.intern(id, role))
+            .map(|role| self.roles.intern(role))
             .collect();
         Ok(grants)
     }

@@ -1,11 +1,13 @@
 //! One copy of equal values, shared by every cache entry that holds one.
 //!
-//! Most subjects of an organization have the same grants: the same
-//! memberships and the same few roles. Kept once per subject, 100,000 users
-//! held 100,000 equal copies (BENCHMARKS.md). A loaded value is exchanged
-//! here for the live copy equal to it, if there is one. Values are
-//! immutable once loaded, so sharing one changes nothing a reader sees;
-//! entries are weak, so a value no cache holds any more is freed.
+//! Most subjects of an organization have the same grants (the same
+//! memberships and the same few roles), and every holder of a role holds
+//! the same role. Kept once per subject, 100,000 users held 100,000 equal
+//! copies of each (BENCHMARKS.md). A loaded value is exchanged here for the
+//! live copy equal to it, if there is one: the directory does it for grants,
+//! the SQLite store for the roles inside them. Values are immutable once
+//! loaded, so sharing one changes nothing a reader sees; entries are weak,
+//! so a value no cache holds any more is freed.
 
 use std::{
     collections::HashMap,
@@ -13,7 +15,7 @@ use std::{
     sync::{Arc, Mutex, Weak},
 };
 
-pub(super) struct Shared<T> {
+pub struct Shared<T> {
     by_hash: Mutex<HashMap<u64, Weak<T>>>,
     hasher: RandomState,
 }
@@ -31,7 +33,7 @@ impl<T: Hash + Eq> Shared<T> {
     /// The live copy equal to `value`, else `value` itself, now shared.
     /// Two different values with one hash are both kept, only the newer
     /// shared: equality, not the hash, decides.
-    pub(super) fn intern(&self, value: T) -> Arc<T> {
+    pub fn intern(&self, value: T) -> Arc<T> {
         let hash = self.hasher.hash_one(&value);
         let mut by_hash = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(live) = by_hash.get(&hash).and_then(Weak::upgrade)
