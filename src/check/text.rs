@@ -11,7 +11,8 @@ use std::{fmt, ops::Deref, sync::Arc};
 
 use crate::domain::SubjectId;
 
-/// Text that dereferences to `str`; equality and ordering are the text's.
+/// Text that dereferences to `str`; equality is the text's, whichever
+/// variant holds it.
 #[derive(Clone)]
 pub enum HeaderText {
     Static(&'static str),

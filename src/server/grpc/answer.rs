@@ -8,8 +8,6 @@
 //! with a body, goes through the structs. Both decode to what the structs
 //! say (tests: every allow shape is compared with the struct-built answer).
 
-use std::fmt::Write;
-
 use envoy_types::ext_authz::v3::pb::CheckResponse;
 use prost::{
     DecodeError, Message,
@@ -17,7 +15,7 @@ use prost::{
     encoding::{DecodeContext, WireType},
 };
 
-use crate::check::{Permit, UpstreamHeaders};
+use crate::check::{HeaderText, Permit, UpstreamHeaders};
 
 /// An encoded `CheckResponse`.
 #[derive(Debug)]
@@ -32,20 +30,22 @@ impl Answer {
     /// The allow for `permit`: OK, the upstream headers (each overwriting),
     /// the removals, and for a subject the dynamic metadata.
     pub fn allow(permit: &Permit, headers: &UpstreamHeaders) -> Self {
-        // The access log's fields: ids are formatted on the stack.
-        let mut id = Inline::default();
+        // The access log's fields: the id is formatted on the stack.
         let who = permit.who();
         let name = who.map(|w| w.name());
-        let metadata = who.zip(name.as_deref()).map(|(who, name)| {
-            let subject = who.subject();
-            let _ = write!(id, "{}", subject.id());
-            [
-                ("user_id", id.as_str()),
-                ("login", name),
-                ("issuer", who.issuer()),
-                ("subject_kind", subject.kind()),
-            ]
-        });
+        let id = who.map(|w| HeaderText::id(w.subject().id()));
+        let metadata = who
+            .zip(name.as_deref())
+            .zip(id.as_deref())
+            .map(|((who, name), id)| {
+                let subject = who.subject();
+                [
+                    ("user_id", id),
+                    ("login", name),
+                    ("issuer", who.issuer()),
+                    ("subject_kind", subject.kind()),
+                ]
+            });
         let ok = ok_response_len(headers);
         let mut len = 2 + delimited_len(ok);
         if let Some(fields) = &metadata {
@@ -99,38 +99,6 @@ impl Answer {
     #[cfg(test)]
     pub fn bytes(&self) -> &[u8] {
         &self.0
-    }
-}
-
-/// A short string formatted without the heap (a UUID is 36 bytes).
-struct Inline {
-    bytes: [u8; 64],
-    len: usize,
-}
-
-impl Default for Inline {
-    fn default() -> Self {
-        Self {
-            bytes: [0; 64],
-            len: 0,
-        }
-    }
-}
-
-impl Inline {
-    fn as_str(&self) -> &str {
-        // Only whole `str`s are ever copied in.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
-    }
-}
-
-impl std::fmt::Write for Inline {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 

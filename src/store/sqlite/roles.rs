@@ -178,7 +178,7 @@ pub(super) async fn roles(
 }
 
 /// [`roles`], each with its id.
-pub(super) async fn roles_with_ids(
+async fn roles_with_ids(
     conn: &mut SqliteConnection,
     sql: &'static str,
     bind: &str,
