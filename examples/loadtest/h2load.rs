@@ -36,6 +36,8 @@ pub(crate) async fn h2load_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::R
         let (done, rps) = run_h2load(args, &server.addr, &body).await?;
         let cpu_us = (cpu_secs(server.pid()) - cpu) * 1e6 / done.max(1) as f64;
         let rss = rss_mib(server.pid());
+        // Decision lines reach the file in batches; the kill must not lose any.
+        tokio::time::sleep(2 * dispatch_authz::telemetry::FLUSH_INTERVAL).await;
         drop(server);
         let wrong = if kind == Kind::Sidecar {
             let log = std::fs::read_to_string(&log)?;

@@ -53,7 +53,7 @@ pub(crate) async fn serve(kind: Kind, config: Option<PathBuf>) -> anyhow::Result
         Kind::Sidecar => {
             let path = config.expect("--config");
             let config = Settings::load(Some(&path), &Overrides::default())?.compile()?;
-            let _log = dispatch_authz::telemetry::init(config.log_format);
+            let _log = dispatch_authz::telemetry::init(config.log_format)?;
             let app = App::build(config).await?;
             println!("listening {}", app.local_addr().expect("tcp"));
             app.run_until_stopped(std::future::pending()).await?;

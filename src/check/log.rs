@@ -33,10 +33,14 @@ pub(super) fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &De
     let path = loggable(request.path.split(['?', '#']).next().unwrap_or_default());
     let method = loggable(request.method);
     let request_id = request.request_id.as_ref().map(|id| id.as_str());
+    // Values are passed as `&str` where they can be: the formatter writes
+    // those straight, where `%value` goes through `fmt` machinery.
     match decision {
         Decision::Allow { permit, .. } => {
             let who = permit.who();
             let subject = who.map(Who::subject);
+            let id = subject.map(|s| s.id().encode());
+            let login = who.map(Who::name);
             let allowed = match permit {
                 Permit::Subject { allowed, .. } => allowed.as_ref(),
                 Permit::PublicPath => None,
@@ -45,30 +49,39 @@ pub(super) fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &De
                 decision = "allow",
                 reason = permit.reason(),
                 subject_kind = subject.map(SubjectRef::kind),
-                user_id = subject.map(|s| tracing::field::display(s.id())),
-                login = who.map(|w| tracing::field::display(w.name())),
+                user_id = id.as_ref().map(id_text),
+                login = login.as_deref(),
                 org = allowed.map(|a| a.org.as_str()),
                 issuer = who.map(Who::issuer),
-                %method,
-                %path,
+                method = &*method,
+                path = &*path,
                 request_id,
                 "decision"
             );
         }
-        Decision::Deny(denial) => info!(
-            decision = "deny",
-            reason = denial.reason,
-            status = denial.kind.http_status(),
-            subject_kind = seen.subject.map(SubjectRef::kind),
-            user_id = seen.subject.map(|s| tracing::field::display(s.id())),
-            issuer = seen.issuer.as_ref().map(IssuerName::as_str),
-            %method,
-            %path,
-            request_id,
-            detail = %denial.message,
-            "decision"
-        ),
+        Decision::Deny(denial) => {
+            let id = seen.subject.map(|s| s.id().encode());
+            info!(
+                decision = "deny",
+                reason = denial.reason,
+                status = denial.kind.http_status(),
+                subject_kind = seen.subject.map(SubjectRef::kind),
+                user_id = id.as_ref().map(id_text),
+                issuer = seen.issuer.as_ref().map(IssuerName::as_str),
+                method = &*method,
+                path = &*path,
+                request_id,
+                detail = %denial.message,
+                "decision"
+            );
+        }
     }
+}
+
+/// A subject id's text, from [`SubjectId::encode`](crate::domain::SubjectId::encode)
+/// (ASCII hex and hyphens).
+fn id_text(id: &[u8; crate::domain::SubjectId::LEN]) -> &str {
+    std::str::from_utf8(id).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let config = Settings::load(cli.config.as_deref(), &overrides)?.compile()?;
-    let _log = telemetry::init(config.log_format);
+    let _log = telemetry::init(config.log_format)?;
     match cli.command {
         Command::Serve { .. } => {
             let app = App::build(config).await?;

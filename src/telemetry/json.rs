@@ -12,11 +12,7 @@ use std::fmt::{self, Write};
 
 use tracing::{Event, Subscriber, field::Field};
 use tracing_subscriber::{
-    fmt::{
-        FmtContext, FormatEvent, FormatFields, FormattedFields,
-        format::Writer,
-        time::{FormatTime, SystemTime},
-    },
+    fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, format::Writer},
     registry::{LookupSpan, SpanRef},
 };
 
@@ -36,7 +32,7 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
+        super::stamp::write_now(&mut writer)?;
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
         let mut fields = Fields {
             out: &mut writer,
@@ -165,6 +161,14 @@ struct Escaped<W>(W);
 
 impl<W: Write> Write for Escaped<W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Most values need no escape: one pass that the compiler can
+        // vectorise, then a single write.
+        if !s
+            .bytes()
+            .any(|b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
+        {
+            return self.0.write_str(s);
+        }
         let mut start = 0;
         for (i, b) in s.bytes().enumerate() {
             let escape = match b {
