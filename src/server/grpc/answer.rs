@@ -30,22 +30,15 @@ impl Answer {
     /// The allow for `permit`: OK, the upstream headers (each overwriting),
     /// the removals, and for a subject the dynamic metadata.
     pub fn allow(permit: &Permit, headers: &UpstreamHeaders) -> Self {
-        // The access log's fields: the id is formatted on the stack.
+        // The access log's fields (see `allowed` in `grpc.rs`): the id is
+        // formatted on the stack.
         let who = permit.who();
         let name = who.map(|w| w.name());
         let id = who.map(|w| HeaderText::id(w.subject().id()));
-        let metadata = who
-            .zip(name.as_deref())
+        let metadata = name
+            .as_deref()
             .zip(id.as_deref())
-            .map(|((who, name), id)| {
-                let subject = who.subject();
-                [
-                    ("user_id", id),
-                    ("login", name),
-                    ("issuer", who.issuer()),
-                    ("subject_kind", subject.kind()),
-                ]
-            });
+            .map(|(name, id)| [("user_id", id), ("login", name)]);
         let ok = ok_response_len(headers);
         let mut len = 2 + delimited_len(ok);
         if let Some(fields) = &metadata {
