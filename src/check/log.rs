@@ -27,7 +27,14 @@ pub(super) struct Seen {
     pub subject: Option<SubjectRef>,
 }
 
-pub(super) fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &Decision) {
+/// `sampled`: this is the line of one allow in that many
+/// (`log.sample_allows`), so that counts from lines can be scaled back.
+pub(super) fn log_decision(
+    request: &RequestView<'_>,
+    seen: &Seen,
+    decision: &Decision,
+    sampled: Option<u32>,
+) {
     // The path is logged without its query (which may carry secrets), and
     // method and path with control characters escaped: both are client input.
     let path = loggable(request.path.split(['?', '#']).next().unwrap_or_default());
@@ -56,6 +63,7 @@ pub(super) fn log_decision(request: &RequestView<'_>, seen: &Seen, decision: &De
                 method = &*method,
                 path = &*path,
                 request_id,
+                sampled_one_in = sampled,
                 "decision"
             );
         }

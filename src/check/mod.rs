@@ -32,7 +32,16 @@ mod settled;
 mod text;
 pub mod upstream;
 
-use std::{borrow::Cow, sync::Arc, task::Poll, time::Duration};
+use std::{
+    borrow::Cow,
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    task::Poll,
+    time::Duration,
+};
 
 use tracing::{Instrument, debug_span};
 
@@ -82,6 +91,9 @@ pub struct RequestRules {
     /// `failure_mode_allow: true` turns into an allow: so a check that
     /// cannot decide in time answers a 503 denial instead.
     pub default_budget: Duration,
+    /// Write the decision line of one allow in this many (`log.sample_allows`,
+    /// 1 by default: every one). Denials always get theirs.
+    pub allow_lines_every: NonZeroU32,
 }
 
 pub struct Checker {
@@ -90,6 +102,8 @@ pub struct Checker {
     settled: SettledCache,
     rules: RequestRules,
     authorization: Authorization,
+    /// Allows so far, for `allow_lines_every`.
+    allows: AtomicU32,
 }
 
 /// Where the settled path left off: what the full pipeline goes on from.
@@ -120,6 +134,7 @@ impl Checker {
             settled,
             rules,
             authorization,
+            allows: AtomicU32::new(0),
         }
     }
 
@@ -161,8 +176,17 @@ impl Checker {
                 Box::pin(full.instrument(span.clone())).await
             }
         };
-        span.in_scope(|| log_decision(request, &seen, &decision));
+        let every = self.rules.allow_lines_every;
+        if matches!(decision, Decision::Deny(_)) || self.allow_line_due(every) {
+            let sampled = (every.get() > 1).then_some(every.get());
+            span.in_scope(|| log_decision(request, &seen, &decision, sampled));
+        }
         decision
+    }
+
+    /// Whether this allow gets its decision line: one in `every`.
+    fn allow_line_due(&self, every: NonZeroU32) -> bool {
+        every.get() == 1 || self.allows.fetch_add(1, Ordering::Relaxed) % every == 0
     }
 
     /// The phases that need no identity, then the token's settled entry

@@ -1,7 +1,7 @@
 //! `[check]`: how requests are read (public paths, where the token is) and
 //! what an allow passes upstream.
 
-use std::time::Duration;
+use std::{num::NonZeroU32, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +102,7 @@ impl CheckSettings {
                 .map_err(|e| invalid("check.passthrough_headers", e))?,
             method_override: self.method_override,
             default_budget: Duration::from_millis(self.default_deadline_ms),
+            allow_lines_every: NonZeroU32::MIN,
         })
     }
 }

@@ -180,7 +180,10 @@ impl Settings {
             0..=3600,
         )?;
         let caches = self.cache.compile()?;
-        let request_rules = self.check.compile()?;
+        let request_rules = RequestRules {
+            allow_lines_every: self.log.allow_lines_every()?,
+            ..self.check.compile()?
+        };
         let issuers = self.compile_issuers()?;
         let names = issuers.iter().map(|i| i.name.clone()).collect();
         let github = self

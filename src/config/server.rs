@@ -1,7 +1,7 @@
 //! `[server]`, `[admin]`, `[store]`, `[log]`: where the sidecar listens,
 //! keeps its data and writes its log.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -61,10 +61,30 @@ impl Default for AdminSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     pub format: LogFormat,
+    /// Write the decision line of one allow in this many; 1 (the default)
+    /// writes every one. Denials always get theirs.
+    pub sample_allows: u32,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            sample_allows: 1,
+        }
+    }
+}
+
+impl LogSettings {
+    pub(super) fn allow_lines_every(&self) -> Result<NonZeroU32, ConfigError> {
+        NonZeroU32::new(self.sample_allows)
+            .filter(|n| n.get() <= 1_000_000)
+            .ok_or_else(|| invalid("log.sample_allows", "must be between 1 and 1000000"))
+    }
 }
 
 /// Where the server listens.

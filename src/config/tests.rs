@@ -38,6 +38,10 @@ fn defaults_compile() {
     let config = load_str("").unwrap();
     assert_eq!(config.listen, ListenAddr::parse("127.0.0.1:50051").unwrap());
     assert!(config.issuers.is_empty());
+    // Every allow has its decision line unless sampling is asked for.
+    assert_eq!(config.request_rules.allow_lines_every.get(), 1);
+    let sampled = load_str("[log]\nsample_allows = 100").unwrap();
+    assert_eq!(sampled.request_rules.allow_lines_every.get(), 100);
 }
 
 #[test]
@@ -202,6 +206,9 @@ fn invalid_values_name_the_field() {
             "service_accounts.max_token_lifetime_secs",
         ),
         ("[cache]\nusers_ttl_secs = \"soon\"", "users_ttl_secs"),
+        ("[log]\nsample_allows = 0", "log.sample_allows"),
+        ("[log]\nsample_allows = 1000001", "log.sample_allows"),
+        ("[log]\nsample_allows = -1", "sample_allows"),
     ];
     for (toml, field) in cases {
         let e = err(toml);

@@ -173,14 +173,7 @@ async fn a_settled_decision_line_names_what_the_full_pipelines_did() {
     let store = Arc::new(MemoryStore::new(world()));
     let checker = pipeline_over(store);
     let known: Vec<Row> = table().into_iter().filter(|r| r.0 != "nobody").collect();
-    let lines = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    let sink = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .event_format(dispatch_authz::telemetry::JsonLines)
-        .with_writer(move || Sink(sink.clone()))
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (lines, _guard) = capture_lines().await;
     let mut credentials = Credentials::default();
     let mut passes = Vec::new();
     for _ in 0..2 {
@@ -194,7 +187,7 @@ async fn a_settled_decision_line_names_what_the_full_pipelines_did() {
             .filter(|v| v["message"] == "decision")
             .map(|v| ["decision", "user_id", "issuer", "reason"].map(|k| v[k].clone()))
             .collect();
-        assert_eq!(decisions.len(), known.len());
+        assert_eq!(decisions.len(), known.len(), "{text}");
         passes.push(decisions);
     }
     assert!(
@@ -202,6 +195,81 @@ async fn a_settled_decision_line_names_what_the_full_pipelines_did() {
         "some denial of a known subject names its issuer"
     );
     assert_eq!(passes[0], passes[1]);
+}
+
+/// Sampled allow lines (`log.sample_allows`, opt-in for throughput): one
+/// allow in three has its line, which says so; every denial keeps its own.
+#[tokio::test]
+async fn sampled_allow_lines_are_one_in_n_and_denials_are_all_logged() {
+    let store = Arc::new(MemoryStore::new(world()));
+    let checker = pipeline_with(store, |toml| format!("{toml}\n[log]\nsample_allows = 3\n"));
+    let known: Vec<Row> = table().into_iter().filter(|r| r.0 != "nobody").collect();
+    let allows = known.iter().filter(|r| matches!(r.5, Allow(..))).count();
+    let denials = known.len() - allows;
+    assert!(allows > 3 && denials > 0);
+    let (lines, _guard) = capture_lines().await;
+    let mut credentials = Credentials::default();
+    for _ in 0..2 {
+        let failures = run(&checker, known.clone(), &mut credentials).await;
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+    let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+    let decisions: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "decision")
+        .collect();
+    let allowed: Vec<_> = decisions
+        .iter()
+        .filter(|v| v["decision"] == "allow")
+        .collect();
+    let denied: Vec<_> = decisions
+        .iter()
+        .filter(|v| v["decision"] == "deny")
+        .collect();
+    assert_eq!(allowed.len(), (2 * allows).div_ceil(3));
+    assert!(allowed.iter().all(|v| v["sampled_one_in"] == 3));
+    assert_eq!(denied.len(), 2 * denials);
+    assert!(denied.iter().all(|v| v.get("sampled_one_in").is_none()));
+}
+
+/// Decision lines as the production JSON format writes them, into a buffer,
+/// while the guard lives; one capture at a time.
+///
+/// Why a second, idle dispatcher: with a single scoped subscriber in the
+/// process, `tracing` caches a callsite's interest from whichever thread
+/// reaches it first, and a test running alongside (no subscriber) made the
+/// decision lines of this one vanish (regression, found with `sample_allows`).
+/// With two, interest is "sometimes" and each thread asks its own.
+async fn capture_lines() -> (Arc<std::sync::Mutex<Vec<u8>>>, impl Drop) {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let turn = ONE_AT_A_TIME.lock().await;
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .event_format(dispatch_authz::telemetry::JsonLines)
+        .with_writer(move || Sink(sink.clone()))
+        .finish();
+    let idle = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    // Dropped in this order: the subscriber, then the turn.
+    (lines, Capture(Some((guard, idle, turn))))
+}
+
+struct Capture(
+    Option<(
+        tracing::subscriber::DefaultGuard,
+        tracing::Dispatch,
+        tokio::sync::MutexGuard<'static, ()>,
+    )>,
+);
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.0.take();
+    }
 }
 
 /// A log writer into a shared buffer.
