@@ -19,7 +19,7 @@ impl AccountAdmin for SqliteStore {
         let id = ServiceAccountId::new();
         sqlx::query(
             "INSERT INTO service_accounts (id, org, name, enabled, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, 1, ?4, ?4)",
+             VALUES ($1, $2, $3, 1, $4, $4)",
         )
         .bind(id.to_string())
         .bind(org.as_str())
@@ -50,7 +50,7 @@ impl AccountAdmin for SqliteStore {
         org: &OrgName,
     ) -> Result<Vec<ServiceAccount>, StoreError> {
         let names: Vec<(String,)> =
-            sqlx::query_as("SELECT name FROM service_accounts WHERE org = ?1 ORDER BY name")
+            sqlx::query_as("SELECT name FROM service_accounts WHERE org = $1 ORDER BY name")
                 .bind(org.as_str())
                 .fetch_all(&self.pool)
                 .await?;
@@ -73,7 +73,7 @@ impl AccountAdmin for SqliteStore {
         let (mut tx, before) = self
             .service_account_for_change(actor, org, name, Action::Delete)
             .await?;
-        sqlx::query("DELETE FROM service_accounts WHERE id = ?1")
+        sqlx::query("DELETE FROM service_accounts WHERE id = $1")
             .bind(before.id.to_string())
             .execute(&mut *tx)
             .await?;
@@ -95,7 +95,7 @@ impl AccountAdmin for SqliteStore {
         let (mut tx, before) = self
             .service_account_for_change(actor, org, name, Action::Update)
             .await?;
-        sqlx::query("UPDATE service_accounts SET enabled = ?2, updated_at = ?3 WHERE id = ?1")
+        sqlx::query("UPDATE service_accounts SET enabled = $2, updated_at = $3 WHERE id = $1")
             .bind(before.id.to_string())
             .bind(enabled)
             .bind(now())
@@ -132,7 +132,7 @@ impl AccountAdmin for SqliteStore {
             .service_account_for_change(actor, org, name, Action::Update)
             .await?;
         let deleted = sqlx::query(
-            "DELETE FROM service_account_keys WHERE id = ?1 AND service_account_id = ?2",
+            "DELETE FROM service_account_keys WHERE id = $1 AND service_account_id = $2",
         )
         .bind(key_id)
         .bind(before.id.to_string())
@@ -160,7 +160,7 @@ impl SqliteStore {
         org: &OrgName,
         name: &ServiceAccountName,
         action: Action,
-    ) -> Result<(Transaction<'static, Sqlite>, ServiceAccount), StoreError> {
+    ) -> Result<(Transaction<'static, Any>, ServiceAccount), StoreError> {
         let mut tx = self.begin().await?;
         let before = service_account_in(&mut tx, org, name)
             .await?
@@ -172,12 +172,12 @@ impl SqliteStore {
 }
 
 pub(super) async fn service_account_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     org: &OrgName,
     name: &ServiceAccountName,
 ) -> Result<Option<ServiceAccount>, StoreError> {
-    let row: Option<(String, bool, i64, i64)> = sqlx::query_as(
-        "SELECT id, enabled, created_at, updated_at FROM service_accounts WHERE org = ?1 AND name = ?2",
+    let row: Option<(String, Flag, i64, i64)> = sqlx::query_as(
+        "SELECT id, enabled, created_at, updated_at FROM service_accounts WHERE org = $1 AND name = $2",
     )
     .bind(org.as_str())
     .bind(name.as_str())
@@ -188,7 +188,7 @@ pub(super) async fn service_account_in(
     };
     let keys: Vec<(String, String, String, i64)> = sqlx::query_as(
         "SELECT id, algorithm, public_key_pem, created_at FROM service_account_keys \
-         WHERE service_account_id = ?1 ORDER BY created_at, id",
+         WHERE service_account_id = $1 ORDER BY created_at, id",
     )
     .bind(&id)
     .fetch_all(&mut *conn)
@@ -197,7 +197,7 @@ pub(super) async fn service_account_in(
         id: ServiceAccountId::parse(&id).map_err(corrupt(&id))?,
         org: org.clone(),
         name: name.clone(),
-        enabled,
+        enabled: enabled.into(),
         keys: keys
             .into_iter()
             .map(
@@ -217,7 +217,7 @@ pub(super) async fn service_account_in(
 /// Audits and commits a change to a service account; returns it as it is
 /// now (or as it was, when deleted).
 pub(super) async fn finish_service_account_change(
-    mut tx: Transaction<'static, Sqlite>,
+    mut tx: Transaction<'static, Any>,
     actor: &Actor,
     action: &'static str,
     before: ServiceAccount,
@@ -240,7 +240,7 @@ pub(super) async fn finish_service_account_change(
 }
 
 pub(super) async fn insert_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     account: ServiceAccountId,
     algorithm: &str,
     pem: &str,
@@ -248,7 +248,7 @@ pub(super) async fn insert_key(
     sqlx::query(
         "INSERT INTO service_account_keys \
          (id, service_account_id, algorithm, public_key_pem, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(account.to_string())

@@ -13,13 +13,13 @@ pub(super) struct Change<'a> {
 }
 
 pub(super) async fn record(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     actor: &Actor,
     change: Change<'_>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit_log (at, actor, action, org, target, before, after) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(now())
     .bind(actor.as_str())
@@ -36,7 +36,7 @@ pub(super) async fn record(
 /// Appends the change's audit entry and commits: how every admin write
 /// ends, so that no write can be committed without its entry.
 pub(super) async fn commit_audited(
-    mut tx: Transaction<'static, Sqlite>,
+    mut tx: Transaction<'static, Any>,
     actor: &Actor,
     change: Change<'_>,
 ) -> Result<(), StoreError> {
@@ -46,7 +46,7 @@ pub(super) async fn commit_audited(
 }
 
 pub(super) async fn commit_audited_user(
-    tx: Transaction<'static, Sqlite>,
+    tx: Transaction<'static, Any>,
     actor: &Actor,
     action: &'static str,
     before: Option<&User>,
@@ -83,7 +83,7 @@ impl AuditLog for SqliteStore {
         );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, at, actor, action, org, target, before, after FROM audit_log \
-             WHERE ?1 IS NULL OR org = ?1 ORDER BY id DESC LIMIT ?2",
+             WHERE $1 IS NULL OR org = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(org.map(OrgName::as_str))
         .bind(i64::from(limit))

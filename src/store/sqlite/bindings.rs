@@ -49,8 +49,8 @@ impl BindingAdmin for SqliteStore {
         actor.authority().over_role(&role, Action::Delete)?;
         let (user_id, sa_id) = subject_columns(binding.subject);
         let deleted = sqlx::query(
-            "DELETE FROM role_bindings WHERE role_id = ?1 \
-             AND user_id IS ?2 AND service_account_id IS ?3",
+            "DELETE FROM role_bindings WHERE role_id = $1 \
+             AND user_id IS $2 AND service_account_id IS $3",
         )
         .bind(&id)
         .bind(user_id)
@@ -93,7 +93,7 @@ impl BindingAdmin for SqliteStore {
             "SELECT r.org, r.name, b.user_id, b.service_account_id, sa.org || '/' || sa.name \
              FROM role_bindings b JOIN roles r ON r.id = b.role_id \
              LEFT JOIN service_accounts sa ON sa.id = b.service_account_id \
-             WHERE COALESCE(r.org, '') = ?1 ORDER BY r.name, b.created_at",
+             WHERE COALESCE(r.org, '') = $1 ORDER BY r.name, b.created_at",
         )
         .bind(org.map_or("", OrgName::as_str))
         .fetch_all(&self.pool)
@@ -165,14 +165,14 @@ impl BindingAdmin for SqliteStore {
 }
 
 pub(super) async fn insert_binding(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     role_id: &str,
     binding: &RoleBinding,
 ) -> Result<(), StoreError> {
     let (user_id, sa_id) = subject_columns(binding.subject);
     sqlx::query(
         "INSERT INTO role_bindings (id, role_id, user_id, service_account_id, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(role_id)
@@ -188,11 +188,11 @@ pub(super) async fn insert_binding(
 }
 
 pub(super) async fn holders(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     role_id: &str,
 ) -> Result<Vec<SubjectRef>, StoreError> {
     let rows: Vec<(Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT user_id, service_account_id FROM role_bindings WHERE role_id = ?1")
+        sqlx::query_as("SELECT user_id, service_account_id FROM role_bindings WHERE role_id = $1")
             .bind(role_id)
             .fetch_all(conn)
             .await?;
@@ -203,7 +203,7 @@ pub(super) async fn holders(
 
 /// The roles bound to `subject`, each a copy of its own (admin writes).
 pub(super) async fn bound_roles(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     subject: SubjectRef,
 ) -> Result<Vec<Arc<Role>>, StoreError> {
     let roles = bound_role_values(conn, subject).await?;
@@ -212,18 +212,18 @@ pub(super) async fn bound_roles(
 
 /// The roles bound to `subject`, as read.
 pub(super) async fn bound_role_values(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     subject: SubjectRef,
 ) -> Result<Vec<Role>, StoreError> {
     // One statement per kind of subject, so each uses its index.
     let (sql, id) = match subject {
         SubjectRef::User(id) => (
-            roles_where!("r.id IN (SELECT role_id FROM role_bindings WHERE user_id = ?1)"),
+            roles_where!("r.id IN (SELECT role_id FROM role_bindings WHERE user_id = $1)"),
             id.to_string(),
         ),
         SubjectRef::ServiceAccount(id) => (
             roles_where!(
-                "r.id IN (SELECT role_id FROM role_bindings WHERE service_account_id = ?1)"
+                "r.id IN (SELECT role_id FROM role_bindings WHERE service_account_id = $1)"
             ),
             id.to_string(),
         ),

@@ -8,8 +8,9 @@ use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::{
-    FromRow, Sqlite, SqliteConnection, SqlitePool, Transaction,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    Any, AnyConnection, AnyPool, ConnectOptions, Executor, FromRow, Transaction,
+    any::{AnyConnectOptions, AnyPoolOptions},
+    sqlite::SqliteConnectOptions,
 };
 
 use super::{
@@ -58,32 +59,41 @@ use users::{SELECT_MEMBERS, SELECT_USER, UserRow, binds};
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pool: AnyPool,
     /// Shared copies of the roles in cached grants.
     roles: Arc<Shared<Role>>,
 }
 
+/// Per-connection settings: WAL so the CLI can write while the server
+/// reads; a writer waits up to 5 s for another; 256 KiB of page cache per
+/// connection instead of SQLite's 2 MiB (each connection keeps its own, the
+/// caches in front of the store answer the repeated reads, and the OS caches
+/// the file; measured: 25 MiB less RSS with 100,000 users, the cold path
+/// within noise, BENCHMARKS.md).
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -256;";
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite:")
+        sqlx::any::install_default_drivers();
+        // Through sqlx's `Any` driver, which is opened by URL: the file name
+        // is percent-encoded into one, and the pragmas run on every new
+        // connection.
+        let url = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|source| open_error(path, source))?
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true)
-            // 256 KiB of page cache per connection instead of SQLite's 2 MiB:
-            // each connection keeps its own, the caches in front of
-            // the store answer the repeated reads, and the OS caches the file.
-            // Measured: 25 MiB less RSS with 100,000 users, the cold path
-            // within noise (BENCHMARKS.md).
-            .pragma("cache_size", "-256");
-        let pool = SqlitePoolOptions::new()
+            .to_url_lossy();
+        let options =
+            AnyConnectOptions::from_str(url.as_str()).map_err(|source| open_error(path, source))?;
+        let pool = AnyPoolOptions::new()
             .max_connections(pool_size())
             // A check waiting longer than this is better answered with 503.
             .acquire_timeout(Duration::from_secs(2))
+            .after_connect(|conn, _| {
+                Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(drop) })
+            })
             .connect_with(options)
             .await
             .map_err(|source| open_error(path, source))?;
@@ -95,12 +105,43 @@ impl SqliteStore {
     }
 
     /// The pool, for tests that need to damage the database on purpose.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
         Ok(self.pool.begin().await?)
+    }
+}
+
+/// A yes/no column. SQLite keeps it as an integer and PostgreSQL as a
+/// boolean, and sqlx's `Any` hands each over as stored: this reads both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Flag(pub bool);
+
+impl sqlx::Type<Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <bool as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        use sqlx::any::AnyTypeInfoKind::*;
+        matches!(ty.kind(), Bool | SmallInt | Integer | BigInt)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        match <bool as sqlx::Decode<Any>>::decode(value.clone()) {
+            Ok(flag) => Ok(Self(flag)),
+            Err(_) => <i64 as sqlx::Decode<Any>>::decode(value).map(|n| Self(n != 0)),
+        }
+    }
+}
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0
     }
 }
 

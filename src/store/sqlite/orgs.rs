@@ -10,7 +10,7 @@ impl OrgAdmin for SqliteStore {
             name: name.clone(),
             created_at: now(),
         };
-        sqlx::query("INSERT INTO organizations (name, created_at) VALUES (?1, ?2)")
+        sqlx::query("INSERT INTO organizations (name, created_at) VALUES ($1, $2)")
             .bind(name.as_str())
             .bind(org.created_at)
             .execute(&mut *tx)
@@ -29,7 +29,7 @@ impl OrgAdmin for SqliteStore {
 
     async fn get_org(&self, name: &OrgName) -> Result<Option<Organization>, StoreError> {
         let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT name, created_at FROM organizations WHERE name = ?1")
+            sqlx::query_as("SELECT name, created_at FROM organizations WHERE name = $1")
                 .bind(name.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -50,9 +50,9 @@ impl OrgAdmin for SqliteStore {
         let mut tx = self.begin().await?;
         let org = org_in(&mut tx, name).await?;
         let (members, roles, accounts): (i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM memberships WHERE org = ?1), \
-                    (SELECT COUNT(*) FROM roles WHERE org = ?1), \
-                    (SELECT COUNT(*) FROM service_accounts WHERE org = ?1)",
+            "SELECT (SELECT COUNT(*) FROM memberships WHERE org = $1), \
+                    (SELECT COUNT(*) FROM roles WHERE org = $1), \
+                    (SELECT COUNT(*) FROM service_accounts WHERE org = $1)",
         )
         .bind(name.as_str())
         .fetch_one(&mut *tx)
@@ -63,7 +63,7 @@ impl OrgAdmin for SqliteStore {
                  {accounts} service account(s); remove them first"
             )));
         }
-        sqlx::query("DELETE FROM organizations WHERE name = ?1")
+        sqlx::query("DELETE FROM organizations WHERE name = $1")
             .bind(name.as_str())
             .execute(&mut *tx)
             .await?;
@@ -96,7 +96,7 @@ impl OrgAdmin for SqliteStore {
             clear_default_elsewhere(&mut tx, actor, org, user.id).await?;
         }
         sqlx::query(
-            "INSERT INTO memberships (org, user_id, is_default, created_at) VALUES (?1, ?2, ?3, ?4) \
+            "INSERT INTO memberships (org, user_id, is_default, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (org, user_id) DO UPDATE SET is_default = excluded.is_default",
         )
         .bind(org.as_str())
@@ -147,14 +147,14 @@ impl OrgAdmin for SqliteStore {
             .filter(|r| r.scope == Scope::Org(org.clone()))
             .collect();
         actor.authority().over_holder(&unbound, Action::Delete)?;
-        sqlx::query("DELETE FROM memberships WHERE org = ?1 AND user_id = ?2")
+        sqlx::query("DELETE FROM memberships WHERE org = $1 AND user_id = $2")
             .bind(org.as_str())
             .bind(user.id.to_string())
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "DELETE FROM role_bindings WHERE user_id = ?2 \
-             AND role_id IN (SELECT id FROM roles WHERE org = ?1)",
+            "DELETE FROM role_bindings WHERE user_id = $2 \
+             AND role_id IN (SELECT id FROM roles WHERE org = $1)",
         )
         .bind(org.as_str())
         .bind(user.id.to_string())
@@ -176,6 +176,7 @@ impl OrgAdmin for SqliteStore {
         struct MemberRow {
             #[sqlx(flatten)]
             user: UserRow,
+            #[sqlx(try_from = "Flag")]
             is_default: bool,
         }
         let rows: Vec<MemberRow> = sqlx::query_as(SELECT_MEMBERS)
@@ -204,11 +205,11 @@ pub(super) fn org_row(name: &str, created_at: i64) -> Result<Organization, Store
 }
 
 pub(super) async fn org_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     name: &OrgName,
 ) -> Result<Organization, StoreError> {
     let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT name, created_at FROM organizations WHERE name = ?1")
+        sqlx::query_as("SELECT name, created_at FROM organizations WHERE name = $1")
             .bind(name.as_str())
             .fetch_optional(conn)
             .await?;
@@ -221,13 +222,13 @@ pub(super) async fn org_in(
 /// there too (an org admin must not redirect a user's org-less requests
 /// into their own organization), and gets its own audit entry there.
 pub(super) async fn clear_default_elsewhere(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     actor: &Actor,
     org: &OrgName,
     user: UserId,
 ) -> Result<(), StoreError> {
     let others: Vec<(String,)> = sqlx::query_as(
-        "SELECT org FROM memberships WHERE user_id = ?1 AND is_default = 1 AND org != ?2",
+        "SELECT org FROM memberships WHERE user_id = $1 AND is_default = TRUE AND org != $2",
     )
     .bind(user.to_string())
     .bind(org.as_str())
@@ -239,7 +240,7 @@ pub(super) async fn clear_default_elsewhere(
             .authority()
             .in_org(&other, Action::Update)
             .map_err(|_| Overreach::DefaultElsewhere)?;
-        sqlx::query("UPDATE memberships SET is_default = 0 WHERE org = ?1 AND user_id = ?2")
+        sqlx::query("UPDATE memberships SET is_default = FALSE WHERE org = $1 AND user_id = $2")
             .bind(other.as_str())
             .bind(user.to_string())
             .execute(&mut *tx)
@@ -262,12 +263,12 @@ pub(super) async fn clear_default_elsewhere(
 }
 
 pub(super) async fn membership_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     org: &OrgName,
     user: UserId,
 ) -> Result<Option<Membership>, StoreError> {
-    let row: Option<(bool,)> =
-        sqlx::query_as("SELECT is_default FROM memberships WHERE org = ?1 AND user_id = ?2")
+    let row: Option<(Flag,)> =
+        sqlx::query_as("SELECT is_default FROM memberships WHERE org = $1 AND user_id = $2")
             .bind(org.as_str())
             .bind(user.to_string())
             .fetch_optional(conn)
@@ -275,6 +276,6 @@ pub(super) async fn membership_in(
     Ok(row.map(|(is_default,)| Membership {
         org: org.clone(),
         user_id: user,
-        is_default,
+        is_default: is_default.into(),
     }))
 }

@@ -8,8 +8,8 @@ impl SqliteStore {
         let mut grants = Grants::default();
         match subject {
             SubjectRef::User(id) => {
-                let (enabled,): (bool,) =
-                    match sqlx::query_as("SELECT enabled FROM users WHERE id = ?1")
+                let (Flag(enabled),): (Flag,) =
+                    match sqlx::query_as("SELECT enabled FROM users WHERE id = $1")
                         .bind(id.to_string())
                         .fetch_optional(&mut *conn)
                         .await?
@@ -18,22 +18,22 @@ impl SqliteStore {
                         None => return Ok(grants),
                     };
                 grants.enabled = enabled;
-                let orgs: Vec<(String, bool)> =
-                    sqlx::query_as("SELECT org, is_default FROM memberships WHERE user_id = ?1")
+                let orgs: Vec<(String, Flag)> =
+                    sqlx::query_as("SELECT org, is_default FROM memberships WHERE user_id = $1")
                         .bind(id.to_string())
                         .fetch_all(&mut *conn)
                         .await?;
                 for (org, is_default) in orgs {
                     let org = OrgName::parse(&org).map_err(corrupt(&org))?;
-                    if is_default {
+                    if is_default.0 {
                         grants.default_org = Some(org.clone());
                     }
                     grants.member_of.insert(org);
                 }
             }
             SubjectRef::ServiceAccount(id) => {
-                let row: Option<(String, bool)> =
-                    sqlx::query_as("SELECT org, enabled FROM service_accounts WHERE id = ?1")
+                let row: Option<(String, Flag)> =
+                    sqlx::query_as("SELECT org, enabled FROM service_accounts WHERE id = $1")
                         .bind(id.to_string())
                         .fetch_optional(&mut *conn)
                         .await?;
@@ -41,7 +41,7 @@ impl SqliteStore {
                     return Ok(grants);
                 };
                 let org = OrgName::parse(&org).map_err(corrupt(&org))?;
-                grants.enabled = enabled;
+                grants.enabled = enabled.0;
                 grants.default_org = Some(org.clone());
                 grants.member_of.insert(org);
             }
@@ -74,7 +74,7 @@ impl CheckStore for SqliteStore {
         let sql = concat!(
             "SELECT ",
             columns!(),
-            " FROM users WHERE issuer = ?1 AND subject = ?2"
+            " FROM users WHERE issuer = $1 AND subject = $2"
         );
         let row: Option<UserRow> = sqlx::query_as(sql)
             .bind(issuer.as_str())

@@ -34,7 +34,7 @@ impl RoleAdmin for SqliteStore {
     async fn list_roles(&self, org: Option<&OrgName>) -> Result<Vec<Role>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let org = org.map_or("", OrgName::as_str);
-        roles(&mut conn, roles_where!("COALESCE(r.org, '') = ?1"), org).await
+        roles(&mut conn, roles_where!("COALESCE(r.org, '') = $1"), org).await
     }
 
     /// Deletes a role and its bindings; returns the subjects that held it,
@@ -50,7 +50,7 @@ impl RoleAdmin for SqliteStore {
             .ok_or_else(|| StoreError::NotFound(format!("role {key}")))?;
         let role = role_by_id(&mut tx, &id).await?;
         let holders = holders(&mut tx, &id).await?;
-        sqlx::query("DELETE FROM roles WHERE id = ?1")
+        sqlx::query("DELETE FROM roles WHERE id = $1")
             .bind(&id)
             .execute(&mut *tx)
             .await?;
@@ -67,11 +67,11 @@ impl RoleAdmin for SqliteStore {
 }
 
 pub(super) async fn role_id(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     key: &RoleKey,
 ) -> Result<Option<String>, StoreError> {
     let row: Option<(String,)> =
-        sqlx::query_as("SELECT id FROM roles WHERE COALESCE(org, '') = ?1 AND name = ?2")
+        sqlx::query_as("SELECT id FROM roles WHERE COALESCE(org, '') = $1 AND name = $2")
             .bind(key.org.as_ref().map_or("", OrgName::as_str))
             .bind(key.name.as_str())
             .fetch_optional(conn)
@@ -83,7 +83,7 @@ pub(super) async fn role_id(
 /// someone who can administer everything. (A global role granting only some
 /// of `iam`, such as an auditor's `*:get`, does not count: `bootstrap` must
 /// stay possible while nobody can write.)
-pub(super) async fn has_global_admin(conn: &mut SqliteConnection) -> Result<bool, StoreError> {
+pub(super) async fn has_global_admin(conn: &mut AnyConnection) -> Result<bool, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM ( \
            SELECT COALESCE(b.user_id, b.service_account_id) AS subject \
@@ -102,12 +102,12 @@ pub(super) async fn has_global_admin(conn: &mut SqliteConnection) -> Result<bool
 
 /// Inserts a role with its permissions; returns its id.
 pub(super) async fn insert_role(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     role: &Role,
 ) -> Result<String, StoreError> {
     let key = RoleKey::of(role);
     let id = uuid::Uuid::now_v7().to_string();
-    sqlx::query("INSERT INTO roles (id, org, name, created_at) VALUES (?1, ?2, ?3, ?4)")
+    sqlx::query("INSERT INTO roles (id, org, name, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&id)
         .bind(key.org.as_ref().map(OrgName::as_str))
         .bind(key.name.as_str())
@@ -120,13 +120,14 @@ pub(super) async fn insert_role(
 }
 
 pub(super) async fn insert_permissions(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     role_id: &str,
     permissions: &[Permission],
 ) -> Result<(), StoreError> {
     for p in permissions {
         sqlx::query(
-            "INSERT OR IGNORE INTO role_permissions (role_id, resource, action) VALUES (?1, ?2, ?3)",
+            "INSERT INTO role_permissions (role_id, resource, action) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(role_id)
         .bind(p.resource_str())
@@ -146,8 +147,8 @@ pub(super) fn role_key(org: Option<&str>, name: &str) -> Result<RoleKey, StoreEr
     })
 }
 
-pub(super) async fn role_by_id(conn: &mut SqliteConnection, id: &str) -> Result<Role, StoreError> {
-    roles(conn, roles_where!("r.id = ?1"), id)
+pub(super) async fn role_by_id(conn: &mut AnyConnection, id: &str) -> Result<Role, StoreError> {
+    roles(conn, roles_where!("r.id = $1"), id)
         .await?
         .pop()
         .ok_or_else(|| StoreError::NotFound(format!("role {id}")))
@@ -166,10 +167,10 @@ macro_rules! roles_where {
 }
 use roles_where;
 
-/// Runs a [`roles_where!`] query (one `?1`) and folds its rows, one per
+/// Runs a [`roles_where!`] query (one `$1`) and folds its rows, one per
 /// permission, into roles.
 pub(super) async fn roles(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     sql: &'static str,
     bind: &str,
 ) -> Result<Vec<Role>, StoreError> {
@@ -179,7 +180,7 @@ pub(super) async fn roles(
 
 /// [`roles`], each with its id.
 async fn roles_with_ids(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     sql: &'static str,
     bind: &str,
 ) -> Result<Vec<(String, Role)>, StoreError> {

@@ -2,10 +2,7 @@
 
 use super::*;
 
-pub(super) async fn user_in(
-    conn: &mut SqliteConnection,
-    user: &UserRef,
-) -> Result<User, StoreError> {
+pub(super) async fn user_in(conn: &mut AnyConnection, user: &UserRef) -> Result<User, StoreError> {
     let (id, issuer, subject) = binds(user);
     let row: Option<UserRow> = sqlx::query_as(SELECT_USER)
         .bind(id)
@@ -38,13 +35,13 @@ pub(super) fn subject_row(user: Option<&str>, sa: Option<&str>) -> Result<Subjec
 }
 
 pub(super) async fn subject_exists(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     subject: SubjectRef,
 ) -> Result<(), StoreError> {
     let (user_id, sa_id) = subject_columns(subject);
     let (n,): (i64,) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM users WHERE id = ?1) + \
-                (SELECT COUNT(*) FROM service_accounts WHERE id = ?2)",
+        "SELECT (SELECT COUNT(*) FROM users WHERE id = $1) + \
+                (SELECT COUNT(*) FROM service_accounts WHERE id = $2)",
     )
     .bind(user_id)
     .bind(sa_id)
@@ -59,15 +56,15 @@ pub(super) async fn subject_exists(
 /// An org role can only be bound to a member of its organization (or one
 /// of its service accounts): no cross-org grants.
 pub(super) async fn subject_in_org(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     subject: SubjectRef,
     org: &OrgName,
 ) -> Result<(), StoreError> {
     subject_exists(conn, subject).await?;
     let (user_id, sa_id) = subject_columns(subject);
     let (n,): (i64,) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM memberships WHERE user_id = ?1 AND org = ?3) + \
-                (SELECT COUNT(*) FROM service_accounts WHERE id = ?2 AND org = ?3)",
+        "SELECT (SELECT COUNT(*) FROM memberships WHERE user_id = $1 AND org = $3) + \
+                (SELECT COUNT(*) FROM service_accounts WHERE id = $2 AND org = $3)",
     )
     .bind(user_id)
     .bind(sa_id)

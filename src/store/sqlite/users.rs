@@ -14,7 +14,7 @@ macro_rules! columns {
 /// written once: bind the id, or the issuer and subject.
 macro_rules! where_user {
     () => {
-        "(?1 IS NOT NULL AND id = ?1) OR (issuer = ?2 AND subject = ?3)"
+        "($1 IS NOT NULL AND id = $1) OR (issuer = $2 AND subject = $3)"
     };
 }
 
@@ -22,25 +22,25 @@ macro_rules! where_user {
 pub(super) const SELECT_USER: &str =
     concat!("SELECT ", columns!(), " FROM users WHERE ", where_user!());
 
-/// The members of organization `?1`, each with `is_default`.
+/// The members of organization `$1`, each with `is_default`.
 pub(super) const SELECT_MEMBERS: &str = concat!(
     "SELECT ",
     columns!(),
-    ", (SELECT is_default FROM memberships m WHERE m.user_id = users.id AND m.org = ?1) \
-     AS is_default FROM users WHERE id IN (SELECT user_id FROM memberships WHERE org = ?1) \
+    ", (SELECT is_default FROM memberships m WHERE m.user_id = users.id AND m.org = $1) \
+     AS is_default FROM users WHERE id IN (SELECT user_id FROM memberships WHERE org = $1) \
      ORDER BY login, id"
 );
 
 /// Runs an `UPDATE ... WHERE where_user!() RETURNING` that sets one column
-/// (`?4`) and `updated_at` (`?5`).
+/// (`$4`) and `updated_at` (`$5`).
 pub(super) async fn update_one<'q, T>(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     user: &'q UserRef,
     sql: &'static str,
     value: T,
 ) -> Result<User, StoreError>
 where
-    T: 'q + Send + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: 'q + Send + sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     let (id, issuer, subject) = binds(user);
     let row: Option<UserRow> = sqlx::query_as(sql)
@@ -63,6 +63,7 @@ pub(super) struct UserRow {
     pub(super) login: String,
     pub(super) email: Option<String>,
     pub(super) display_name: Option<String>,
+    #[sqlx(try_from = "Flag")]
     pub(super) enabled: bool,
     pub(super) created_at: i64,
     pub(super) updated_at: i64,
@@ -138,7 +139,7 @@ impl UserAdmin for SqliteStore {
             "INSERT INTO users (",
             columns!(),
             ") ",
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7) RETURNING ",
+            "VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) RETURNING ",
             columns!()
         );
         let mut tx = self.pool.begin().await?;
@@ -173,7 +174,7 @@ impl UserAdmin for SqliteStore {
         enabled: bool,
     ) -> Result<User, StoreError> {
         let sql = concat!(
-            "UPDATE users SET enabled = ?4, updated_at = ?5 WHERE ",
+            "UPDATE users SET enabled = $4, updated_at = $5 WHERE ",
             where_user!(),
             " RETURNING ",
             columns!()
@@ -222,7 +223,7 @@ impl UserAdmin for SqliteStore {
 impl SqliteStore {
     pub(super) async fn rename(&self, user: &UserRef, login: &Login) -> Result<User, StoreError> {
         let sql = concat!(
-            "UPDATE users SET login = ?4, updated_at = ?5 WHERE ",
+            "UPDATE users SET login = $4, updated_at = $5 WHERE ",
             where_user!(),
             " RETURNING ",
             columns!()
