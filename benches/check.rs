@@ -38,7 +38,7 @@ use dispatch_authz::{
     server::grpc::{answer, request_view},
     store::{
         Actor, BindingAdmin, CheckStore, NewUser, OrgAdmin, RoleAdmin, RoleBinding, RoleKey,
-        SqliteStore, UserAdmin, UserRef,
+        SqlStore, UserAdmin, UserRef,
     },
 };
 use envoy_types::pb::envoy::service::auth::v3::{
@@ -165,9 +165,12 @@ impl HotPath {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let checker = runtime.block_on(async {
-            let store = SqliteStore::open(&dir.path().join("bench.db"))
-                .await
-                .unwrap();
+            let store = SqlStore::open(
+                &dispatch_authz::store::StoreLocation::sqlite(dir.path().join("bench.db")),
+                None,
+            )
+            .await
+            .unwrap();
             // The default mode: a member of `acme` whose role grants
             // `function:create`, so the hot path includes the RBAC decision.
             let actor = Actor::local("bench");

@@ -16,7 +16,7 @@ use crate::{
         IdentityVerifier, TokenCache, github::GithubSource, service_account::ServiceAccountSource,
     },
     server::{self, AdminService, Listener, ServeError},
-    store::{CheckStore, SqliteStore, StoreError},
+    store::{CheckStore, SqlStore, StoreError},
 };
 
 #[derive(Debug, Error)]
@@ -34,13 +34,13 @@ pub struct App {
     admin: Option<TcpListener>,
     sources: Vec<IssuerName>,
     checker: Arc<Checker>,
-    store: SqliteStore,
+    store: SqlStore,
     shutdown_grace: std::time::Duration,
 }
 
 impl App {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let store = SqliteStore::open(&config.database).await?;
+        let store = SqlStore::open(&config.database, config.pool_size).await?;
         if config.issuers.is_empty() && config.github.is_none() {
             tracing::warn!(
                 "no identity issuers configured: every request outside the public paths will be refused"
@@ -77,7 +77,7 @@ impl App {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &SqlStore {
         &self.store
     }
 
@@ -237,7 +237,7 @@ pub fn checker(store: Arc<dyn CheckStore>, config: Config) -> Checker {
 
 /// Creates or migrates the database.
 pub async fn migrate(config: &Config) -> Result<(), StartupError> {
-    SqliteStore::open(&config.database).await?;
+    SqlStore::open(&config.database, config.pool_size).await?;
     Ok(())
 }
 
@@ -245,7 +245,7 @@ pub async fn migrate(config: &Config) -> Result<(), StartupError> {
 /// commands: the same operations (and audit entries) as the admin API. A
 /// running server sees their effect within its cache TTLs.
 pub async fn local_iam(config: &Config) -> Result<Iam, StartupError> {
-    let store = SqliteStore::open(&config.database).await?;
+    let store = SqlStore::open(&config.database, config.pool_size).await?;
     let sources = config.source_names().into_iter().cloned().collect();
     Ok(Iam::new(Arc::new(store), Arc::new(NoCaches), sources))
 }

@@ -67,8 +67,8 @@ algorithm = "ES256"
 }
 
 pub(crate) async fn seed(db: &Path, users: usize) -> anyhow::Result<()> {
-    use dispatch_authz::store::SqliteStore;
-    let store = SqliteStore::open(db).await?;
+    use dispatch_authz::store::SqlStore;
+    let store = SqlStore::open(&dispatch_authz::store::StoreLocation::sqlite(db), None).await?;
     let mut tx = store.pool().begin().await?;
     let now = unix_now() as i64;
     // The default (RBAC) mode: every user is a member of `load` (default

@@ -42,9 +42,9 @@ pub struct Cli {
     )]
     pub config: Option<PathBuf>,
 
-    /// SQLite database file [default: dispatch-authz.db].
-    #[arg(long, global = true, value_name = "PATH")]
-    pub database: Option<PathBuf>,
+    /// SQLite database file, or a postgres:// URL [default: dispatch-authz.db].
+    #[arg(long, global = true, value_name = "PATH|URL")]
+    pub database: Option<String>,
 
     /// Log format (RUST_LOG sets the level) [default: pretty].
     #[arg(long, global = true, value_enum)]
@@ -118,7 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             startup::migrate(&config).await?;
-            println!("database {} is up to date", config.database.display());
+            println!("database {} is up to date", config.database);
         }
         Command::Users {
             connection,

@@ -19,12 +19,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-use std::{
-    collections::HashSet,
-    fmt,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{collections::HashSet, fmt, path::Path, time::Duration};
 
 use figment::{
     Figment,
@@ -56,6 +51,7 @@ use crate::{
         github::GithubSettings,
         service_account::{self, ServiceAccountSettings},
     },
+    store::StoreLocation,
     telemetry::LogFormat,
 };
 
@@ -116,7 +112,7 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub listen: Option<String>,
-    pub database: Option<PathBuf>,
+    pub database: Option<String>,
     pub log_format: Option<LogFormat>,
 }
 
@@ -125,7 +121,9 @@ pub struct Overrides {
 pub struct Config {
     pub listen: ListenAddr,
     pub shutdown_grace: Duration,
-    pub database: PathBuf,
+    pub database: StoreLocation,
+    /// `None`: [`crate::store::default_pool_size`].
+    pub pool_size: Option<u32>,
     pub caches: Caches,
     pub request_rules: RequestRules,
     pub issuers: Vec<IssuerConfig>,
@@ -179,6 +177,7 @@ impl Settings {
             self.server.shutdown_grace_secs,
             0..=3600,
         )?;
+        let (database, pool_size) = self.store.compile()?;
         let caches = self.cache.compile()?;
         let request_rules = RequestRules {
             allow_lines_every: self.log.allow_lines_every()?,
@@ -194,7 +193,8 @@ impl Settings {
         Ok(Config {
             listen,
             shutdown_grace: Duration::from_secs(self.server.shutdown_grace_secs),
-            database: self.store.database.clone(),
+            database,
+            pool_size,
             caches,
             request_rules,
             issuers,

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::invalid;
-use crate::{config::ConfigError, telemetry::LogFormat};
+use crate::{config::ConfigError, store::StoreLocation, telemetry::LogFormat};
 
 /// Where Envoy reaches the Check service.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -31,18 +31,45 @@ impl Default for ServerSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
-    /// Path of the SQLite database file; created if missing.
-    pub database: PathBuf,
+    /// A SQLite database file (created if missing), or a `postgres://` URL.
+    pub database: String,
+    /// Database connections; unset: twice the cores, 4 to 16.
+    pub pool_size: Option<u32>,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             database: "dispatch-authz.db".into(),
+            pool_size: None,
         }
+    }
+}
+
+/// A PostgreSQL URL may hold a password: shown masked.
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("database", &StoreLocation::parse(&self.database))
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+impl StoreSettings {
+    pub(super) fn compile(&self) -> Result<(StoreLocation, Option<u32>), ConfigError> {
+        if self.database.trim().is_empty() {
+            return Err(invalid("store.database", "is empty"));
+        }
+        if let Some(n) = self.pool_size
+            && !(1..=256).contains(&n)
+        {
+            return Err(invalid("store.pool_size", "must be between 1 and 256"));
+        }
+        Ok((StoreLocation::parse(&self.database), self.pool_size))
     }
 }
 

@@ -207,6 +207,8 @@ fn invalid_values_name_the_field() {
         ),
         ("[cache]\nusers_ttl_secs = \"soon\"", "users_ttl_secs"),
         ("[log]\nsample_allows = 0", "log.sample_allows"),
+        ("[store]\ndatabase = \"\"", "store.database"),
+        ("[store]\npool_size = 0", "store.pool_size"),
         ("[log]\nsample_allows = 1000001", "log.sample_allows"),
         ("[log]\nsample_allows = -1", "sample_allows"),
     ];
@@ -272,6 +274,23 @@ fn a_private_key_is_refused_as_a_public_key() {
         "[[issuers.public_keys]]\npem_file = \"{private}\"\nalgorithm = \"RS256\""
     )));
     assert!(e.contains("private key"), "{e}");
+}
+
+/// Issue 12: the store is a file or a PostgreSQL URL, whose password never
+/// shows in the settings' or the config's debug output.
+#[test]
+fn a_postgres_url_selects_postgres_and_hides_its_password() {
+    let toml = "[store]\ndatabase = \"postgres://app:hunter2@db/authz?sslmode=require\"\npool_size = 20";
+    let config = load_str(toml).unwrap();
+    assert!(config.database.is_postgres());
+    assert_eq!(config.pool_size, Some(20));
+    let settings: super::server::StoreSettings = toml_like(
+        "database = \"postgres://app:hunter2@db/authz\"",
+    );
+    for shown in [format!("{config:?}"), format!("{settings:?}")] {
+        assert!(!shown.contains("hunter2") && shown.contains("db/authz"), "{shown}");
+    }
+    assert!(!load_str("").unwrap().database.is_postgres());
 }
 
 #[test]

@@ -2,24 +2,26 @@
 //! audit log, behind two traits with no SQL in them (`traits.rs`): the
 //! check path's reads ([`CheckStore`]) and the admin writes ([`IamStore`]).
 //!
-//! [`SqliteStore`] is the embedded default; PostgreSQL slots in as another
+//! [`SqlStore`] is the embedded default; PostgreSQL slots in as another
 //! implementation without touching the check path, which only ever sees the
 //! caches of `directory`, nor the admin API, which only sees the `iam`
 //! service.
 
+mod location;
 pub mod records;
-mod sqlite;
+mod sql;
 mod traits;
 
 use std::fmt;
 
 use thiserror::Error;
 
+pub use location::StoreLocation;
 pub use records::{
     Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount,
     ServiceAccountKey,
 };
-pub use sqlite::SqliteStore;
+pub use sql::{SqlStore, default_pool_size};
 pub use traits::{
     AccountAdmin, AuditLog, BindingAdmin, CheckStore, IamStore, OrgAdmin, RoleAdmin, UserAdmin,
 };
@@ -100,8 +102,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored user {id} is unreadable: {reason}")]
     Corrupt { id: String, reason: String },
-    #[error("cannot open database {path}: {source}")]
-    Open { path: String, source: sqlx::Error },
+    #[error("cannot open database {location}: {source}")]
+    Open {
+        location: String,
+        source: sqlx::Error,
+    },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]

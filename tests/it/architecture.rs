@@ -16,7 +16,7 @@ use std::{
 const ALLOWED: &[(&str, &[&str])] = &[
     ("cli", &["startup", "config", "telemetry", "store", "domain", "proto"]),
     ("startup", &["server", "iam", "check", "identity", "directory", "store", "config", "domain"]),
-    ("config", &["check", "identity", "directory", "policy", "telemetry", "domain"]),
+    ("config", &["check", "identity", "directory", "store", "policy", "telemetry", "domain"]),
     ("server", &["iam", "check", "store", "policy", "domain", "proto"]),
     ("iam", &["check", "identity", "store", "policy", "domain"]),
     ("check", &["identity", "directory", "store", "policy", "domain"]),

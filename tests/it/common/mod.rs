@@ -13,7 +13,7 @@ use dispatch_authz::{
     config::{Overrides, Settings},
     domain::{IssuerName, Login, Subject},
     startup::App,
-    store::{Actor, NewUser, SqliteStore, User, UserAdmin},
+    store::{Actor, NewUser, SqlStore, User, UserAdmin},
 };
 use envoy_types::pb::envoy::service::auth::v3::{
     AttributeContext, CheckRequest, CheckResponse, attribute_context,
@@ -76,7 +76,7 @@ pub fn sign(alg: Algorithm, key_file: &str, kid: Option<&str>, claims: &Value) -
 pub struct TestApp {
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
-    pub store: SqliteStore,
+    pub store: SqlStore,
     pub dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,

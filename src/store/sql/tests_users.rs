@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::sql::test_backends::on_both_backends;
 
 fn actor() -> Actor {
     Actor::local("test")
@@ -14,12 +15,7 @@ fn new_user(subject: &str, login: &str) -> NewUser {
     }
 }
 
-#[tokio::test]
-async fn users_round_trip_and_duplicates_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("users.db"))
-        .await
-        .unwrap();
+async fn users_round_trip_and_duplicates_are_refused(store: SqlStore) {
     let added = store.add(&actor(), new_user("1", "octocat")).await.unwrap();
     assert!(added.enabled);
     let by_identity = UserRef::parse("dex:1").unwrap();
@@ -60,19 +56,21 @@ async fn users_round_trip_and_duplicates_are_refused() {
 async fn reopening_keeps_users_and_reapplies_no_migration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users.db");
-    SqliteStore::open(&path)
+    SqlStore::open(&StoreLocation::sqlite(&path), None)
         .await
         .unwrap()
         .add(&actor(), new_user("2", "hubot"))
         .await
         .unwrap();
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = SqlStore::open(&StoreLocation::sqlite(&path), None)
+        .await
+        .unwrap();
     assert_eq!(store.list().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn a_missing_directory_is_a_clear_error() {
-    let err = SqliteStore::open(Path::new("/nonexistent/dir/users.db"))
+    let err = SqlStore::open(&StoreLocation::sqlite("/nonexistent/dir/users.db"), None)
         .await
         .err()
         .unwrap();
@@ -84,12 +82,7 @@ async fn a_missing_directory_is_a_clear_error() {
 
 /// Memory (issue 11): a user found for a principal keeps the principal's
 /// issuer and subject, not copies of its own.
-#[tokio::test]
-async fn a_user_found_by_identity_shares_the_callers_strings() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("users.db"))
-        .await
-        .unwrap();
+async fn a_user_found_by_identity_shares_the_callers_strings(store: SqlStore) {
     let added = store.add(&actor(), new_user("7", "octocat")).await.unwrap();
     let issuer = IssuerName::parse("dex").unwrap();
     let subject = Subject::parse("7").unwrap();
@@ -114,3 +107,8 @@ fn a_user_fits_in_112_bytes() {
         std::mem::size_of::<User>()
     );
 }
+
+on_both_backends!(
+    users_round_trip_and_duplicates_are_refused,
+    a_user_found_by_identity_shares_the_callers_strings,
+);

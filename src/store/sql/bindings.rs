@@ -3,7 +3,7 @@
 use super::*;
 
 #[async_trait]
-impl BindingAdmin for SqliteStore {
+impl BindingAdmin for SqlStore {
     /// Binds a role. A user must be a member of an org role's organization;
     /// a service account must belong to it.
     async fn bind_role(
@@ -50,7 +50,8 @@ impl BindingAdmin for SqliteStore {
         let (user_id, sa_id) = subject_columns(binding.subject);
         let deleted = sqlx::query(
             "DELETE FROM role_bindings WHERE role_id = $1 \
-             AND user_id IS $2 AND service_account_id IS $3",
+             AND user_id IS NOT DISTINCT FROM $2 \
+             AND service_account_id IS NOT DISTINCT FROM $3",
         )
         .bind(&id)
         .bind(user_id)

@@ -3,7 +3,7 @@
 use super::*;
 
 #[async_trait]
-impl RoleAdmin for SqliteStore {
+impl RoleAdmin for SqlStore {
     async fn create_role(&self, actor: &Actor, role: &Role) -> Result<Role, StoreError> {
         let key = RoleKey::of(role);
         let mut tx = self.begin().await?;
@@ -91,9 +91,11 @@ pub(super) async fn has_global_admin(conn: &mut AnyConnection) -> Result<bool, S
            JOIN role_permissions p ON p.role_id = r.id \
            WHERE r.org IS NULL AND p.resource IN ('iam', '*') \
            GROUP BY subject \
-           HAVING SUM(p.action = '*') > 0 \
-               OR (SUM(p.action = 'get') > 0 AND SUM(p.action = 'create') > 0 \
-                   AND SUM(p.action = 'update') > 0 AND SUM(p.action = 'delete') > 0))",
+           HAVING COUNT(CASE WHEN p.action = '*' THEN 1 END) > 0 \
+               OR (COUNT(CASE WHEN p.action = 'get' THEN 1 END) > 0 \
+                   AND COUNT(CASE WHEN p.action = 'create' THEN 1 END) > 0 \
+                   AND COUNT(CASE WHEN p.action = 'update' THEN 1 END) > 0 \
+                   AND COUNT(CASE WHEN p.action = 'delete' THEN 1 END) > 0)) AS admins",
     )
     .fetch_one(conn)
     .await?;

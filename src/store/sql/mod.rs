@@ -3,19 +3,19 @@
 //! crate, one file per concept; every admin write is one transaction that
 //! ends in `audit::commit_audited` (its audit entry, then the commit).
 
-use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::{
-    Any, AnyConnection, AnyPool, ConnectOptions, Executor, FromRow, Transaction,
+    Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, FromRow, Transaction,
     any::{AnyConnectOptions, AnyPoolOptions},
     sqlite::SqliteConnectOptions,
 };
 
 use super::{
     AccountAdmin, AuditLog, BindingAdmin, CheckStore, NewUser, OrgAdmin, RoleAdmin, StoreError,
-    User, UserAdmin, UserRef,
+    StoreLocation, User, UserAdmin, UserRef,
     records::{
         Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount,
         ServiceAccountKey, Snapshot,
@@ -45,6 +45,8 @@ mod orgs;
 mod reads;
 mod subjects;
 #[cfg(test)]
+pub(crate) mod test_backends;
+#[cfg(test)]
 mod tests_iam;
 #[cfg(test)]
 mod tests_users;
@@ -58,10 +60,11 @@ use subjects::{subject_columns, subject_exists, subject_in_org, subject_row, use
 use users::{SELECT_MEMBERS, SELECT_USER, UserRow, binds};
 
 #[derive(Clone)]
-pub struct SqliteStore {
+pub struct SqlStore {
     pool: AnyPool,
     /// Shared copies of the roles in cached grants.
     roles: Arc<Shared<Role>>,
+    postgres: bool,
 }
 
 /// Per-connection settings: WAL so the CLI can write while the server
@@ -73,34 +76,63 @@ pub struct SqliteStore {
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -256;";
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies migrations.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+impl SqlStore {
+    /// Opens the store (creating a SQLite file if needed) and applies its
+    /// backend's migrations. `pool_size`: connections, `None` for
+    /// [`default_pool_size`].
+    pub async fn open(
+        location: &StoreLocation,
+        pool_size: Option<u32>,
+    ) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        // Through sqlx's `Any` driver, which is opened by URL: the file name
-        // is percent-encoded into one, and the pragmas run on every new
-        // connection.
-        let url = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(|source| open_error(path, source))?
-            .filename(path)
-            .create_if_missing(true)
-            .to_url_lossy();
-        let options =
-            AnyConnectOptions::from_str(url.as_str()).map_err(|source| open_error(path, source))?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(pool_size())
+        let options = AnyPoolOptions::new()
+            .max_connections(pool_size.unwrap_or_else(default_pool_size))
             // A check waiting longer than this is better answered with 503.
-            .acquire_timeout(Duration::from_secs(2))
-            .after_connect(|conn, _| {
-                Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(drop) })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|source| open_error(path, source))?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            .acquire_timeout(Duration::from_secs(2));
+        let open_error = |source| StoreError::Open {
+            location: location.to_string(),
+            source,
+        };
+        let pool = match location {
+            StoreLocation::Sqlite(path) => {
+                // sqlx's `Any` driver is opened by URL: the file name is
+                // percent-encoded into one, and the pragmas run on every
+                // new connection.
+                let url = SqliteConnectOptions::from_str("sqlite:")
+                    .map_err(open_error)?
+                    .filename(path)
+                    .create_if_missing(true)
+                    .to_url_lossy();
+                let connect = AnyConnectOptions::from_str(url.as_str()).map_err(open_error)?;
+                let pool = options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(drop) })
+                    })
+                    .connect_with(connect)
+                    .await
+                    .map_err(open_error)?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                pool
+            }
+            StoreLocation::Postgres(url) => {
+                let connect = AnyConnectOptions::from_str(url).map_err(open_error)?;
+                // One connection first: a pool reports any failure as a
+                // timeout, this names the cause (refused, password, TLS).
+                AnyConnection::connect_with(&connect)
+                    .await
+                    .map_err(open_error)?
+                    .close()
+                    .await
+                    .map_err(open_error)?;
+                let pool = options.connect_with(connect).await.map_err(open_error)?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                pool
+            }
+        };
         Ok(Self {
             pool,
             roles: Arc::default(),
+            postgres: location.is_postgres(),
         })
     }
 
@@ -109,8 +141,17 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// A write's transaction. On PostgreSQL it is serializable: several
+    /// replicas write at once, and the invariants that SQLite's single
+    /// writer kept for free (one global admin from `bootstrap`, bindings
+    /// only for members) must hold against concurrent writers too.
     async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(self.pool.begin().await?)
+        let mut tx = self.pool.begin().await?;
+        if self.postgres {
+            tx.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                .await?;
+        }
+        Ok(tx)
     }
 }
 
@@ -145,13 +186,6 @@ impl From<Flag> for bool {
     }
 }
 
-fn open_error(path: &Path, source: sqlx::Error) -> StoreError {
-    StoreError::Open {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
 fn now() -> i64 {
     unix_now() as i64
 }
@@ -175,7 +209,7 @@ fn unique(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> StoreErr
 /// CPU-bound, so more connections than that only wait; each one has its
 /// own thread, page cache and allocator arena (≈ 0.4 MiB resident; there
 /// were 8 on any machine before: BENCHMARKS.md).
-fn pool_size() -> u32 {
+pub fn default_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     u32::try_from(cores * 2).unwrap_or(u32::MAX).clamp(4, 16)
 }

@@ -3,7 +3,7 @@
 use super::*;
 
 #[async_trait]
-impl AccountAdmin for SqliteStore {
+impl AccountAdmin for SqlStore {
     /// Creates an account with its first keys (each already checked by the
     /// caller to parse for its algorithm), in one transaction.
     async fn create_service_account(
@@ -19,7 +19,7 @@ impl AccountAdmin for SqliteStore {
         let id = ServiceAccountId::new();
         sqlx::query(
             "INSERT INTO service_accounts (id, org, name, enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, 1, $4, $4)",
+             VALUES ($1, $2, $3, TRUE, $4, $4)",
         )
         .bind(id.to_string())
         .bind(org.as_str())
@@ -149,7 +149,7 @@ impl AccountAdmin for SqliteStore {
     }
 }
 
-impl SqliteStore {
+impl SqlStore {
     /// Opens the transaction of a change to a service account, with the
     /// account as it is before. Keys, enabling and deletion decide who can
     /// act as the account: the actor needs authority over every role it

@@ -1,20 +1,15 @@
 use super::*;
+use crate::store::sql::test_backends::on_both_backends;
 use crate::{
     domain::{IssuerName, Login, Subject},
     store::NewUser,
 };
 
-async fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("iam.db")).await.unwrap();
-    (dir, store)
-}
-
 fn actor() -> Actor {
     Actor::local("test")
 }
 
-async fn user(store: &SqliteStore, subject: &str) -> User {
+async fn user(store: &SqlStore, subject: &str) -> User {
     let new = NewUser {
         issuer: IssuerName::parse("dex").unwrap(),
         subject: Subject::parse(subject).unwrap(),
@@ -40,9 +35,7 @@ fn role(org: Option<&str>, name: &str, permissions: &[&str]) -> Role {
     }
 }
 
-#[tokio::test]
-async fn grants_reflect_memberships_bindings_and_their_removal() {
-    let (_dir, store) = store().await;
+async fn grants_reflect_memberships_bindings_and_their_removal(store: SqlStore) {
     let alice = user(&store, "alice").await;
     let subject = SubjectRef::User(alice.id);
     let acme = org("acme");
@@ -78,9 +71,7 @@ async fn grants_reflect_memberships_bindings_and_their_removal() {
     assert!(store.list_bindings(Some(&acme)).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn removing_a_user_removes_what_it_held_and_is_audited() {
-    let (_dir, store) = store().await;
+async fn removing_a_user_removes_what_it_held_and_is_audited(store: SqlStore) {
     let bob = user(&store, "bob").await;
     let acme = org("acme");
     store.create_org(&actor(), &acme).await.unwrap();
@@ -117,9 +108,7 @@ async fn removing_a_user_removes_what_it_held_and_is_audited() {
     store.delete_org(&actor(), &acme).await.unwrap();
 }
 
-#[tokio::test]
-async fn bootstrap_happens_once() {
-    let (_dir, store) = store().await;
+async fn bootstrap_happens_once(store: SqlStore) {
     let root = user(&store, "root").await;
     assert!(!store.has_global_admin().await.unwrap());
     let admin = store
@@ -140,9 +129,7 @@ async fn bootstrap_happens_once() {
 
 /// Regression (issue 9, item 14): bootstrap widened an existing global
 /// role `admin`, and with it everyone who held it.
-#[tokio::test]
-async fn bootstrap_never_widens_an_existing_role() {
-    let (_dir, store) = store().await;
+async fn bootstrap_never_widens_an_existing_role(store: SqlStore) {
     let viewer = role(None, "admin", &["function:get"]);
     store.create_role(&actor(), &viewer).await.unwrap();
     let holder = user(&store, "holder").await;
@@ -167,9 +154,7 @@ async fn bootstrap_never_widens_an_existing_role() {
 /// Regression: any global role granting some `iam` action counted as a
 /// global admin, so an auditor (`*:get`) made `bootstrap` refuse while nobody
 /// could administer anything. A global admin holds every `iam` action.
-#[tokio::test]
-async fn only_a_subject_holding_every_iam_action_globally_is_a_global_admin() {
-    let (_dir, store) = store().await;
+async fn only_a_subject_holding_every_iam_action_globally_is_a_global_admin(store: SqlStore) {
     let auditor = role(None, "auditor", &["*:get"]);
     let writer = role(None, "iam-writer", &["iam:create", "iam:update"]);
     let deleter = role(None, "iam-deleter", &["iam:delete", "iam:get"]);
@@ -212,9 +197,7 @@ async fn only_a_subject_holding_every_iam_action_globally_is_a_global_admin() {
     assert!(store.has_global_admin().await.unwrap());
 }
 
-#[tokio::test]
-async fn a_service_account_is_a_member_of_its_org_only() {
-    let (_dir, store) = store().await;
+async fn a_service_account_is_a_member_of_its_org_only(store: SqlStore) {
     let (acme, globex) = (org("acme"), org("globex"));
     store.create_org(&actor(), &acme).await.unwrap();
     store.create_org(&actor(), &globex).await.unwrap();
@@ -236,3 +219,12 @@ async fn a_service_account_is_a_member_of_its_org_only() {
     assert_eq!(grants.default_org, Some(acme.clone()));
     assert_eq!(grants.member_of.into_iter().collect::<Vec<_>>(), [acme]);
 }
+
+on_both_backends!(
+    grants_reflect_memberships_bindings_and_their_removal,
+    removing_a_user_removes_what_it_held_and_is_audited,
+    bootstrap_happens_once,
+    bootstrap_never_widens_an_existing_role,
+    only_a_subject_holding_every_iam_action_globally_is_a_global_admin,
+    a_service_account_is_a_member_of_its_org_only,
+);

@@ -110,7 +110,7 @@ pub(super) fn binds(user: &UserRef) -> (Option<String>, Option<&str>, Option<&st
 }
 
 #[async_trait]
-impl UserAdmin for SqliteStore {
+impl UserAdmin for SqlStore {
     async fn get(&self, user: &UserRef) -> Result<Option<User>, StoreError> {
         let (id, issuer, subject) = binds(user);
         let sql = concat!("SELECT ", columns!(), " FROM users WHERE ", where_user!());
@@ -139,10 +139,10 @@ impl UserAdmin for SqliteStore {
             "INSERT INTO users (",
             columns!(),
             ") ",
-            "VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) RETURNING ",
+            "VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $7) RETURNING ",
             columns!()
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let result = sqlx::query_as::<_, UserRow>(sql)
             .bind(UserId::new().to_string())
             .bind(user.issuer.as_str())
@@ -184,7 +184,7 @@ impl UserAdmin for SqliteStore {
         } else {
             "user.disable"
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let before = user_in(&mut tx, user).await?;
         // Enabling or disabling decides who can act as the user.
         let roles = bound_roles(&mut tx, SubjectRef::User(before.id)).await?;
@@ -202,7 +202,7 @@ impl UserAdmin for SqliteStore {
             " RETURNING ",
             columns!()
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let target = user_in(&mut tx, user).await?;
         let roles = bound_roles(&mut tx, SubjectRef::User(target.id)).await?;
         actor.authority().over_holder(&roles, Action::Delete)?;
@@ -220,7 +220,7 @@ impl UserAdmin for SqliteStore {
     }
 }
 
-impl SqliteStore {
+impl SqlStore {
     pub(super) async fn rename(&self, user: &UserRef, login: &Login) -> Result<User, StoreError> {
         let sql = concat!(
             "UPDATE users SET login = $4, updated_at = $5 WHERE ",

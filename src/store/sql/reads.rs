@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl SqliteStore {
+impl SqlStore {
     pub(super) async fn load_grants(&self, subject: SubjectRef) -> Result<Grants, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let mut grants = Grants::default();
@@ -65,7 +65,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl CheckStore for SqliteStore {
+impl CheckStore for SqlStore {
     async fn find_by_identity(
         &self,
         issuer: &IssuerName,

@@ -3,7 +3,7 @@
 use super::*;
 
 #[async_trait]
-impl OrgAdmin for SqliteStore {
+impl OrgAdmin for SqlStore {
     async fn create_org(&self, actor: &Actor, name: &OrgName) -> Result<Organization, StoreError> {
         let mut tx = self.begin().await?;
         let org = Organization {

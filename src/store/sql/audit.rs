@@ -64,7 +64,7 @@ pub(super) async fn commit_audited_user(
 }
 
 #[async_trait]
-impl AuditLog for SqliteStore {
+impl AuditLog for SqlStore {
     /// Newest first; one organization's entries, or all.
     async fn list_audit(
         &self,
