@@ -11,9 +11,10 @@ dir=${2:?usage: postgres.sh start|stop DIR}
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$bin" ] && [ -x "$bin/initdb" ] || { echo "PostgreSQL not found: apt-get install postgresql" >&2; exit 1; }
 
-# PostgreSQL refuses to run as root: run it as the package's own user.
+# PostgreSQL refuses to run as root: run it as the package's own user, from
+# a directory that user may enter.
 as_owner() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd "$dir" && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 case "$cmd" in

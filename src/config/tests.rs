@@ -280,15 +280,18 @@ fn a_private_key_is_refused_as_a_public_key() {
 /// shows in the settings' or the config's debug output.
 #[test]
 fn a_postgres_url_selects_postgres_and_hides_its_password() {
-    let toml = "[store]\ndatabase = \"postgres://app:hunter2@db/authz?sslmode=require\"\npool_size = 20";
+    let toml =
+        "[store]\ndatabase = \"postgres://app:hunter2@db/authz?sslmode=require\"\npool_size = 20";
     let config = load_str(toml).unwrap();
     assert!(config.database.is_postgres());
     assert_eq!(config.pool_size, Some(20));
-    let settings: super::server::StoreSettings = toml_like(
-        "database = \"postgres://app:hunter2@db/authz\"",
-    );
+    let settings: super::server::StoreSettings =
+        toml_like("database = \"postgres://app:hunter2@db/authz\"");
     for shown in [format!("{config:?}"), format!("{settings:?}")] {
-        assert!(!shown.contains("hunter2") && shown.contains("db/authz"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("db/authz"),
+            "{shown}"
+        );
     }
     assert!(!load_str("").unwrap().database.is_postgres());
 }

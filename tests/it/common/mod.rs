@@ -150,6 +150,27 @@ kid = "k1"
     )
 }
 
+/// With `DISPATCH_TEST_STORE=postgres` (the second run of this suite in
+/// `.ci/run`), every app gets a fresh database on the server that
+/// `DISPATCH_TEST_POSTGRES_URL` names instead of a SQLite file.
+async fn postgres_database() -> Option<String> {
+    use sqlx::Connection;
+    if std::env::var("DISPATCH_TEST_STORE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let admin = std::env::var("DISPATCH_TEST_POSTGRES_URL")
+        .expect("DISPATCH_TEST_STORE=postgres needs DISPATCH_TEST_POSTGRES_URL");
+    let name = format!("it_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    Some(url.to_string())
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
@@ -157,7 +178,12 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(opts: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dispatch-authz.toml");
-    std::fs::write(&path, config_toml(dir.path(), &opts)).unwrap();
+    let mut toml = config_toml(dir.path(), &opts);
+    if let Some(url) = postgres_database().await {
+        let file = format!("database = \"{}\"", dir.path().join("users.db").display());
+        toml = toml.replace(&file, &format!("database = \"{url}\""));
+    }
+    std::fs::write(&path, toml).unwrap();
     let config = Settings::load(Some(&path), &Overrides::default())
         .unwrap()
         .compile()
@@ -221,6 +247,33 @@ impl TestApp {
             )
             .await
             .unwrap();
+    }
+
+    /// Every byte the store holds: the SQLite file and its WAL, or every
+    /// row of every table as text on PostgreSQL.
+    pub async fn everything_stored(&self) -> Vec<u8> {
+        let file = self.dir.path().join("users.db");
+        if file.exists() {
+            let mut bytes = std::fs::read(&file).unwrap();
+            bytes.extend(std::fs::read(self.dir.path().join("users.db-wal")).unwrap_or_default());
+            return bytes;
+        }
+        let tables: Vec<(String,)> = sqlx::query_as(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .fetch_all(self.store.pool())
+        .await
+        .unwrap();
+        let mut bytes = Vec::new();
+        for (table,) in tables {
+            let sql = format!("SELECT CAST(t AS TEXT) FROM \"{table}\" t");
+            let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(self.store.pool())
+                .await
+                .unwrap();
+            rows.iter().for_each(|(r,)| bytes.extend(r.as_bytes()));
+        }
+        bytes
     }
 
     /// Makes every query fail, as a broken database would.
