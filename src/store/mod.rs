@@ -28,6 +28,25 @@ pub use traits::{
 
 use crate::domain::{DisplayName, Email, InvalidValue, IssuerName, Login, Subject, UserId};
 
+/// PostgreSQL's serialization failure and deadlock, SQLite's busy snapshot
+/// (a reader that turned writer after another writer committed): the losing
+/// side of a race between writers.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let contended = match &e {
+            sqlx::Error::Database(d) => {
+                matches!(d.code().as_deref(), Some("40001" | "40P01" | "517"))
+            }
+            _ => false,
+        };
+        if contended {
+            Self::Contended(e)
+        } else {
+            Self::Database(e)
+        }
+    }
+}
+
 /// A user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -109,8 +128,12 @@ pub enum StoreError {
     },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A concurrent write (another replica's) won: nothing was written, and
+    /// the same request may simply be sent again.
+    #[error("a concurrent change conflicted with this one; nothing was written, retry")]
+    Contended(#[source] sqlx::Error),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     /// The write would let its caller act beyond their own rights (checked
     /// inside the write's transaction).
     #[error(transparent)]

@@ -148,6 +148,8 @@ fn store_status(e: StoreError) -> Status {
         e @ StoreError::Duplicate { .. } => Status::already_exists(e.to_string()),
         StoreError::Conflict(why) => Status::failed_precondition(why),
         StoreError::Overreach(why) => Status::permission_denied(why.to_string()),
+        // gRPC's code for "a concurrency conflict: retry the whole request".
+        e @ StoreError::Contended(_) => Status::aborted(e.to_string()),
         other => {
             tracing::error!(error = %other, "admin API: store failure");
             Status::unavailable("the database is unavailable; retry later")

@@ -49,6 +49,8 @@ pub(crate) mod test_backends;
 #[cfg(test)]
 mod tests_iam;
 #[cfg(test)]
+mod tests_races;
+#[cfg(test)]
 mod tests_users;
 
 use accounts::service_account_in;
@@ -145,13 +147,18 @@ impl SqlStore {
     /// replicas write at once, and the invariants that SQLite's single
     /// writer kept for free (one global admin from `bootstrap`, bindings
     /// only for members) must hold against concurrent writers too.
+    ///
+    /// On SQLite it takes the write lock at once (`IMMEDIATE`): a deferred
+    /// transaction that read first and then wrote failed at once
+    /// (`SQLITE_BUSY_SNAPSHOT`) when another process (the CLI, a second
+    /// server on the file) had written meanwhile; now it waits its turn.
     async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if self.postgres {
-            tx.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-                .await?;
-        }
-        Ok(tx)
+        let statement = if self.postgres {
+            "BEGIN ISOLATION LEVEL SERIALIZABLE"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        Ok(self.pool.begin_with(statement).await?)
     }
 }
 

@@ -83,3 +83,45 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// Two stores on one database, as two replicas would have: each with its
+/// own pool. SQLite shares a file; PostgreSQL a fresh database.
+pub(crate) async fn two_sqlite() -> (Keep, SqlStore, SqlStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let location = StoreLocation::sqlite(dir.path().join("test.db"));
+    let a = SqlStore::open(&location, None).await.unwrap();
+    let b = SqlStore::open(&location, None).await.unwrap();
+    (Keep::Dir(dir), a, b)
+}
+
+pub(crate) async fn two_postgres() -> Option<(Keep, SqlStore, SqlStore)> {
+    let location = StoreLocation::Postgres(fresh_postgres_database().await?);
+    let a = SqlStore::open(&location, None).await.unwrap();
+    let b = SqlStore::open(&location, None).await.unwrap();
+    Some((Keep::Postgres, a, b))
+}
+
+/// Like [`on_both_backends`], for `async fn(a: SqlStore, b: SqlStore)`.
+macro_rules! on_both_backends_twice {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    let (_keep, a, b) = $crate::store::sql::test_backends::two_sqlite().await;
+                    super::$name(a, b).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    if let Some((_keep, a, b)) =
+                        $crate::store::sql::test_backends::two_postgres().await
+                    {
+                        super::$name(a, b).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_backends_twice;
