@@ -41,6 +41,7 @@ use dispatch_authz::{
     config::{Overrides, Settings},
     identity::unix_now,
     startup::App,
+    store::StoreLocation,
 };
 use envoy_types::{
     ext_authz::v3::pb::{Authorization, AuthorizationServer, CheckResponse},
@@ -144,6 +145,10 @@ pub(crate) struct RunArgs {
     /// RUST_LOG for the sidecar; its log goes to a file, as in production.
     #[arg(long, default_value = "info")]
     pub(crate) server_log: String,
+    /// A PostgreSQL server (`postgres://...`, one where databases may be
+    /// created) to put the sidecar's store on, instead of a SQLite file.
+    #[arg(long, value_name = "URL")]
+    pub(crate) database: Option<String>,
     /// Envoy binary for the envoy phase [default: ENVOY_BIN, .ci/venv/bin/envoy].
     #[arg(long)]
     pub(crate) envoy: Option<PathBuf>,

@@ -11,7 +11,11 @@ pub(crate) struct Fixture {
 
 pub(crate) async fn setup(args: &RunArgs) -> anyhow::Result<Fixture> {
     let dir = tempfile::tempdir()?;
-    let db = dir.path().join("users.db");
+    let db = match &args.database {
+        // An empty database of its own on that server (the seed assumes one).
+        Some(url) => StoreLocation::Postgres(fresh_postgres_database(url).await?),
+        None => StoreLocation::sqlite(dir.path().join("users.db")),
+    };
     let config = dir.path().join("sidecar.toml");
     let capacity = args.users * 2 + 10_000;
     std::fs::write(
@@ -38,7 +42,10 @@ audiences = ["dispatch"]
 pem_file = "{key}"
 algorithm = "ES256"
 "#,
-            db = db.display(),
+            db = match &db {
+                StoreLocation::Postgres(url) => url.clone(),
+                StoreLocation::Sqlite(path) => path.display().to_string(),
+            },
             key = fixture("ec256.pub.pem").display(),
         ),
     )?;
@@ -66,16 +73,30 @@ algorithm = "ES256"
     })
 }
 
-pub(crate) async fn seed(db: &Path, users: usize) -> anyhow::Result<()> {
+/// `CREATE DATABASE` on the server `admin` names; the new database's URL.
+async fn fresh_postgres_database(admin: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let name = format!("load_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(admin).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
+    let mut url = url::Url::parse(admin)?;
+    url.set_path(&name);
+    Ok(url.to_string())
+}
+
+/// Through the store's own SQL dialect: `$N`, booleans as `TRUE`.
+pub(crate) async fn seed(db: &StoreLocation, users: usize) -> anyhow::Result<()> {
     use dispatch_authz::store::SqlStore;
-    let store = SqlStore::open(&dispatch_authz::store::StoreLocation::sqlite(db), None).await?;
+    let store = SqlStore::open(db, None).await?;
     let mut tx = store.pool().begin().await?;
     let now = unix_now() as i64;
     // The default (RBAC) mode: every user is a member of `load` (default
     // org) holding the role `developer` (`function:*`).
     for sql in [
-        "INSERT INTO organizations (name, created_at) VALUES ('load', ?1)",
-        "INSERT INTO roles (id, org, name, created_at) VALUES ('r1', 'load', 'developer', ?1)",
+        "INSERT INTO organizations (name, created_at) VALUES ('load', $1)",
+        "INSERT INTO roles (id, org, name, created_at) VALUES ('r1', 'load', 'developer', $1)",
         "INSERT INTO role_permissions (role_id, resource, action) VALUES ('r1', 'function', '*')",
     ] {
         sqlx::query(sql).bind(now).execute(&mut *tx).await?;
@@ -84,7 +105,7 @@ pub(crate) async fn seed(db: &Path, users: usize) -> anyhow::Result<()> {
         let id = dispatch_authz::domain::UserId::new().to_string();
         sqlx::query(
             "INSERT INTO users (id, issuer, subject, login, enabled, created_at, updated_at) \
-             VALUES (?1, 'load', ?2, ?3, 1, ?4, ?4)",
+             VALUES ($1, 'load', $2, $3, TRUE, $4, $4)",
         )
         .bind(&id)
         .bind(format!("u{i}"))
@@ -93,14 +114,14 @@ pub(crate) async fn seed(db: &Path, users: usize) -> anyhow::Result<()> {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO memberships (org, user_id, is_default, created_at) VALUES ('load', ?1, 1, ?2)",
+            "INSERT INTO memberships (org, user_id, is_default, created_at) VALUES ('load', $1, TRUE, $2)",
         )
         .bind(&id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO role_bindings (id, role_id, user_id, created_at) VALUES (?1, 'r1', ?2, ?3)",
+            "INSERT INTO role_bindings (id, role_id, user_id, created_at) VALUES ($1, 'r1', $2, $3)",
         )
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(&id)
