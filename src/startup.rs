@@ -16,7 +16,7 @@ use crate::{
         IdentityVerifier, TokenCache, github::GithubSource, service_account::ServiceAccountSource,
     },
     server::{self, AdminService, Listener, ServeError},
-    store::{CheckStore, SqlStore, StoreError},
+    store::{CheckStore, SqlStore, StoreError, StoreLocation},
 };
 
 #[derive(Debug, Error)]
@@ -100,6 +100,10 @@ impl App {
         let mut refreshers = tokio::task::JoinSet::new();
         for remote in self.checker.identity().remote_key_sets() {
             refreshers.spawn(remote.run_refresher());
+        }
+        // Several replicas on one PostgreSQL: forget what the others change.
+        if let StoreLocation::Postgres(url) = self.store.location() {
+            refreshers.spawn(crate::iam::follow(url.clone(), self.checker.clone()));
         }
         let admin = self.admin.map(|listener| {
             if let Ok(addr) = listener.local_addr() {

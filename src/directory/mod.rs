@@ -34,6 +34,17 @@ pub struct Directory {
     pub orgs: OrgCache,
 }
 
+impl Directory {
+    /// Every cached entry is stale: what another replica changed while
+    /// nobody listened is unknown (`iam/replicas.rs`).
+    pub fn invalidate_all(&self) {
+        self.users.cache.invalidate_all();
+        self.grants.cache.invalidate_all();
+        self.accounts.cache.invalidate_all();
+        self.orgs.cache.invalidate_all();
+    }
+}
+
 /// Lookups that find a value loaded before their key's last invalidation
 /// load again; the load they then join began after they did (so it is
 /// accepted), unless moka coalesced them with an older one: a few attempts
@@ -116,6 +127,12 @@ where
         self.freshness.invalidate(key.clone());
         self.cache.invalidate(&key).await;
     }
+
+    /// After this returns, no lookup serves any value loaded before.
+    fn invalidate_all(&self) {
+        self.freshness.invalidate_all();
+        self.cache.invalidate_all();
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -192,11 +209,17 @@ impl UserCache {
 
     /// Forgets one user: the next check reads the database.
     pub async fn invalidate(&self, user: &User) {
-        let principal = Arc::new(Principal {
+        self.invalidate_principal(Principal {
             issuer: user.issuer.clone(),
             subject: user.subject.clone(),
-        });
-        self.cache.invalidate(principal).await;
+        })
+        .await;
+    }
+
+    /// [`UserCache::invalidate`] by the identity alone (another replica's
+    /// change reports no more).
+    pub async fn invalidate_principal(&self, principal: Principal) {
+        self.cache.invalidate(Arc::new(principal)).await;
     }
 
     /// To be read before [`UserCache::find`], for [`UserCache::is_fresh`].

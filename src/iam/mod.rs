@@ -12,6 +12,7 @@
 mod accounts;
 mod error;
 mod forget;
+mod replicas;
 mod roles;
 mod users;
 
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub use accounts::PublicKey;
 pub use error::IamError;
 pub use forget::{Forget, NoCaches, Stale};
+pub use replicas::follow;
 pub use roles::SubjectName;
 
 use crate::{

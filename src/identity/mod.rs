@@ -199,6 +199,11 @@ impl IdentityVerifier {
         self.cache.invalidate_service_account(id);
     }
 
+    /// Every verified service-account token is to be verified again.
+    pub fn forget_all_service_accounts(&self) {
+        self.cache.invalidate_all();
+    }
+
     /// To be read before [`IdentityVerifier::verify`]; see
     /// [`IdentityVerifier::is_fresh`].
     pub fn stamp(&self) -> TokenStamp {

@@ -7,6 +7,7 @@
 //! caches of `directory`, nor the admin API, which only sees the `iam`
 //! service.
 
+pub mod changes;
 mod location;
 pub mod records;
 mod sql;

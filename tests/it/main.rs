@@ -17,5 +17,6 @@ mod github;
 mod oidc;
 mod pipeline;
 mod rbac;
+mod replicas;
 mod security;
 mod service_accounts;

@@ -66,6 +66,7 @@ pub struct SqlStore {
     pool: AnyPool,
     /// Shared copies of the roles in cached grants.
     roles: Arc<Shared<Role>>,
+    location: StoreLocation,
     postgres: bool,
 }
 
@@ -134,8 +135,13 @@ impl SqlStore {
         Ok(Self {
             pool,
             roles: Arc::default(),
+            location: location.clone(),
             postgres: location.is_postgres(),
         })
+    }
+
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
     }
 
     /// The pool, for tests that need to damage the database on purpose.

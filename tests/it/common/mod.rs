@@ -154,21 +154,42 @@ kid = "k1"
 /// `.ci/run`), every app gets a fresh database on the server that
 /// `DISPATCH_TEST_POSTGRES_URL` names instead of a SQLite file.
 async fn postgres_database() -> Option<String> {
-    use sqlx::Connection;
     if std::env::var("DISPATCH_TEST_STORE").as_deref() != Ok("postgres") {
         return None;
     }
     let admin = std::env::var("DISPATCH_TEST_POSTGRES_URL")
         .expect("DISPATCH_TEST_STORE=postgres needs DISPATCH_TEST_POSTGRES_URL");
+    Some(fresh_postgres_database(&admin).await)
+}
+
+/// A new database on the test server, for tests that need PostgreSQL
+/// whatever the run's store: `None` (and a SKIPPED line) without a server,
+/// a failure instead when `DISPATCH_TEST_REQUIRE_POSTGRES=1`.
+pub async fn postgres_if_available() -> Option<String> {
+    match std::env::var("DISPATCH_TEST_POSTGRES_URL") {
+        Ok(admin) if !admin.is_empty() => Some(fresh_postgres_database(&admin).await),
+        _ => {
+            assert!(
+                std::env::var("DISPATCH_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "DISPATCH_TEST_REQUIRE_POSTGRES=1 but DISPATCH_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("SKIPPED: needs PostgreSQL (set DISPATCH_TEST_POSTGRES_URL)");
+            None
+        }
+    }
+}
+
+async fn fresh_postgres_database(admin: &str) -> String {
+    use sqlx::Connection;
     let name = format!("it_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
         .unwrap();
-    let mut url = url::Url::parse(&admin).unwrap();
+    let mut url = url::Url::parse(admin).unwrap();
     url.set_path(&name);
-    Some(url.to_string())
+    url.to_string()
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -176,10 +197,16 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
+    let database = postgres_database().await;
+    spawn_app_on(opts, database).await
+}
+
+/// An app on `database` (a PostgreSQL URL), or on a SQLite file of its own.
+pub async fn spawn_app_on(opts: Options, database: Option<String>) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dispatch-authz.toml");
     let mut toml = config_toml(dir.path(), &opts);
-    if let Some(url) = postgres_database().await {
+    if let Some(url) = database {
         let file = format!("database = \"{}\"", dir.path().join("users.db").display());
         toml = toml.replace(&file, &format!("database = \"{url}\""));
     }

@@ -1,0 +1,93 @@
+//! Following the other replicas (PostgreSQL only): every write another
+//! replica commits arrives as a `NOTIFY` with the keys it touched, and the
+//! matching cache entries are forgotten here, as this replica's own writes
+//! forget theirs.
+//!
+//! Never serving stale after losing the channel: whatever changed while
+//! nobody listened is unknown, so on every loss, and again once listening
+//! anew, every cached entry is forgotten. While the channel cannot be made
+//! again, the caches are emptied at every retry (at most a second apart), so
+//! a check is decided on what the database says now, or, when it is down,
+//! refused with a 503 like any check it cannot verify.
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::Stale;
+use crate::{
+    check::Checker,
+    domain::{Principal, SubjectRef},
+    store::changes::{ChangeFeed, Changed, News},
+};
+
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// Also the longest a cache may be refilled without anyone listening.
+const LAST_RETRY: Duration = Duration::from_secs(1);
+
+/// Runs until dropped (aborted with the server).
+pub async fn follow(url: String, checker: std::sync::Arc<Checker>) {
+    let mut retry = FIRST_RETRY;
+    loop {
+        match ChangeFeed::connect(&url).await {
+            Ok(mut feed) => {
+                // Listening from here on: what was cached before may predate
+                // a change that nobody heard.
+                forget_everything(&checker).await;
+                info!("following other replicas' changes");
+                retry = FIRST_RETRY;
+                loop {
+                    match feed.next().await {
+                        Ok(News::Changed(changed)) => forget_changed(&checker, changed).await,
+                        Ok(News::Lost) => {
+                            warn!("lost the change feed: caches emptied until it is back");
+                            break;
+                        }
+                        Err(error) => {
+                            warn!(%error, "lost the change feed: caches emptied until it is back");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(error) => warn!(%error, "cannot follow other replicas' changes yet; retrying"),
+        }
+        forget_everything(&checker).await;
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(LAST_RETRY);
+    }
+}
+
+async fn forget_changed(checker: &Checker, changed: Changed) {
+    use crate::iam::Forget;
+    match changed {
+        Changed::User {
+            id,
+            issuer,
+            subject,
+        } => {
+            let directory = checker.directory();
+            directory
+                .users
+                .invalidate_principal(Principal { issuer, subject })
+                .await;
+            directory.grants.invalidate(SubjectRef::User(id)).await;
+        }
+        Changed::Grants(subject) => checker.forget(&[Stale::Grants(subject)]).await,
+        Changed::Account { id, org, name } => {
+            let directory = checker.directory();
+            directory.accounts.invalidate(&org, &name).await;
+            directory
+                .grants
+                .invalidate(SubjectRef::ServiceAccount(id))
+                .await;
+            checker.identity().forget_service_account(id);
+        }
+        Changed::Org(org) => checker.forget(&[Stale::Org(org)]).await,
+    }
+}
+
+async fn forget_everything(checker: &Checker) {
+    checker.directory().invalidate_all();
+    checker.identity().forget_all_service_accounts();
+}
