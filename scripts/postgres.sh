@@ -3,10 +3,11 @@
 # initialises a cluster in DIR (trust auth, loopback only, a free port, no
 # fsync), starts it as a non-root user and prints the exports the tests read
 # (DISPATCH_TEST_POSTGRES_URL, PG_TEST_DIR, PG_TEST_BIN);
-# `scripts/postgres.sh stop DIR` stops it. Needs Debian's postgresql package.
+# `scripts/postgres.sh stop DIR` stops it, `restart DIR` starts it again on
+# the same port (the outage tests). Needs Debian's postgresql package.
 set -euo pipefail
-cmd=${1:?usage: postgres.sh start|stop DIR}
-dir=${2:?usage: postgres.sh start|stop DIR}
+cmd=${1:?usage: postgres.sh start|stop|restart DIR}
+dir=${2:?usage: postgres.sh start|stop|restart DIR}
 
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$bin" ] && [ -x "$bin/initdb" ] || { echo "PostgreSQL not found: apt-get install postgresql" >&2; exit 1; }
@@ -22,15 +23,20 @@ case "$cmd" in
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    echo "$port" >"$dir/port"
     as_owner "$bin/initdb" -A trust -U postgres --no-locale -E UTF8 -D "$dir/data" >"$dir/initdb.log"
+    "$0" restart "$dir"
+    echo "export DISPATCH_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$port/postgres"
+    echo "export PG_TEST_DIR=$dir PG_TEST_BIN=$bin"
+    ;;
+  restart)
+    port=$(cat "$dir/port")
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
       "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir -c fsync=off -c max_connections=300" \
       start >/dev/null
-    echo "export DISPATCH_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$port/postgres"
-    echo "export PG_TEST_DIR=$dir PG_TEST_BIN=$bin"
     ;;
   stop)
     as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
     ;;
-  *) echo "usage: postgres.sh start|stop DIR" >&2; exit 2 ;;
+  *) echo "usage: postgres.sh start|stop|restart DIR" >&2; exit 2 ;;
 esac

@@ -103,6 +103,11 @@ pub struct ChangeFeed {
 impl ChangeFeed {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let mut listener = PgListener::connect(url).await?;
+        // On a lost connection, say so at once: reconnecting inside the
+        // listener waited out a pool timeout (30 s) before anyone knew, and
+        // the caches were trusted all that time (found by stopping
+        // PostgreSQL under two replicas). The follower reconnects itself.
+        listener.eager_reconnect(false);
         listener.listen(CHANNEL).await?;
         Ok(Self { listener })
     }

@@ -174,3 +174,111 @@ async fn a_change_nobody_was_told_of_is_not_served_after_the_feed_drops() {
     let took = until(PERMISSION_DENIED, check_b).await;
     assert!(took < BOUND, "B refused only after {took:?}");
 }
+
+/// A PostgreSQL of this test's own, since the test stops it
+/// (`scripts/postgres.sh`); stopped when dropped.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    admin: String,
+}
+
+impl PrivatePostgres {
+    fn script(&self, command: &str) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh");
+        let status = std::process::Command::new("bash")
+            .args([script, command])
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "postgres.sh {command}");
+    }
+
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh");
+        let out = std::process::Command::new("bash")
+            .args([script, "start"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let admin = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("export DISPATCH_TEST_POSTGRES_URL="))
+            .unwrap()
+            .to_owned();
+        Self { dir, admin }
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
+}
+
+/// PostgreSQL stopped under two replicas: both fail closed (503 denials,
+/// never the allow they had cached), and both recover by themselves once it
+/// is back, without a restart.
+#[tokio::test]
+async fn both_replicas_fail_closed_while_postgres_is_down_and_recover_after() {
+    // Only where PostgreSQL is (CI requires it); this test starts its own.
+    if postgres_if_available().await.is_none() {
+        return;
+    }
+    let pg = PrivatePostgres::start();
+    let database = {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&pg.admin).await.unwrap();
+        sqlx::raw_sql("CREATE DATABASE outage")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&pg.admin).unwrap();
+        url.set_path("outage");
+        url.to_string()
+    };
+    let opts = || Options {
+        users_ttl_secs: 3600,
+        ..Default::default()
+    };
+    let a = spawn_app_on(opts(), Some(database.clone())).await;
+    let b = spawn_app_on(opts(), Some(database)).await;
+    a.add_user("1001", "octocat").await;
+    let auth = bearer(&token(&claims("1001")));
+    for app in [&a, &b] {
+        let check = async || code(&app.check("/", &[("authorization", &auth)]).await);
+        until(OK, check).await;
+    }
+
+    pg.script("stop");
+    for app in [&a, &b] {
+        let check = async || code(&app.check("/", &[("authorization", &auth)]).await);
+        // The bound, plus the check's own budget (1 s without a
+        // grpc-timeout), which a query to a stopped server waits out.
+        let took = until(UNAVAILABLE, check).await;
+        assert!(
+            took < BOUND * 2,
+            "still allowed {took:?} after the database stopped"
+        );
+        // And from then on, every answer is that 503 denial: the cached
+        // allow is not served again while the database is down.
+        for _ in 0..5 {
+            let r = app.check("/", &[("authorization", &auth)]).await;
+            assert_eq!(code(&r), UNAVAILABLE);
+            assert_eq!(denied(&r).http, 503);
+        }
+    }
+
+    pg.script("restart");
+    for app in [&a, &b] {
+        let check = async || code(&app.check("/", &[("authorization", &auth)]).await);
+        until(OK, check).await;
+    }
+}
