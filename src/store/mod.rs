@@ -2,10 +2,11 @@
 //! audit log, behind two traits with no SQL in them (`traits.rs`): the
 //! check path's reads ([`CheckStore`]) and the admin writes ([`IamStore`]).
 //!
-//! [`SqlStore`] is the embedded default; PostgreSQL slots in as another
-//! implementation without touching the check path, which only ever sees the
-//! caches of `directory`, nor the admin API, which only sees the `iam`
-//! service.
+//! [`SqlStore`] implements them for both backends ([`StoreLocation`]: a
+//! SQLite file by default, or PostgreSQL); neither the check path, which
+//! only ever sees the caches of `directory`, nor the admin API, which only
+//! sees the `iam` service, knows which. On PostgreSQL, `changes.rs` reads
+//! what other replicas wrote.
 
 pub mod changes;
 mod location;

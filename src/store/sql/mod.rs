@@ -1,7 +1,10 @@
-//! The embedded SQLite store: one file, created and migrated at start, in
-//! WAL mode so the CLI can write while the server reads. The only SQL in the
-//! crate, one file per concept; every admin write is one transaction that
-//! ends in `audit::commit_audited` (its audit entry, then the commit).
+//! The SQL store, one implementation for both backends through sqlx's `Any`
+//! driver: SQLite, the embedded default (one file, created and migrated at
+//! start, in WAL mode so the CLI can write while the server reads), and
+//! PostgreSQL, for several replicas sharing one truth. The only SQL in the
+//! crate, written so that both accept it, one file per concept; each backend
+//! has its own migrations. Every admin write is one transaction that ends in
+//! `audit::commit_audited` (its audit entry, then the commit).
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
