@@ -241,8 +241,13 @@ pub fn checker(store: Arc<dyn CheckStore>, config: Config) -> Checker {
 
 /// Creates or migrates the database.
 pub async fn migrate(config: &Config) -> Result<(), StartupError> {
-    SqlStore::open(&config.database, config.pool_size).await?;
+    open_store(config).await?;
     Ok(())
+}
+
+/// The configured store, migrated (`export`, `import`).
+pub async fn open_store(config: &Config) -> Result<SqlStore, StartupError> {
+    Ok(SqlStore::open(&config.database, config.pool_size).await?)
 }
 
 /// The `iam` service on the database file, for the operator's local

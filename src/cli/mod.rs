@@ -5,7 +5,9 @@ mod iam;
 mod token;
 mod users;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
 
 use clap::{Parser, Subcommand};
 
@@ -64,6 +66,20 @@ pub enum Command {
     },
     /// Create the database if needed and apply migrations, then exit.
     Migrate,
+    /// Write the whole IAM state (users, organizations, members, roles,
+    /// bindings, service accounts and their keys) as JSON lines.
+    Export {
+        /// The file to write [default: standard output].
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Load an export into an empty store, in one transaction (for moving
+    /// from SQLite to PostgreSQL: `--database postgres://...`).
+    Import {
+        /// The export to read.
+        #[arg(value_name = "FILE")]
+        input: PathBuf,
+    },
     /// Manage users. With --server, through the admin API (changes take
     /// effect at once); without, in the database file (a running server
     /// sees them within cache.users_ttl_secs, default 30 s).
@@ -132,6 +148,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => iam::run(&connection, command).await?,
         Command::Bootstrap(add) => users::bootstrap(&add, &config).await?,
+        Command::Export { output } => {
+            let store = startup::open_store(&config).await?;
+            let rows = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    let rows = store.export(&mut out).await?;
+                    out.flush()?;
+                    rows
+                }
+                None => store.export(&mut std::io::stdout().lock()).await?,
+            };
+            eprintln!("exported {rows} rows from {}", config.database);
+        }
+        Command::Import { input } => {
+            let store = startup::open_store(&config).await?;
+            let file = std::fs::File::open(&input)
+                .with_context(|| format!("cannot read {}", input.display()))?;
+            let actor = users::local_actor();
+            let rows = store.import(&actor, std::io::BufReader::new(file)).await?;
+            println!("imported {rows} rows into {}", config.database);
+        }
         Command::Token { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)

@@ -127,7 +127,7 @@ pub(super) async fn bootstrap(add: &AddUser, config: &Config) -> anyhow::Result<
 }
 
 /// Who runs a local (database-file) command, for the audit log.
-fn local_actor() -> Actor {
+pub(super) fn local_actor() -> Actor {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     Actor::local(&user)
 }

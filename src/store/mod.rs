@@ -136,6 +136,10 @@ pub enum StoreError {
     Contended(#[source] sqlx::Error),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// An export that could not be written, or an import line that could
+    /// not be read (named by its number).
+    #[error("{0}")]
+    Transfer(String),
     /// The write would let its caller act beyond their own rights (checked
     /// inside the write's transaction).
     #[error(transparent)]

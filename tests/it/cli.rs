@@ -571,3 +571,50 @@ async fn bootstrap_then_iam_commands_over_the_admin_api() {
     let audit = iam(&["get", "audit", "--org", "acme"]);
     assert_eq!(audit.stdout.lines().count(), 4, "{}", audit.stdout);
 }
+
+/// Issue 12, item 5: a team starts on SQLite and moves to PostgreSQL with
+/// `export` and `import` (to another SQLite file where no server is set up).
+#[tokio::test]
+async fn export_then_import_moves_the_store_to_another_backend() {
+    let (dir, config) = config_dir();
+    assert!(run(&config, ADD).ok);
+    let file = dir.path().join("iam.jsonl");
+    let exported = run(&config, &["export", "--output", file.to_str().unwrap()]);
+    assert!(exported.ok, "{}", exported.stderr);
+    assert!(
+        exported.stderr.contains("exported 1 rows"),
+        "{}",
+        exported.stderr
+    );
+
+    let target = match postgres_if_available().await {
+        Some(url) => url,
+        None => dir.path().join("moved.db").display().to_string(),
+    };
+    let args = ["--database", &target, "import", file.to_str().unwrap()];
+    let imported = run(&config, &args);
+    assert!(imported.ok, "{}", imported.stderr);
+    assert!(
+        imported.stdout.contains("imported 1 rows"),
+        "{}",
+        imported.stdout
+    );
+    assert!(!imported.stdout.contains("hunter2"));
+    let listed = run(&config, &["--database", &target, "users", "list"]);
+    assert!(listed.stdout.contains("octocat"), "{}", listed.stdout);
+    // Again: the store is not empty any more, and says so.
+    let again = run(&config, &args);
+    assert!(
+        !again.ok && again.stderr.contains("empty store"),
+        "{}",
+        again.stderr
+    );
+    // A file that is not an export names its line.
+    std::fs::write(&file, "{\"table\":\"users\"}\n").unwrap();
+    let fresh = dir.path().join("other.db").display().to_string();
+    let bad = run(
+        &config,
+        &["--database", &fresh, "import", file.to_str().unwrap()],
+    );
+    assert!(!bad.ok && bad.stderr.contains("line 1"), "{}", bad.stderr);
+}

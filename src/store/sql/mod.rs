@@ -54,7 +54,10 @@ mod tests_iam;
 #[cfg(test)]
 mod tests_races;
 #[cfg(test)]
+mod tests_transfer;
+#[cfg(test)]
 mod tests_users;
+mod transfer;
 
 use accounts::service_account_in;
 use audit::{Change, commit_audited, commit_audited_user, record};
