@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
 /// Within this a change made through one replica must reach the other.
 const BOUND: Duration = Duration::from_secs(1);
@@ -280,5 +281,171 @@ async fn both_replicas_fail_closed_while_postgres_is_down_and_recover_after() {
     for app in [&a, &b] {
         let check = async || code(&app.check("/", &[("authorization", &auth)]).await);
         until(OK, check).await;
+    }
+}
+
+/// A real `serve` process (the binary, as a deployment runs it) on
+/// `database`: its check address. Killed when dropped.
+struct ServeProcess {
+    _child: tokio::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve_process(database: &str) -> ServeProcess {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dispatch-authz.toml");
+    let opts = Options {
+        users_ttl_secs: 3600,
+        ..Default::default()
+    };
+    let file = format!("database = \"{}\"", dir.path().join("users.db").display());
+    let toml = config_toml(dir.path(), &opts).replace(&file, &format!("database = \"{database}\""));
+    std::fs::write(&path, toml).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dispatch-authz"))
+        .arg("--config")
+        .arg(&path)
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("serve did not start")
+            .unwrap()
+            .expect("serve exited");
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["message"] == "serving ext_authz"
+        {
+            break v["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep reading its log, so that a full pipe never stalls it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    ServeProcess {
+        _child: child,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// The issue's test as written: two sidecar processes on one PostgreSQL.
+/// A user disabled in the shared store is refused by both within the
+/// bound; PostgreSQL stopped under load: both fail closed (503, no allow
+/// once the loss is noticed) and recover by themselves when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_sidecar_processes_follow_changes_and_fail_closed_under_load() {
+    use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+    if postgres_if_available().await.is_none() {
+        return;
+    }
+    let pg = PrivatePostgres::start();
+    let database = {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&pg.admin).await.unwrap();
+        sqlx::raw_sql("CREATE DATABASE processes")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&pg.admin).unwrap();
+        url.set_path("processes");
+        url.to_string()
+    };
+    let (a, b) = (
+        serve_process(&database).await,
+        serve_process(&database).await,
+    );
+    let location = dispatch_authz::store::StoreLocation::Postgres(database.clone());
+    let store = dispatch_authz::store::SqlStore::open(&location, None)
+        .await
+        .unwrap();
+    let actor = dispatch_authz::store::Actor::local("test");
+    use dispatch_authz::store::UserAdmin;
+    let user = store
+        .add(
+            &actor,
+            dispatch_authz::store::NewUser {
+                issuer: dispatch_authz::domain::IssuerName::parse(ISSUER_NAME).unwrap(),
+                subject: dispatch_authz::domain::Subject::parse("1001").unwrap(),
+                login: dispatch_authz::domain::Login::parse("octocat").unwrap(),
+                email: None,
+                display_name: None,
+            },
+        )
+        .await
+        .unwrap();
+    let who = dispatch_authz::store::UserRef::Id(user.id);
+    let auth = bearer(&token(&claims("1001")));
+    let request = check_request("GET", "/", &[("authorization", &auth)]);
+    let mut clients = Vec::new();
+    for p in [&a, &b] {
+        let client = AuthorizationClient::connect(format!("http://{}", p.addr))
+            .await
+            .unwrap();
+        clients.push(client);
+    }
+    let ask = |mut client: AuthorizationClient<_>, request: CheckRequest| async move {
+        let answer = client.check(request).await.unwrap().into_inner();
+        answer.status.map_or(-1, |s| s.code)
+    };
+    for client in &clients {
+        until(OK, async || ask(client.clone(), request.clone()).await).await;
+    }
+    store.set_enabled(&actor, &who, false).await.unwrap();
+    for client in &clients {
+        let took = until(PERMISSION_DENIED, async || {
+            ask(client.clone(), request.clone()).await
+        })
+        .await;
+        assert!(took < BOUND, "a process refused only after {took:?}");
+    }
+    store.set_enabled(&actor, &who, true).await.unwrap();
+    for client in &clients {
+        until(OK, async || ask(client.clone(), request.clone()).await).await;
+    }
+    store.pool().close().await;
+
+    // Load on both, then PostgreSQL stops in the middle of it.
+    let stopped_at = std::sync::Arc::new(std::sync::OnceLock::<Instant>::new());
+    let mut load = Vec::new();
+    for client in &clients {
+        let (client, request) = (client.clone(), request.clone());
+        let stopped_at = stopped_at.clone();
+        load.push(tokio::spawn(async move {
+            let mut late_allows = 0;
+            let mut refusals = 0;
+            loop {
+                let code = ask(client.clone(), request.clone()).await;
+                let since = stopped_at.get().map(Instant::elapsed);
+                match (code, since) {
+                    // Allowed after the loss had to be noticed: stale.
+                    (OK, Some(since)) if since > BOUND * 2 => late_allows += 1,
+                    (UNAVAILABLE, Some(_)) => refusals += 1,
+                    _ => {}
+                }
+                if since.is_some_and(|s| s > BOUND * 4) {
+                    return (late_allows, refusals);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pg.script("stop");
+    stopped_at.set(Instant::now()).unwrap();
+    for task in load {
+        let (late_allows, refusals) = task.await.unwrap();
+        assert_eq!(late_allows, 0, "an allow while the database was down");
+        assert!(refusals > 0, "no 503 while the database was down");
+    }
+
+    pg.script("restart");
+    for client in &clients {
+        until(OK, async || ask(client.clone(), request.clone()).await).await;
     }
 }
