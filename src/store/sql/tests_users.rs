@@ -112,3 +112,17 @@ on_both_backends!(
     users_round_trip_and_duplicates_are_refused,
     a_user_found_by_identity_shares_the_callers_strings,
 );
+
+/// `sslmode` in the URL is honoured: the test server speaks no TLS, so
+/// `require` must fail to connect (naming the cause) and `disable` work.
+#[tokio::test]
+async fn sslmode_in_the_url_is_honoured() {
+    let Some(url) = crate::store::sql::test_backends::fresh_postgres_database().await else {
+        return;
+    };
+    let with = |mode: &str| StoreLocation::Postgres(format!("{url}?sslmode={mode}"));
+    let err = SqlStore::open(&with("require"), None).await.err().unwrap();
+    let shown = format!("{err}").to_lowercase();
+    assert!(shown.contains("tls") || shown.contains("ssl"), "{shown}");
+    SqlStore::open(&with("disable"), None).await.unwrap();
+}
