@@ -22,6 +22,12 @@ use crate::{
 };
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// A listening connection to a healthy server takes milliseconds. Without
+/// this bound a connect to a server that went away waited out the listener's
+/// pool timeout (30 s), with nothing forgotten meanwhile: the caches filled
+/// before the first connect were served while the database was down (found
+/// by the outage test, failing once in CI).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Also the longest a cache may be refilled without anyone listening.
 const LAST_RETRY: Duration = Duration::from_secs(1);
 
@@ -29,8 +35,8 @@ const LAST_RETRY: Duration = Duration::from_secs(1);
 pub async fn follow(url: String, checker: std::sync::Arc<Checker>) {
     let mut retry = FIRST_RETRY;
     loop {
-        match ChangeFeed::connect(&url).await {
-            Ok(mut feed) => {
+        match tokio::time::timeout(CONNECT_TIMEOUT, ChangeFeed::connect(&url)).await {
+            Ok(Ok(mut feed)) => {
                 // Listening from here on: what was cached before may predate
                 // a change that nobody heard.
                 forget_everything(&checker).await;
@@ -50,7 +56,8 @@ pub async fn follow(url: String, checker: std::sync::Arc<Checker>) {
                     }
                 }
             }
-            Err(error) => warn!(%error, "cannot follow other replicas' changes yet; retrying"),
+            Ok(Err(error)) => warn!(%error, "cannot follow other replicas' changes yet; retrying"),
+            Err(_) => warn!("cannot follow other replicas' changes yet (no answer); retrying"),
         }
         forget_everything(&checker).await;
         tokio::time::sleep(retry).await;
