@@ -22,7 +22,21 @@ case "$cmd" in
   start)
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # A free port below Linux's ephemeral range (32768+): a port from that
+    # range was taken by some client's connection while the outage test had
+    # its server stopped, and `restart` could not bind it again.
+    port=$(python3 -c '
+import random, socket
+for _ in range(500):
+    port = random.randint(20000, 32000)
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    print(port)
+    break
+')
     echo "$port" >"$dir/port"
     as_owner "$bin/initdb" -A trust -U postgres --no-locale -E UTF8 -D "$dir/data" >"$dir/initdb.log"
     "$0" restart "$dir"

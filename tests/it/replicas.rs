@@ -186,13 +186,17 @@ struct PrivatePostgres {
 impl PrivatePostgres {
     fn script(&self, command: &str) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh");
-        let status = std::process::Command::new("bash")
+        let out = std::process::Command::new("bash")
             .args([script, command])
             .arg(self.dir.path())
-            .stdout(std::process::Stdio::null())
-            .status()
+            .output()
             .unwrap();
-        assert!(status.success(), "postgres.sh {command}");
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "postgres.sh {command}: {}\nserver.log:\n{log}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn start() -> Self {
