@@ -238,17 +238,7 @@ async fn both_replicas_fail_closed_while_postgres_is_down_and_recover_after() {
         return;
     }
     let pg = PrivatePostgres::start();
-    let database = {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&pg.admin).await.unwrap();
-        sqlx::raw_sql("CREATE DATABASE outage")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(&pg.admin).unwrap();
-        url.set_path("outage");
-        url.to_string()
-    };
+    let database = fresh_postgres_database(&pg.admin).await;
     let opts = || Options {
         users_ttl_secs: 3600,
         ..Default::default()
@@ -349,17 +339,7 @@ async fn two_sidecar_processes_follow_changes_and_fail_closed_under_load() {
         return;
     }
     let pg = PrivatePostgres::start();
-    let database = {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&pg.admin).await.unwrap();
-        sqlx::raw_sql("CREATE DATABASE processes")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(&pg.admin).unwrap();
-        url.set_path("processes");
-        url.to_string()
-    };
+    let database = fresh_postgres_database(&pg.admin).await;
     let (a, b) = (
         serve_process(&database).await,
         serve_process(&database).await,

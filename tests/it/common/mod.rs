@@ -179,7 +179,8 @@ pub async fn postgres_if_available() -> Option<String> {
     }
 }
 
-async fn fresh_postgres_database(admin: &str) -> String {
+/// A new, empty database on the server `admin` names; its URL.
+pub async fn fresh_postgres_database(admin: &str) -> String {
     use sqlx::Connection;
     let name = format!("it_{}", uuid::Uuid::now_v7().simple());
     let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
