@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::{
     check::Checker,
-    domain::{OrgName, SubjectRef},
+    domain::{OrgName, Principal, ServiceAccountId, ServiceAccountName, SubjectRef, UserId},
     store::{ServiceAccount, User},
 };
 
@@ -52,16 +52,32 @@ impl Forget for Checker {
                 }
                 Stale::Grants(subject) => directory.grants.invalidate(*subject).await,
                 Stale::Account(account) => {
-                    directory
-                        .accounts
-                        .invalidate(&account.org, &account.name)
-                        .await;
-                    let subject = SubjectRef::ServiceAccount(account.id);
-                    directory.grants.invalidate(subject).await;
-                    self.identity().forget_service_account(account.id);
+                    forget_account(self, account.id, &account.org, &account.name).await
                 }
                 Stale::Org(org) => directory.orgs.invalidate(org).await,
             }
         }
     }
+}
+
+/// A user's record (by identity) and grants: for this replica's own writes
+/// and, by keys alone, for another replica's (`replicas.rs`).
+pub(super) async fn forget_user(checker: &Checker, id: UserId, principal: Principal) {
+    let directory = checker.directory();
+    directory.users.invalidate_principal(principal).await;
+    directory.grants.invalidate(SubjectRef::User(id)).await;
+}
+
+/// An account's record, grants and verified tokens, by its keys.
+pub(super) async fn forget_account(
+    checker: &Checker,
+    id: ServiceAccountId,
+    org: &OrgName,
+    name: &ServiceAccountName,
+) {
+    let directory = checker.directory();
+    directory.accounts.invalidate(org, name).await;
+    let subject = SubjectRef::ServiceAccount(id);
+    directory.grants.invalidate(subject).await;
+    checker.identity().forget_service_account(id);
 }

@@ -14,10 +14,13 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::Stale;
+use super::{
+    Stale,
+    forget::{forget_account, forget_user},
+};
 use crate::{
     check::Checker,
-    domain::{Principal, SubjectRef},
+    domain::Principal,
     store::changes::{ChangeFeed, Changed, News},
 };
 
@@ -39,18 +42,18 @@ pub async fn follow(url: String, checker: std::sync::Arc<Checker>) {
             Ok(Ok(mut feed)) => {
                 // Listening from here on: what was cached before may predate
                 // a change that nobody heard.
-                forget_everything(&checker).await;
+                forget_everything(&checker);
                 info!("following other replicas' changes");
                 retry = FIRST_RETRY;
                 loop {
                     match feed.next().await {
                         Ok(News::Changed(changed)) => forget_changed(&checker, changed).await,
-                        Ok(News::Lost) => {
-                            warn!("lost the change feed: caches emptied until it is back");
-                            break;
-                        }
-                        Err(error) => {
-                            warn!(%error, "lost the change feed: caches emptied until it is back");
+                        lost => {
+                            let error = lost.err().map(tracing::field::display);
+                            warn!(
+                                error,
+                                "lost the change feed: caches emptied until it is back"
+                            );
                             break;
                         }
                     }
@@ -59,7 +62,7 @@ pub async fn follow(url: String, checker: std::sync::Arc<Checker>) {
             Ok(Err(error)) => warn!(%error, "cannot follow other replicas' changes yet; retrying"),
             Err(_) => warn!("cannot follow other replicas' changes yet (no answer); retrying"),
         }
-        forget_everything(&checker).await;
+        forget_everything(&checker);
         tokio::time::sleep(retry).await;
         retry = (retry * 2).min(LAST_RETRY);
     }
@@ -72,29 +75,14 @@ async fn forget_changed(checker: &Checker, changed: Changed) {
             id,
             issuer,
             subject,
-        } => {
-            let directory = checker.directory();
-            directory
-                .users
-                .invalidate_principal(Principal { issuer, subject })
-                .await;
-            directory.grants.invalidate(SubjectRef::User(id)).await;
-        }
+        } => forget_user(checker, id, Principal { issuer, subject }).await,
         Changed::Grants(subject) => checker.forget(&[Stale::Grants(subject)]).await,
-        Changed::Account { id, org, name } => {
-            let directory = checker.directory();
-            directory.accounts.invalidate(&org, &name).await;
-            directory
-                .grants
-                .invalidate(SubjectRef::ServiceAccount(id))
-                .await;
-            checker.identity().forget_service_account(id);
-        }
+        Changed::Account { id, org, name } => forget_account(checker, id, &org, &name).await,
         Changed::Org(org) => checker.forget(&[Stale::Org(org)]).await,
     }
 }
 
-async fn forget_everything(checker: &Checker) {
+fn forget_everything(checker: &Checker) {
     checker.directory().invalidate_all();
     checker.identity().forget_all_service_accounts();
 }
