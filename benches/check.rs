@@ -354,6 +354,7 @@ fn bench_headers(c: &mut Criterion) {
         request_id: RequestId::parse("3c5e0b5e"),
         headers: ClientHeaders::new([("x-dispatch-user", "mallory"), ("x-dispatch-org", "evil")]),
         budget: None,
+        removals: Default::default(),
     };
     let user = hot.runtime.block_on(async {
         let view = request_view(&hot.request).unwrap();

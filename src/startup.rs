@@ -8,14 +8,14 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::{
     check::{Checker, SettledCache},
-    config::{Config, ListenAddr},
+    config::{Config, HttpProxy, ListenAddr},
     directory::{Directory, GrantsCache, OrgCache, ServiceAccountCache, UserCache},
     domain::IssuerName,
     iam::{Iam, NoCaches},
     identity::{
         IdentityVerifier, TokenCache, github::GithubSource, service_account::ServiceAccountSource,
     },
-    server::{self, AdminService, Listener, ServeError},
+    server::{self, AdminService, HttpCheck, Listener, ServeError, http::Style},
     store::{CheckStore, SqlStore, StoreError, StoreLocation},
 };
 
@@ -32,6 +32,7 @@ pub enum StartupError {
 pub struct App {
     listener: Listener,
     admin: Option<TcpListener>,
+    http: Option<(Listener, Style)>,
     sources: Vec<IssuerName>,
     checker: Arc<Checker>,
     store: SqlStore,
@@ -52,11 +53,16 @@ impl App {
             Some(addr) => Some(bind_admin(addr).await?),
             None => None,
         };
+        let http = match &config.http {
+            Some((addr, proxy)) => Some((bind_http(addr).await?, style(*proxy))),
+            None => None,
+        };
         let shutdown_grace = config.shutdown_grace;
         let checker = Arc::new(checker(Arc::new(store.clone()), config));
         Ok(Self {
             listener,
             admin,
+            http,
             sources,
             checker,
             store,
@@ -75,6 +81,15 @@ impl App {
     /// The admin API's bound address (`None` when it is off).
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The HTTP check listener's bound TCP address (`None` when it is off
+    /// or on a Unix socket).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        match &self.http {
+            Some((Listener::Tcp(l), _)) => l.local_addr().ok(),
+            _ => None,
+        }
     }
 
     pub fn store(&self) -> &SqlStore {
@@ -117,9 +132,23 @@ impl App {
             let service = AdminService::new(self.checker.clone(), Arc::new(iam));
             (listener, service)
         });
+        let http = self.http.map(|(listener, style)| {
+            match &listener {
+                Listener::Tcp(l) => {
+                    if let Ok(addr) = l.local_addr() {
+                        tracing::info!(%addr, proxy = ?style, "serving HTTP checks");
+                    }
+                }
+                Listener::Unix(_, path) => {
+                    tracing::info!(path = %path.display(), proxy = ?style, "serving HTTP checks")
+                }
+            }
+            (listener, HttpCheck::new(self.checker.clone(), style))
+        });
         let result = server::serve(
             self.listener,
             admin,
+            http,
             self.checker,
             shutdown,
             self.shutdown_grace,
@@ -155,6 +184,30 @@ async fn bind_admin(addr: SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| bind_error(addr, e))
+}
+
+/// Where the original request is read from, by the configured proxy.
+fn style(proxy: HttpProxy) -> Style {
+    match proxy {
+        HttpProxy::Envoy => Style::Envoy,
+        HttpProxy::Nginx => Style::Nginx,
+        HttpProxy::Caddy | HttpProxy::Traefik => Style::Forwarded,
+    }
+}
+
+/// The HTTP check listener believes the `X-Original-*` / `X-Forwarded-*`
+/// headers it is sent: anyone else who reaches it chooses what is checked.
+async fn bind_http(addr: &ListenAddr) -> Result<Listener, StartupError> {
+    if let ListenAddr::Tcp(addr) = addr
+        && !addr.ip().is_loopback()
+    {
+        tracing::warn!(
+            %addr,
+            "the HTTP check listener listens beyond loopback: it believes the forwarded \
+             method and URI of whoever calls it, so only the proxy may reach it"
+        );
+    }
+    bind(addr).await
 }
 
 async fn bind(addr: &ListenAddr) -> Result<Listener, StartupError> {

@@ -86,6 +86,18 @@ pub(super) fn log_decision(
     }
 }
 
+/// The line of a request too malformed to become a [`RequestView`]: no
+/// method or path to name, only what was wrong.
+pub(super) fn log_malformed(denial: &super::Denial) {
+    info!(
+        decision = "deny",
+        reason = denial.reason,
+        status = denial.kind.http_status(),
+        detail = %denial.message,
+        "decision"
+    );
+}
+
 /// A subject id's text, from [`SubjectId::encode`](crate::domain::SubjectId::encode)
 /// (ASCII hex and hyphens).
 fn id_text(id: &[u8; crate::domain::SubjectId::LEN]) -> &str {

@@ -47,7 +47,7 @@ use tracing::{Instrument, debug_span};
 
 pub use decision::{BearerError, Decision, Denial, DenialKind, Permit, UpstreamHeaders, Who};
 pub use method::MethodOverride;
-pub use request::{ClientHeaders, CredentialSettings, RequestView};
+pub use request::{ClientHeaders, CredentialSettings, Removals, RequestView};
 pub use settled::SettledCache;
 pub use text::HeaderText;
 pub use upstream::UpstreamRules;
@@ -368,6 +368,15 @@ async fn within(budget: Duration, decide: impl Future<Output = Decision>) -> Dec
                 )
             }),
     }
+}
+
+/// The denial of a request a front end could not read (a check request
+/// without its HTTP attributes, a forwarded request without the original
+/// URI), with its decision line: a 400, never a transport error.
+pub fn malformed(reason: &'static str, message: impl ToString) -> Denial {
+    let denial = phases::denial(DenialKind::InvalidRequest, reason, message);
+    log::log_malformed(&denial);
+    denial
 }
 
 fn deny(kind: DenialKind, reason: &'static str, message: impl ToString) -> Decision {

@@ -10,7 +10,7 @@ use super::{
     Authorization, Checker, Denial, DenialKind, Who,
     decision::{self, BearerError},
     log::Seen,
-    request::{self, ClientHeaders, RequestView},
+    request::{self, ClientHeaders, Removals, RequestView},
 };
 use crate::{
     domain::{OrgName, SubjectRef},
@@ -36,8 +36,12 @@ pub(super) enum Route<'r> {
 
 impl Checker {
     /// Route: a path with two readings, or a refused method override, is a
-    /// 400; a public path needs nothing more.
+    /// 400; behind a proxy that cannot remove headers on our word, a client's
+    /// header of our namespace is a 403; a public path needs nothing more.
     pub(super) fn route<'r>(&'r self, request: &RequestView<'r>) -> Result<Route<'r>, Denial> {
+        if request.removals == Removals::Ignored {
+            self.refuse_forgeries(&request.headers)?;
+        }
         let path = RequestPath::parse(request.path)
             .map_err(|e| denial(DenialKind::InvalidRequest, "ambiguous_path", e))?;
         let method = self
@@ -53,6 +57,26 @@ impl Checker {
             Ok(Target::Public) => Ok(Route::Public),
             Ok(Target::Resource(resource)) => Ok(Route::Protected { method, resource }),
             Err(e) => Err(denial(DenialKind::InvalidRequest, "ambiguous_path", e)),
+        }
+    }
+
+    /// nginx, Caddy and Traefik overwrite only the identity headers their
+    /// configuration lists, so any other name of our namespace (an unknown
+    /// `x-dispatch-admin`, an `x_dispatch_user` that a WSGI upstream reads
+    /// as ours) would reach the upstream: refused, whatever the path.
+    fn refuse_forgeries(&self, headers: &ClientHeaders<'_>) -> Result<(), Denial> {
+        let upstream = &self.rules.upstream;
+        match headers
+            .dispatch_names()
+            .into_iter()
+            .find(|name| !upstream.is_client_input(name))
+        {
+            None => Ok(()),
+            Some(name) => Err(denial(
+                DenialKind::Forbidden,
+                "forged_identity_header",
+                format!("header {name} is set by the proxy, never by the client"),
+            )),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The checked request as the pipeline sees it, whatever protocol brought it
-//! (Envoy gRPC today, the HTTP check mode later), and credential extraction.
+//! (Envoy's gRPC Check, or the HTTP check listener for Envoy's
+//! `http_service`, nginx, Caddy and Traefik), and credential extraction.
 
 use std::{borrow::Cow, time::Duration};
 
@@ -22,6 +23,22 @@ pub struct RequestView<'a> {
     /// How long the caller waits for the answer, less a margin (from
     /// gRPC's `grpc-timeout`); `None`: the configured default.
     pub budget: Option<Duration>,
+    /// Whether the proxy removes the client headers an allow lists.
+    pub removals: Removals,
+}
+
+/// Whether the front proxy acts on the removals of an allow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Removals {
+    /// Envoy, in both modes: the client's forged `x-dispatch-*` headers are
+    /// removed on our word.
+    #[default]
+    Honoured,
+    /// nginx, Caddy, Traefik: they overwrite the names their configuration
+    /// lists and nothing else, so a request that carries any name of our
+    /// namespace (but `x-dispatch-org` and the pass-through inputs, in
+    /// their canonical spelling) is refused instead.
+    Ignored,
 }
 
 /// The client's headers in arrival order. A name may occur more than once

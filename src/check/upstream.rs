@@ -93,6 +93,13 @@ impl UpstreamRules {
         })
     }
 
+    /// Whether a client may send `name` (as sent, lower-cased) in our
+    /// namespace: a pass-through input, or the organization it acts in,
+    /// each in its canonical spelling only.
+    pub fn is_client_input(&self, name: &str) -> bool {
+        name == names::ORG || self.passthrough.iter().any(|p| p == name)
+    }
+
     /// The headers for `permit` on `request`.
     pub fn headers(
         &self,

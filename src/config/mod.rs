@@ -39,8 +39,8 @@ pub use issuers::{
     RemoteKeySettings,
 };
 pub use server::{
-    AdminSettings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, ListenAddr, LogSettings, ServerSettings,
-    StoreSettings,
+    AdminSettings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, HttpProxy, HttpSettings, ListenAddr,
+    LogSettings, SUGGESTED_HTTP_LISTEN, ServerSettings, StoreSettings,
 };
 
 use crate::{
@@ -95,6 +95,7 @@ pub struct Settings {
     pub authorization: AuthorizationSettings,
     pub service_accounts: ServiceAccountConfig,
     pub admin: AdminSettings,
+    pub http: HttpSettings,
 }
 
 /// A secret that never shows in `Debug` output or logs.
@@ -132,6 +133,8 @@ pub struct Config {
     pub service_accounts: Option<ServiceAccountSettings>,
     /// `None`: no admin API.
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// `None`: no HTTP check listener.
+    pub http: Option<(ListenAddr, HttpProxy)>,
     pub log_format: LogFormat,
 }
 
@@ -202,6 +205,7 @@ impl Settings {
             authorization: self.authorization.compile()?,
             service_accounts: self.service_accounts.compile()?,
             admin_listen: self.admin.compile()?,
+            http: self.http.compile()?,
             log_format: self.log.format,
         })
     }

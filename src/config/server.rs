@@ -12,6 +12,8 @@ use crate::{config::ConfigError, store::StoreLocation, telemetry::LogFormat};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Where the admin API listens (and where `dispatch-authz iam` calls it).
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:50052";
+/// Where the HTTP check listener is usually put (it is off by default).
+pub const SUGGESTED_HTTP_LISTEN: &str = "127.0.0.1:50053";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -85,6 +87,60 @@ impl Default for AdminSettings {
         Self {
             listen: DEFAULT_ADMIN_LISTEN.into(),
         }
+    }
+}
+
+/// `[http]`: the HTTP check listener, for proxies that ask over plain HTTP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// `HOST:PORT`, `unix:/path`, or `off` (the default).
+    pub listen: String,
+    /// Which proxy calls it: where the original method and URI are read
+    /// from is fixed here, never guessed from the headers a request carries.
+    pub proxy: Option<HttpProxy>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: "off".into(),
+            proxy: None,
+        }
+    }
+}
+
+/// The proxy in front of the HTTP check listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpProxy {
+    /// Envoy's ext_authz `http_service`: the original method and path are
+    /// the check request's own.
+    Envoy,
+    /// nginx `auth_request`: `X-Original-Method`, `X-Original-URI`
+    /// (and `X-Original-Host`, else `Host`).
+    Nginx,
+    /// Caddy `forward_auth`: `X-Forwarded-Method`, `-Uri`, `-Host`.
+    Caddy,
+    /// Traefik `forwardAuth`: as Caddy.
+    Traefik,
+}
+
+impl HttpSettings {
+    /// `None`: no HTTP check listener.
+    pub(super) fn compile(&self) -> Result<Option<(ListenAddr, HttpProxy)>, ConfigError> {
+        if self.listen == "off" {
+            return Ok(None);
+        }
+        let addr = ListenAddr::parse(&self.listen).map_err(|e| invalid("http.listen", e))?;
+        let proxy = self.proxy.ok_or_else(|| {
+            invalid(
+                "http.proxy",
+                "required with http.listen: envoy, nginx, caddy or traefik (where the \
+                 original method and URI are read from)",
+            )
+        })?;
+        Ok(Some((addr, proxy)))
     }
 }
 

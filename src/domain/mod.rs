@@ -238,6 +238,12 @@ impl RequestId {
             !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
         ok.then(|| Self(value.into()))
     }
+
+    /// A fresh id (a UUIDv7), for requests whose proxy sends none we can
+    /// trust.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7().hyphenated().to_string().into())
+    }
 }
 
 /// Who a credential proves the caller to be: a subject of one configured

@@ -1,9 +1,11 @@
-//! The gRPC listener: Envoy's Authorization service, `grpc.health.v1.Health`
-//! and server reflection (v1 and v1alpha) on one port.
+//! The listeners: Envoy's Authorization service, `grpc.health.v1.Health`
+//! and server reflection (v1 and v1alpha) on one gRPC port; the admin API on
+//! its own; the HTTP check listener (`http/`) for proxies that ask over HTTP.
 
 pub mod admin;
 mod conn;
 pub mod grpc;
+pub mod http;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
@@ -18,6 +20,7 @@ use crate::check::Checker;
 pub use admin::{AdminServer, AdminService};
 pub use conn::Unvectored;
 pub use grpc::{AuthorizationServer, AuthorizationService};
+pub use http::HttpCheck;
 
 /// A bound listener; binding happens before serving so that tests can bind
 /// port 0 and read the port back.
@@ -39,6 +42,7 @@ pub enum ServeError {
 pub async fn serve(
     listener: Listener,
     admin: Option<(TcpListener, AdminService)>,
+    http: Option<(Listener, HttpCheck)>,
     checker: Arc<Checker>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -95,7 +99,19 @@ pub async fn serve(
             None => Ok(()),
         }
     };
-    let server = async { tokio::try_join!(server, admin_server).map(|_| ()) };
+    // The HTTP check listener stops accepting with the gRPC one, and its
+    // in-flight checks get the same grace.
+    let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let http_server = async {
+        if let Some((listener, service)) = http {
+            http::serve(listener, service, async {
+                let _ = http_stop_rx.await;
+            })
+            .await;
+        }
+        Ok::<(), tonic::transport::Error>(())
+    };
+    let server = async { tokio::try_join!(server, admin_server, http_server).map(|_| ()) };
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return Ok(result?),
@@ -109,6 +125,7 @@ pub async fn serve(
     );
     set_not_serving(&health).await;
     let _ = stop_tx.send(());
+    let _ = http_stop_tx.send(());
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result?,
         Err(_) => tracing::warn!("shutdown grace period elapsed; closing remaining connections"),

@@ -393,6 +393,7 @@ async fn run(
             request_id: None,
             headers: ClientHeaders::new(headers.iter().copied()),
             budget: None,
+            removals: Default::default(),
         };
         let row = format!("row {i}: {who} {org:?} {method} {host}{path}");
         if let Err(failure) = judge(checker.check(&view).await, who, want) {

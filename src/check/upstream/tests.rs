@@ -30,6 +30,7 @@ fn request<'a>(headers: &[(&'a str, &'a str)]) -> RequestView<'a> {
         request_id: RequestId::parse("req-1"),
         headers: ClientHeaders::new(headers.iter().copied()),
         budget: None,
+        removals: Default::default(),
     }
 }
 

@@ -29,8 +29,8 @@ use tonic::{Code, Request, Response};
 
 use crate::{
     check::{
-        BearerError, Checker, ClientHeaders, Decision, Denial, DenialKind, Permit, RequestView,
-        UpstreamHeaders,
+        self, BearerError, Checker, ClientHeaders, Decision, Denial, DenialKind, Permit, Removals,
+        RequestView, UpstreamHeaders,
     },
     domain::RequestId,
 };
@@ -53,20 +53,10 @@ impl AuthorizationService {
                 view.budget = budget;
                 answer(self.checker.check(&view).await)
             }
-            Err(message) => {
-                tracing::info!(
-                    decision = "deny",
-                    reason = "malformed_check_request",
-                    status = 400,
-                    detail = message,
-                    "decision"
-                );
-                Answer::message(&denied(&Denial::new(
-                    DenialKind::InvalidRequest,
-                    "malformed_check_request",
-                    message,
-                )))
-            }
+            Err(message) => Answer::message(&denied(&check::malformed(
+                "malformed_check_request",
+                message,
+            ))),
         };
         Response::new(response)
     }
@@ -112,6 +102,8 @@ pub fn request_view(request: &CheckRequest) -> Result<RequestView<'_>, &'static 
         request_id,
         headers,
         budget: None,
+        // Envoy removes what `headers_to_remove` lists.
+        removals: Removals::Honoured,
     })
 }
 
