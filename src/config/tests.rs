@@ -386,6 +386,43 @@ fn authorization_service_accounts_and_admin_compile_or_name_the_field() {
     }
 }
 
+/// Issue 13: the HTTP check listener is off unless configured, and then
+/// names its proxy, which fixes where the original request is read.
+#[test]
+fn the_http_listener_is_off_by_default_and_names_its_proxy() {
+    assert_eq!(load_str("").unwrap().http, None);
+    let config = load_str("[http]\nlisten = \"127.0.0.1:50053\"\nproxy = \"traefik\"\n").unwrap();
+    assert_eq!(
+        config.http,
+        Some((
+            ListenAddr::parse("127.0.0.1:50053").unwrap(),
+            HttpProxy::Traefik
+        ))
+    );
+    let cases = [
+        (
+            "[http]\nlisten = \"127.0.0.1:50053\"\n",
+            "http.proxy: required with http.listen",
+        ),
+        (
+            "[http]\nlisten = \"localhost:1\"\nproxy = \"nginx\"\n",
+            "http.listen",
+        ),
+        (
+            "[http]\nlisten = \"127.0.0.1:1\"\nproxy = \"haproxy\"\n",
+            "haproxy",
+        ),
+        (
+            "[http]\nlisten = \"127.0.0.1:1\"\nproxy = \"nginx\"\nstyle = \"x\"\n",
+            "style",
+        ),
+    ];
+    for (toml, want) in cases {
+        let e = err(toml);
+        assert!(e.contains(want), "{toml}: {e}");
+    }
+}
+
 /// Secrets never show in `Debug` output (which is what lands in logs and
 /// panics): neither as written nor once compiled.
 #[test]

@@ -5,175 +5,44 @@
 //! Without an Envoy binary these tests skip with a message, except under CI
 //! (`CI` or `DISPATCH_TEST_REQUIRE_ENVOY` set), where they fail.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::Stdio,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
+use std::path::{Path, PathBuf};
+
+use crate::common::{
+    programs::{self, Ports, Running},
+    upstream::{Upstream, seen, spawn_upstream},
+    *,
 };
-
-use crate::common::*;
-use axum::{Router, body::Body, extract::State, http::Request};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
-
-fn envoy_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("ENVOY_BIN") {
-        return Some(path.into());
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/venv/bin/envoy");
-    if venv.exists() {
-        return Some(venv);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("envoy"))
-        .find(|p| p.exists())
-}
+use tokio::process::Command;
 
 fn require_envoy() -> Option<PathBuf> {
-    let found = envoy_binary();
-    let required = std::env::var_os("CI").is_some()
-        || std::env::var_os("DISPATCH_TEST_REQUIRE_ENVOY").is_some();
-    match (&found, required) {
-        (None, true) => {
-            panic!("Envoy is required here but was not found: run `bash .ci/run` or set ENVOY_BIN")
-        }
-        (None, false) => {
-            eprintln!("SKIPPED: no Envoy binary (set ENVOY_BIN or run `bash .ci/run`)")
-        }
-        _ => {}
-    }
-    found
+    programs::require(programs::ENVOY)
 }
 
-/// The upstream: counts requests and echoes their headers.
-#[derive(Clone, Default)]
-struct Upstream {
-    hits: Arc<AtomicUsize>,
-}
-
-async fn echo(State(up): State<Upstream>, request: Request<Body>) -> axum::Json<Value> {
-    up.hits.fetch_add(1, Ordering::SeqCst);
-    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, value) in request.headers() {
-        headers
-            .entry(name.to_string())
-            .or_default()
-            .push(value.to_str().unwrap_or("!").to_owned());
+/// `envoy/envoy.yaml` with its ports rewritten; with `strip` false, the
+/// header_mutation filter is cut out, so that dispatch-authz alone must keep
+/// forged headers away.
+async fn start_envoy(
+    binary: &Path,
+    sidecar: u16,
+    upstream: u16,
+    strip: bool,
+    edit: fn(String) -> String,
+) -> Running {
+    let mut yaml = programs::envoy_yaml("envoy.yaml", Ports { sidecar, upstream });
+    if !strip {
+        let start = yaml.find("# BEGIN strip-forged-headers").unwrap();
+        let end = yaml.find("# END strip-forged-headers").unwrap();
+        yaml.replace_range(start..end, "");
+        assert!(!yaml.contains("header_mutation"));
     }
-    axum::Json(json!({ "path": request.uri().to_string(), "headers": headers }))
-}
-
-async fn spawn_upstream() -> (Upstream, u16) {
-    let upstream = Upstream::default();
-    let app = Router::new().fallback(echo).with_state(upstream.clone());
-    let port = serve_http(app).await.port();
-    (upstream, port)
-}
-
-struct Envoy {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Envoy {
-    /// Runs `envoy/envoy.yaml` with its ports rewritten; with `strip` false,
-    /// the header_mutation filter is cut out, so that dispatch-authz alone
-    /// must keep forged headers away.
-    async fn start(
-        binary: &Path,
-        sidecar: u16,
-        upstream: u16,
-        strip: bool,
-        edit: fn(String) -> String,
-    ) -> Self {
-        let yaml =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/envoy.yaml"))
-                .unwrap();
-        let mut yaml = yaml
-            .replace("port_value: 10000", "port_value: 0")
-            .replace("port_value: 9901", "port_value: 0")
-            .replace("port_value: 50051", &format!("port_value: {sidecar}"))
-            .replace("port_value: 8080", &format!("port_value: {upstream}"));
-        if !strip {
-            let start = yaml.find("# BEGIN strip-forged-headers").unwrap();
-            let end = yaml.find("# END strip-forged-headers").unwrap();
-            yaml.replace_range(start..end, "");
-            assert!(!yaml.contains("header_mutation"));
-        }
-        let yaml = edit(yaml);
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("envoy.yaml");
-        std::fs::write(&config, yaml).unwrap();
-        let admin_path = dir.path().join("admin-address");
-        let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
-        let child = Command::new(binary)
-            .arg("-c")
-            .arg(&config)
-            .arg("--admin-address-path")
-            .arg(&admin_path)
-            .args(["--disable-hot-restart", "--log-level", "warn"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start envoy");
-        let mut envoy = Self {
-            child,
-            port: 0,
-            dir,
-        };
-        envoy.port = envoy.wait_ready(&admin_path).await;
-        envoy
-    }
-
-    async fn wait_ready(&mut self, admin_path: &Path) -> u16 {
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("envoy exited with {status}: {}", self.log());
-            }
-            if let Ok(admin) = std::fs::read_to_string(admin_path)
-                && !admin.is_empty()
-            {
-                let ready = client.get(format!("http://{admin}/ready")).send().await;
-                if ready.is_ok_and(|r| r.status() == 200) {
-                    let listeners: Value = client
-                        .get(format!("http://{admin}/listeners?format=json"))
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
-                    let port = &listeners["listener_statuses"][0]["local_address"]["socket_address"]
-                        ["port_value"];
-                    return port.as_u64().expect("listener port") as u16;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("envoy not ready: {}", self.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
+    Running::envoy_yaml(binary, edit(yaml)).await
 }
 
 struct Stack {
     app: TestApp,
     upstream: Upstream,
-    envoy: Envoy,
+    envoy: Running,
     http: reqwest::Client,
 }
 
@@ -195,7 +64,7 @@ impl Stack {
         let binary = require_envoy()?;
         let app = spawn_app_with(options).await;
         let (upstream, upstream_port) = spawn_upstream().await;
-        let envoy = Envoy::start(&binary, app.addr.port(), upstream_port, strip, edit).await;
+        let envoy = start_envoy(&binary, app.addr.port(), upstream_port, strip, edit).await;
         Some(Self {
             app,
             upstream,
@@ -231,12 +100,8 @@ impl Stack {
     }
 
     fn hits(&self) -> usize {
-        self.upstream.hits.load(Ordering::SeqCst)
+        self.upstream.hits()
     }
-}
-
-fn seen<'a>(echo: &'a Value, name: &str) -> Option<&'a Vec<Value>> {
-    echo["headers"][name].as_array()
 }
 
 fn bearer(subject: &str) -> String {

@@ -6,6 +6,8 @@ pub mod admin;
 pub mod fake_github;
 pub mod fake_oidc;
 pub mod memory;
+pub mod programs;
+pub mod upstream;
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -76,6 +78,8 @@ pub fn sign(alg: Algorithm, key_file: &str, kid: Option<&str>, claims: &Value) -
 pub struct TestApp {
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
+    /// The HTTP check listener, when `Options::http_proxy` names a proxy.
+    pub http_addr: Option<SocketAddr>,
     pub store: SqlStore,
     pub dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -91,6 +95,8 @@ pub struct Options {
     /// The `[authorization]` section's body. Tests written before roles
     /// existed run in `registered` mode.
     pub authorization: String,
+    /// `http.proxy`: with it, the HTTP check listener runs on port 0.
+    pub http_proxy: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -100,6 +106,7 @@ impl Default for Options {
             extra: "",
             sources: String::new(),
             authorization: r#"mode = "registered""#.into(),
+            http_proxy: None,
         }
     }
 }
@@ -140,7 +147,12 @@ pem_file = "{key}"
 algorithm = "RS256"
 kid = "k1"
 {sources}
+{http}
 "#,
+        http = opts
+            .http_proxy
+            .map(|proxy| format!("[http]\nlisten = \"127.0.0.1:0\"\nproxy = \"{proxy}\"\n"))
+            .unwrap_or_default(),
         sources = opts.sources,
         db = dir.join("users.db").display(),
         ttl = opts.users_ttl_secs,
@@ -219,6 +231,7 @@ pub async fn spawn_app_on(opts: Options, database: Option<String>) -> TestApp {
     let app = App::build(config).await.unwrap();
     let addr = app.local_addr().unwrap();
     let admin_addr = app.admin_addr();
+    let http_addr = app.http_addr();
     let store = app.store().clone();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(async move {
@@ -231,6 +244,7 @@ pub async fn spawn_app_on(opts: Options, database: Option<String>) -> TestApp {
     TestApp {
         addr,
         admin_addr,
+        http_addr,
         store,
         dir,
         shutdown: Some(tx),

@@ -1,0 +1,305 @@
+//! The HTTP check listener on the wire (issue 13), without a proxy: the
+//! same decisions as the gRPC Check, its own way of refusing what it
+//! cannot read, and a 503 denial when the database is down.
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::common::{admin::user_ref, *};
+use dispatch_authz::proto::admin::role_binding::Subject;
+
+/// What a front end answered, reduced to what a proxy acts on.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    status: u16,
+    /// Headers for the upstream (on an allow) or the client (on a denial),
+    /// but the request id.
+    headers: BTreeMap<String, String>,
+    /// Names the upstream must not see (sorted).
+    removed: Vec<String>,
+    body: Option<String>,
+}
+
+async fn world(proxy: &'static str) -> TestApp {
+    let app = spawn_app_with(Options {
+        authorization: String::new(),
+        http_proxy: Some(proxy),
+        ..Default::default()
+    })
+    .await;
+    let mut admin = app.bootstrap().await;
+    admin.org("acme").await.unwrap();
+    admin.org("globex").await.unwrap();
+    admin
+        .role("acme", "developer", &["function:*"])
+        .await
+        .unwrap();
+    app.add_user("alice", "alice").await;
+    admin
+        .member("acme", &user_ref("alice"), true)
+        .await
+        .unwrap();
+    admin
+        .bind("acme", "developer", Subject::User(user_ref("alice")))
+        .await
+        .unwrap();
+    app.add_user("bob", "bob").await;
+    app
+}
+
+async fn over_grpc(app: &TestApp, method: &str, path: &str, headers: &[(&str, &str)]) -> Outcome {
+    let response = app.check_on(method, "api.test", path, headers).await;
+    if code(&response) == OK {
+        let mut removed = removed(&response);
+        removed.sort();
+        return Outcome {
+            status: 200,
+            headers: upstream_headers(&response)
+                .into_iter()
+                .filter(|(k, _)| k != "x-dispatch-request-id")
+                .collect(),
+            removed,
+            body: None,
+        };
+    }
+    let denied = denied(&response);
+    Outcome {
+        status: denied.http as u16,
+        headers: denied.headers.into_iter().collect(),
+        removed: Vec::new(),
+        body: Some(denied.body.to_string()),
+    }
+}
+
+/// The HTTP listener in Envoy's way: the check request is the original.
+async fn over_http(app: &TestApp, method: &str, path: &str, headers: &[(&str, &str)]) -> Outcome {
+    let url = format!("http://{}{path}", app.http_addr.unwrap());
+    let mut request = reqwest::Client::new()
+        .request(Method::from_bytes(method.as_bytes()).unwrap(), url)
+        .header("host", "api.test");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let mut removed: Vec<String> = response
+        .headers()
+        .get("x-envoy-auth-headers-to-remove")
+        .map(|v| v.to_str().unwrap().split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    removed.sort();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+        .filter(|(k, _)| {
+            let ours = k.starts_with("x-dispatch-") && k != "x-dispatch-request-id";
+            let denial = [
+                "content-type",
+                "cache-control",
+                "www-authenticate",
+                "retry-after",
+            ];
+            ours || k == "cookie" || (status != 200 && denial.contains(&k.as_str()))
+        })
+        .collect();
+    let body = response.text().await.unwrap();
+    Outcome {
+        status,
+        headers,
+        removed,
+        body: (status != 200).then_some(body),
+    }
+}
+
+/// Issue 13: "the same decisions — same pipeline, same headers, same
+/// denials". Each row through gRPC and through HTTP, compared whole.
+#[tokio::test]
+async fn the_http_listener_answers_as_the_grpc_check_does() {
+    let app = world("envoy").await;
+    let alice = bearer(&token(&claims("alice")));
+    let bob = bearer(&token(&claims("bob")));
+    type Row<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16);
+    let rows: &[Row] = &[
+        (
+            "GET",
+            "/v1/function/f?x=1",
+            vec![("authorization", &alice), ("x-dispatch-org", "acme")],
+            200,
+        ),
+        (
+            "POST",
+            "/v1/function",
+            vec![
+                ("authorization", &alice),
+                ("x-dispatch-org", "acme"),
+                ("x-dispatch-user", "mallory"),
+                ("x-dispatch-admin", "1"),
+                ("cookie", "a=1; dispatch_token=t; b=2"),
+            ],
+            200,
+        ),
+        ("GET", "/healthz", vec![("x-dispatch-user", "mallory")], 200),
+        ("GET", "/v1/function", vec![("x-dispatch-org", "acme")], 401),
+        (
+            "GET",
+            "/v1/function",
+            vec![("authorization", "Bearer x.y.z")],
+            401,
+        ),
+        (
+            "GET",
+            "/v1/function",
+            vec![("authorization", "Bearer a, Bearer b")],
+            400,
+        ),
+        (
+            "GET",
+            "/v1/function",
+            vec![("authorization", &bob), ("x-dispatch-org", "acme")],
+            403,
+        ),
+        (
+            "GET",
+            "/v1/function",
+            vec![("authorization", &alice), ("x-dispatch-org", "globex")],
+            403,
+        ),
+        (
+            "GET",
+            "/v1/secret",
+            vec![("authorization", &alice), ("x-dispatch-org", "acme")],
+            403,
+        ),
+        (
+            "GET",
+            "/v1/function/..%2fsecret",
+            vec![("authorization", &alice), ("x-dispatch-org", "acme")],
+            400,
+        ),
+        (
+            "POST",
+            "/v1/function/f",
+            vec![
+                ("authorization", &alice),
+                ("x-dispatch-org", "acme"),
+                ("x-http-method-override", "DELETE"),
+            ],
+            400,
+        ),
+    ];
+    for (method, path, headers, status) in rows {
+        let grpc = over_grpc(&app, method, path, headers).await;
+        let http = over_http(&app, method, path, headers).await;
+        assert_eq!(
+            grpc.status, *status,
+            "{method} {path} {headers:?}: {grpc:?}"
+        );
+        assert_eq!(http, grpc, "{method} {path} {headers:?}");
+    }
+}
+
+/// nginx, Caddy and Traefik read the original request from headers that
+/// only they may set: without them, or with another proxy's, a 400 that
+/// names the header; with a client's `x-dispatch-*` header (which they
+/// cannot remove on our word), a 403.
+#[tokio::test]
+async fn proxies_headers_are_required_and_forgeries_refused() {
+    let app = world("nginx").await;
+    let url = format!("http://{}/_dispatch_authz", app.http_addr.unwrap());
+    let alice = bearer(&token(&claims("alice")));
+    let send = |headers: Vec<(&'static str, String)>| {
+        let mut request = reqwest::Client::new().get(&url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body: Value =
+                serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default();
+            (status, headers, body)
+        }
+    };
+    let original = |uri: &str| {
+        vec![
+            ("x-original-method", "GET".to_owned()),
+            ("x-original-uri", uri.to_owned()),
+            ("authorization", alice.clone()),
+            ("x-dispatch-org", "acme".to_owned()),
+        ]
+    };
+
+    let (status, headers, body) = send(original("/v1/function/f")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-dispatch-user"], "alice");
+    assert_eq!(headers["x-dispatch-org"], "acme");
+    assert!(headers.get("x-envoy-auth-headers-to-remove").is_none());
+
+    let mut no_uri = original("/v1/function/f");
+    no_uri.remove(1);
+    let (status, _, body) = send(no_uri).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-Original-URI is missing"),
+        "{body}"
+    );
+
+    let mut mixed = original("/healthz");
+    mixed.push(("x-forwarded-uri", "/v1/secret".to_owned()));
+    let (status, _, body) = send(mixed).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-Forwarded-Uri is not read here"),
+        "{body}"
+    );
+
+    for forged in ["x-dispatch-user", "x-dispatch-admin", "x_dispatch_org"] {
+        let mut headers = original("/v1/function/f");
+        headers.push((forged, "mallory".to_owned()));
+        let (status, _, body) = send(headers).await;
+        assert_eq!(status, 403, "{forged}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(forged), "{body}");
+    }
+    // Dispatch's pass-through inputs are the client's to send.
+    let mut input = original("/v1/function/f");
+    input.push(("x-dispatch-blocking", "true".to_owned()));
+    assert_eq!(send(input).await.0, 200);
+}
+
+/// The database down is a 503 denial over HTTP too, with `Retry-After`.
+#[tokio::test]
+async fn a_database_outage_is_a_503_denial_over_http() {
+    let app = world("caddy").await;
+    app.add_user("carol", "carol").await;
+    app.break_database().await;
+    let response = reqwest::Client::new()
+        .get(format!("http://{}/check", app.http_addr.unwrap()))
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-uri", "/v1/function")
+        .header("x-forwarded-host", "api.test")
+        .header("authorization", bearer(&token(&claims("carol"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 503);
+    app.repair_database().await;
+}
+
+#[tokio::test]
+async fn the_http_listener_is_off_unless_configured() {
+    let app = spawn_app().await;
+    assert_eq!(app.http_addr, None);
+}
