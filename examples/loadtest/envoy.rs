@@ -13,13 +13,36 @@ pub(crate) fn envoy_binary(args: &RunArgs) -> Option<PathBuf> {
         })
 }
 
-/// Three listeners on one Envoy (one worker), each answering a static 200
+/// How a listener's ext_authz reaches its check server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    Grpc,
+    /// `http_service`, configured as `envoy/envoy-http.yaml` does.
+    Http,
+}
+
+/// Listeners on one Envoy (one worker), each answering a static 200
 /// (`direct_response`): without ext_authz, with ext_authz to the baseline,
-/// with ext_authz to the sidecar. The differences are the cost of Envoy's
-/// ext_authz call and of the sidecar's work.
-pub(crate) fn envoy_config(listeners: &[(&str, u16, Option<&str>)]) -> String {
-    let listener = |name: &str, port: u16, cluster: Option<&str>| {
-        let authz_filter = cluster.map_or(String::new(), |cluster| {
+/// with ext_authz to the sidecar over gRPC and over HTTP. The differences
+/// are the cost of Envoy's ext_authz call and of the sidecar's work.
+/// A listener: its name, its port, and the check server it asks, if any.
+pub(crate) type Variant<'a> = (&'a str, u16, Option<(&'a str, Via)>);
+
+pub(crate) fn envoy_config(listeners: &[Variant]) -> String {
+    let listener = |name: &str, port: u16, authz: Option<Via>| {
+        let authz_filter = authz.map_or(String::new(), |via| {
+            let service = match via {
+                Via::Grpc => format!(
+                    "grpc_service: {{ envoy_grpc: {{ cluster_name: {name} }}, timeout: 1s }}"
+                ),
+                Via::Http => format!(
+                    r#"allowed_headers: {{ patterns: [ {{ safe_regex: {{ regex: ".*" }} }} ] }}
+              http_service:
+                server_uri: {{ uri: "http://{name}", cluster: {name}, timeout: 1s }}
+                authorization_response:
+                  allowed_upstream_headers: {{ patterns: [ {{ prefix: x-dispatch- }}, {{ exact: cookie }} ] }}"#
+                ),
+            };
             format!(
                 r#"
           - name: envoy.filters.http.ext_authz
@@ -27,7 +50,7 @@ pub(crate) fn envoy_config(listeners: &[(&str, u16, Option<&str>)]) -> String {
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
               transport_api_version: V3
               failure_mode_allow: false
-              grpc_service: {{ envoy_grpc: {{ cluster_name: {cluster} }}, timeout: 1s }}"#
+              {service}"#
             )
         });
         format!(
@@ -53,17 +76,24 @@ pub(crate) fn envoy_config(listeners: &[(&str, u16, Option<&str>)]) -> String {
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"#
         )
     };
-    let cluster = |name: &str, addr: &str| {
+    let cluster = |name: &str, addr: &str, via: Via| {
         let (host, port) = addr.rsplit_once(':').unwrap();
+        // gRPC needs HTTP/2; HTTP checks go over HTTP/1.1, as in envoy-http.yaml.
+        let h2 = match via {
+            Via::Grpc => {
+                r#"
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }"#
+            }
+            Via::Http => "",
+        };
         format!(
             r#"
   - name: {name}
     type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{ http2_protocol_options: {{}} }}
+    connect_timeout: 1s{h2}
     load_assignment:
       cluster_name: {name}
       endpoints:
@@ -73,12 +103,12 @@ pub(crate) fn envoy_config(listeners: &[(&str, u16, Option<&str>)]) -> String {
     };
     let mut yaml = String::from("static_resources:\n  listeners:");
     for (name, port, authz) in listeners {
-        yaml += &listener(name, *port, authz.map(|_| *name));
+        yaml += &listener(name, *port, authz.map(|(_, via)| via));
     }
     yaml += "\n  clusters:";
     for (name, _, authz) in listeners {
-        if let Some(addr) = authz {
-            yaml += &cluster(name, addr);
+        if let Some((addr, via)) = authz {
+            yaml += &cluster(name, addr, *via);
         }
     }
     yaml + "\n"
@@ -115,8 +145,21 @@ pub(crate) async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Re
     .await?;
     let variants = [
         ("plain", free_port(), None),
-        ("baseline", free_port(), Some(baseline.addr.as_str())),
-        ("sidecar", free_port(), Some(sidecar.addr.as_str())),
+        (
+            "baseline",
+            free_port(),
+            Some((baseline.addr.as_str(), Via::Grpc)),
+        ),
+        (
+            "sidecar",
+            free_port(),
+            Some((sidecar.addr.as_str(), Via::Grpc)),
+        ),
+        (
+            "sidecar-http",
+            free_port(),
+            Some((sidecar.http_addr.as_str(), Via::Http)),
+        ),
     ];
     let config = dir.join("envoy.yaml");
     std::fs::write(&config, envoy_config(&variants))?;
@@ -180,7 +223,7 @@ pub(crate) async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Re
             // server it calls (after the row): our answer is work for both.
             let check_pid = match *name {
                 "baseline" => Some(baseline.pid()),
-                "sidecar" => Some(sidecar.pid()),
+                "sidecar" | "sidecar-http" => Some(sidecar.pid()),
                 _ => None,
             };
             let envoy_pid = envoy.id().unwrap_or_default();
@@ -197,7 +240,7 @@ pub(crate) async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Re
                 })
                 .unwrap_or_default();
             println!(
-                "envoy  {:<9} {:>10.0} {:>8} {:>9} {:>9} {:>9} {:>12.1} {:>8} {:>7}{check_us}",
+                "envoy  {:<12} {:>7.0} {:>8} {:>9} {:>9} {:>9} {:>12.1} {:>8} {:>7}{check_us}",
                 name,
                 outcome.rps(),
                 outcome.errors,
@@ -223,6 +266,10 @@ pub(crate) async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Re
         "envoy  ratio: ext_authz->sidecar / ext_authz->baseline {:.2}x; ext_authz->sidecar / no ext_authz {:.2}x",
         mean("sidecar") / mean("baseline"),
         mean("sidecar") / mean("plain")
+    );
+    println!(
+        "envoy  ratio: http_service->sidecar / grpc_service->sidecar {:.2}x",
+        mean("sidecar-http") / mean("sidecar")
     );
     Ok(rows.iter().map(|r| r.1.errors).sum())
 }

@@ -17,7 +17,10 @@
 //! - `deny`: valid tokens of unknown subjects (negative cache), closed loop;
 //! - `envoy`: HTTP through a real Envoy (one worker) answering a static 200:
 //!   without ext_authz, with ext_authz to the baseline, and with ext_authz to
-//!   the sidecar (needs `--envoy`, ENVOY_BIN or .ci/venv/bin/envoy);
+//!   the sidecar over gRPC and over HTTP (`http_service`) (needs `--envoy`,
+//!   ENVOY_BIN or .ci/venv/bin/envoy);
+//! - `http`: the sidecar's HTTP check listener (Envoy's way) against its own
+//!   gRPC Check, in turn, with one cache-hit check: server CPU per check;
 //! - `h2load`: nghttp2's h2load (an external load generator, 16 connections
 //!   × 16 streams) driving each server's gRPC endpoint with one cache-hit
 //!   request; answers checked from the sidecar's decision lines.
@@ -69,6 +72,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod envoy;
 mod h2load;
+mod http;
 mod load;
 mod report;
 mod servers;
@@ -76,6 +80,7 @@ mod setup;
 
 use envoy::*;
 use h2load::*;
+use http::*;
 use load::*;
 use report::*;
 use servers::*;
@@ -133,7 +138,7 @@ pub(crate) struct RunArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "hit,latency,cold,deny,envoy,h2load"
+        default_value = "hit,latency,cold,deny,envoy,http,h2load"
     )]
     pub(crate) phases: Vec<Phase>,
     /// Servers to measure (a soak needs only the sidecar).
@@ -161,6 +166,7 @@ pub(crate) enum Phase {
     Cold,
     Deny,
     Envoy,
+    Http,
     H2load,
 }
 
@@ -172,6 +178,7 @@ impl Phase {
             Self::Cold => "cold",
             Self::Deny => "deny",
             Self::Envoy => "envoy",
+            Self::Http => "http",
             Self::H2load => "h2load",
         }
     }
@@ -212,6 +219,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     for &phase in &args.phases {
         if phase == Phase::Envoy {
             errors += envoy_phase(&args, &fixture).await?;
+            continue;
+        }
+        if phase == Phase::Http {
+            errors += http_phase(&args, &fixture).await?;
             continue;
         }
         if phase == Phase::H2load {

@@ -55,7 +55,9 @@ pub(crate) async fn serve(kind: Kind, config: Option<PathBuf>) -> anyhow::Result
             let config = Settings::load(Some(&path), &Overrides::default())?.compile()?;
             let _log = dispatch_authz::telemetry::init(config.log_format)?;
             let app = App::build(config).await?;
-            println!("listening {}", app.local_addr().expect("tcp"));
+            // The gRPC Check, then the HTTP check listener (`http` phase).
+            let http = app.http_addr().map(|a| a.to_string()).unwrap_or_default();
+            println!("listening {} {http}", app.local_addr().expect("tcp"));
             app.run_until_stopped(std::future::pending()).await?;
         }
     }
@@ -65,6 +67,9 @@ pub(crate) async fn serve(kind: Kind, config: Option<PathBuf>) -> anyhow::Result
 pub(crate) struct ServerProcess {
     pub(crate) child: Child,
     pub(crate) addr: String,
+    /// The sidecar's HTTP check listener (Envoy's way), empty for the
+    /// baseline.
+    pub(crate) http_addr: String,
 }
 
 impl ServerProcess {
@@ -86,6 +91,9 @@ impl ServerProcess {
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", &args.server_log)
+            // The HTTP check listener too, on a port of its own.
+            .env("DISPATCH_AUTHZ_HTTP__LISTEN", "127.0.0.1:0")
+            .env("DISPATCH_AUTHZ_HTTP__PROXY", "envoy")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log)?)
             .kill_on_drop(true);
@@ -94,8 +102,14 @@ impl ServerProcess {
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
             .await??
             .ok_or_else(|| anyhow::anyhow!("{kind:?} server exited; see {}", log.display()))?;
-        let addr = line.trim_start_matches("listening ").to_owned();
-        Ok(Self { child, addr })
+        let mut addrs = line.trim_start_matches("listening ").split(' ');
+        let addr = addrs.next().unwrap_or_default().to_owned();
+        let http_addr = addrs.next().unwrap_or_default().to_owned();
+        Ok(Self {
+            child,
+            addr,
+            http_addr,
+        })
     }
 
     /// Under `--pin`, taskset execs the server, so this is the server's pid.
