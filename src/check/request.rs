@@ -20,11 +20,19 @@ pub struct RequestView<'a> {
     pub path: &'a str,
     pub request_id: Option<RequestId>,
     pub headers: ClientHeaders<'a>,
-    /// How long the caller waits for the answer, less a margin (from
-    /// gRPC's `grpc-timeout`); `None`: the configured default.
+    /// How long the caller waits for the answer, less a margin
+    /// ([`budget_within`] of gRPC's `grpc-timeout`, or of Envoy's
+    /// `x-envoy-expected-rq-timeout-ms` on an HTTP check); `None`: the
+    /// configured default.
     pub budget: Option<Duration>,
     /// Whether the proxy removes the client headers an allow lists.
     pub removals: Removals,
+}
+
+/// Four fifths of the caller's timeout: the rest is for the answer to
+/// travel and for the proxy to act on it before its own timer fires.
+pub fn budget_within(timeout: Duration) -> Duration {
+    timeout * 4 / 5
 }
 
 /// Whether the front proxy acts on the removals of an allow.

@@ -30,7 +30,7 @@ use tonic::{Code, Request, Response};
 use crate::{
     check::{
         self, BearerError, Checker, ClientHeaders, Decision, Denial, DenialKind, Permit, Removals,
-        RequestView, UpstreamHeaders,
+        RequestView, UpstreamHeaders, request::budget_within,
     },
     domain::RequestId,
 };
@@ -46,7 +46,7 @@ impl AuthorizationService {
 
     /// Check. Never a gRPC error: every outcome is an answer.
     pub async fn check(&self, request: Request<CheckRequest>) -> Response<Answer> {
-        let budget = grpc_timeout(request.metadata()).map(budget);
+        let budget = grpc_timeout(request.metadata()).map(budget_within);
         let request = request.into_inner();
         let response = match request_view(&request) {
             Ok(mut view) => {
@@ -125,12 +125,6 @@ fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
-}
-
-/// Four fifths of the caller's timeout: the rest is for the answer to
-/// travel and for Envoy to act on it before its own timer fires.
-fn budget(timeout: Duration) -> Duration {
-    timeout * 4 / 5
 }
 
 /// The answer on the wire: an allow encoded straight from the decision
@@ -261,7 +255,7 @@ mod tests {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
         assert_eq!(
-            budget(Duration::from_millis(250)),
+            budget_within(Duration::from_millis(250)),
             Duration::from_millis(200)
         );
     }

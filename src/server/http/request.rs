@@ -5,12 +5,15 @@
 //! listener that preferred it behind them would let the client choose the
 //! path it is authorized for.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, time::Duration};
 
 use http::request::Parts;
 
 use crate::{
-    check::{ClientHeaders, Removals, RequestView, request::same_name},
+    check::{
+        ClientHeaders, Removals, RequestView,
+        request::{budget_within, same_name},
+    },
     domain::RequestId,
 };
 
@@ -93,13 +96,25 @@ pub fn view(style: Style, parts: &Parts) -> Result<RequestView<'_>, Malformed> {
         // Caddy and Traefik pass the client's own: not an id to audit by.
         Style::Forwarded => Some(RequestId::generate()),
     };
+    // Envoy states its ext_authz timeout on the check request; the others
+    // state none (the configured default applies).
+    let budget = match style {
+        Style::Envoy => one(parts, "x-envoy-expected-rq-timeout-ms")?
+            .map(|ms| {
+                ms.parse::<u32>()
+                    .map(|ms| budget_within(Duration::from_millis(ms.into())))
+                    .map_err(|_| "X-Envoy-Expected-Rq-Timeout-Ms is not a number".to_owned())
+            })
+            .transpose()?,
+        Style::Nginx | Style::Forwarded => None,
+    };
     Ok(RequestView {
         method,
         host,
         path,
         request_id,
         headers,
-        budget: None,
+        budget,
         removals: match style {
             Style::Envoy => Removals::Honoured,
             Style::Nginx | Style::Forwarded => Removals::Ignored,

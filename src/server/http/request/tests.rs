@@ -184,3 +184,30 @@ fn request_ids_come_only_from_proxies_that_set_them() {
     assert_eq!(view.request_id.unwrap().as_str(), "envoy-made");
     assert_eq!(view.removals, Removals::Honoured);
 }
+
+/// Envoy's ext_authz timeout arrives as `x-envoy-expected-rq-timeout-ms`:
+/// the check answers within four fifths of it, as with `grpc-timeout`.
+#[test]
+fn envoy_states_its_timeout() {
+    let budget = |headers: &[(&str, &str)]| {
+        let parts = parts("GET", "/v1/f", headers);
+        view(Style::Envoy, &parts).map(|v| v.budget)
+    };
+    assert_eq!(
+        budget(&[("x-envoy-expected-rq-timeout-ms", "250")]),
+        Ok(Some(Duration::from_millis(200)))
+    );
+    assert_eq!(budget(&[]), Ok(None));
+    assert!(budget(&[("x-envoy-expected-rq-timeout-ms", "soon")]).is_err());
+    // Only Envoy's style reads it.
+    let nginx = parts(
+        "GET",
+        "/",
+        &[
+            ("x-original-method", "GET"),
+            ("x-original-uri", "/"),
+            ("x-envoy-expected-rq-timeout-ms", "250"),
+        ],
+    );
+    assert_eq!(view(Style::Nginx, &nginx).unwrap().budget, None);
+}
