@@ -39,38 +39,7 @@ pub type Malformed = String;
 
 /// The original request as the pipeline sees it.
 pub fn view(style: Style, parts: &Parts) -> Result<RequestView<'_>, Malformed> {
-    let (method, path, host) = match style {
-        Style::Envoy => {
-            refuse_any(parts, &ORIGINAL, "the check request's own method and path")?;
-            refuse_any(parts, &FORWARDED, "the check request's own method and path")?;
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let host = match one(parts, "host")? {
-                Some(host) => host,
-                None => parts.uri.authority().map_or("", |a| a.as_str()),
-            };
-            (parts.method.as_str(), path, host)
-        }
-        Style::Nginx => {
-            refuse_any(parts, &FORWARDED, "X-Original-Method and X-Original-URI")?;
-            let host = match one(parts, "x-original-host")? {
-                Some(host) => host,
-                None => one(parts, "host")?.unwrap_or_default(),
-            };
-            (
-                required(parts, "x-original-method")?,
-                required(parts, "x-original-uri")?,
-                host,
-            )
-        }
-        Style::Forwarded => {
-            refuse_any(parts, &ORIGINAL, "X-Forwarded-Method and X-Forwarded-Uri")?;
-            (
-                required(parts, "x-forwarded-method")?,
-                required(parts, "x-forwarded-uri")?,
-                required(parts, "x-forwarded-host")?,
-            )
-        }
-    };
+    let (method, path, host) = original(style, parts)?;
     if http::Method::from_bytes(method.as_bytes()).is_err() {
         return Err(format!(
             "the original method {method:?} is not an HTTP method"
@@ -86,7 +55,58 @@ pub fn view(style: Style, parts: &Parts) -> Result<RequestView<'_>, Malformed> {
         };
         (name.as_str(), value)
     }));
-    let request_id = match style {
+    Ok(RequestView {
+        method,
+        host,
+        path,
+        request_id: request_id(style, &headers),
+        budget: budget(style, parts)?,
+        headers,
+        removals: match style {
+            Style::Envoy => Removals::Honoured,
+            Style::Nginx | Style::Forwarded => Removals::Ignored,
+        },
+    })
+}
+
+/// The original method, path and host, where `style` puts them.
+fn original(style: Style, parts: &Parts) -> Result<(&str, &str, &str), Malformed> {
+    match style {
+        Style::Envoy => {
+            refuse_any(parts, &ORIGINAL, "the check request's own method and path")?;
+            refuse_any(parts, &FORWARDED, "the check request's own method and path")?;
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let host = match one(parts, "host")? {
+                Some(host) => host,
+                None => parts.uri.authority().map_or("", |a| a.as_str()),
+            };
+            Ok((parts.method.as_str(), path, host))
+        }
+        Style::Nginx => {
+            refuse_any(parts, &FORWARDED, "X-Original-Method and X-Original-URI")?;
+            let host = match one(parts, "x-original-host")? {
+                Some(host) => host,
+                None => one(parts, "host")?.unwrap_or_default(),
+            };
+            Ok((
+                required(parts, "x-original-method")?,
+                required(parts, "x-original-uri")?,
+                host,
+            ))
+        }
+        Style::Forwarded => {
+            refuse_any(parts, &ORIGINAL, "X-Forwarded-Method and X-Forwarded-Uri")?;
+            Ok((
+                required(parts, "x-forwarded-method")?,
+                required(parts, "x-forwarded-uri")?,
+                required(parts, "x-forwarded-host")?,
+            ))
+        }
+    }
+}
+
+fn request_id(style: Style, headers: &ClientHeaders<'_>) -> Option<RequestId> {
+    match style {
         // Envoy regenerates a client's x-request-id (`envoy/envoy-http.yaml`);
         // the nginx example sets it from `$request_id`.
         Style::Envoy | Style::Nginx => headers
@@ -95,31 +115,21 @@ pub fn view(style: Style, parts: &Parts) -> Result<RequestView<'_>, Malformed> {
             .and_then(RequestId::parse),
         // Caddy and Traefik pass the client's own: not an id to audit by.
         Style::Forwarded => Some(RequestId::generate()),
+    }
+}
+
+/// Envoy states its ext_authz timeout on the check request; the others
+/// state none (the configured default applies).
+fn budget(style: Style, parts: &Parts) -> Result<Option<Duration>, Malformed> {
+    if style != Style::Envoy {
+        return Ok(None);
+    }
+    let Some(ms) = one(parts, "x-envoy-expected-rq-timeout-ms")? else {
+        return Ok(None);
     };
-    // Envoy states its ext_authz timeout on the check request; the others
-    // state none (the configured default applies).
-    let budget = match style {
-        Style::Envoy => one(parts, "x-envoy-expected-rq-timeout-ms")?
-            .map(|ms| {
-                ms.parse::<u32>()
-                    .map(|ms| budget_within(Duration::from_millis(ms.into())))
-                    .map_err(|_| "X-Envoy-Expected-Rq-Timeout-Ms is not a number".to_owned())
-            })
-            .transpose()?,
-        Style::Nginx | Style::Forwarded => None,
-    };
-    Ok(RequestView {
-        method,
-        host,
-        path,
-        request_id,
-        headers,
-        budget,
-        removals: match style {
-            Style::Envoy => Removals::Honoured,
-            Style::Nginx | Style::Forwarded => Removals::Ignored,
-        },
-    })
+    ms.parse::<u32>()
+        .map(|ms| Some(budget_within(Duration::from_millis(ms.into()))))
+        .map_err(|_| "X-Envoy-Expected-Rq-Timeout-Ms is not a number".to_owned())
 }
 
 /// The one value of `name` (`_` read as `-`): two are ambiguous, and a
