@@ -106,10 +106,15 @@ impl App {
             }
             Listener::Unix(_, path) => tracing::info!(path = %path.display(), "serving ext_authz"),
         }
-        let socket = match &self.listener {
-            Listener::Unix(_, path) => Some(path.clone()),
-            Listener::Tcp(_) => None,
-        };
+        // Socket files to remove after a clean stop.
+        let sockets: Vec<_> = [Some(&self.listener), self.http.as_ref().map(|(l, _)| l)]
+            .into_iter()
+            .flatten()
+            .filter_map(|listener| match listener {
+                Listener::Unix(_, path) => Some(path.clone()),
+                Listener::Tcp(_) => None,
+            })
+            .collect();
         // Background key refreshers live as long as the server (dropping the
         // set aborts them).
         let mut refreshers = tokio::task::JoinSet::new();
@@ -157,7 +162,7 @@ impl App {
         drop(refreshers);
         // Closing checkpoints the WAL, so a clean stop leaves one database file.
         self.store.pool().close().await;
-        if let Some(path) = socket {
+        for path in sockets {
             let _ = std::fs::remove_file(path);
         }
         Ok(result?)

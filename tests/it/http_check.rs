@@ -303,3 +303,52 @@ async fn the_http_listener_is_off_unless_configured() {
     let app = spawn_app().await;
     assert_eq!(app.http_addr, None);
 }
+
+/// nginx reaches its auth service over a Unix socket as readily as over TCP.
+#[tokio::test]
+async fn the_http_listener_can_listen_on_a_unix_socket() {
+    use dispatch_authz::{
+        config::{Overrides, Settings},
+        startup::App,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("http.sock");
+    let options = Options {
+        http_proxy: Some("nginx"),
+        ..Default::default()
+    };
+    let toml = config_toml(dir.path(), &options).replace(
+        "[http]\nlisten = \"127.0.0.1:0\"",
+        &format!("[http]\nlisten = \"unix:{}\"", socket.display()),
+    );
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, toml).unwrap();
+    let config = Settings::load(Some(&path), &Overrides::default())
+        .unwrap()
+        .compile()
+        .unwrap();
+    let app = App::build(config).await.unwrap();
+    assert_eq!(app.http_addr(), None, "not on TCP");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+
+    let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    stream
+        .write_all(
+            b"GET /_dispatch_authz HTTP/1.1\r\nHost: authz\r\nX-Original-Method: GET\r\n\
+              X-Original-URI: /healthz\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    assert!(!socket.exists(), "socket file left behind");
+}
