@@ -40,7 +40,7 @@ pub use issuers::{
 };
 pub use server::{
     AdminSettings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, HttpProxy, HttpSettings, ListenAddr,
-    LogSettings, SUGGESTED_HTTP_LISTEN, ServerSettings, StoreSettings,
+    LogSettings, ServerSettings, StoreSettings,
 };
 
 use crate::{

@@ -12,8 +12,6 @@ use crate::{config::ConfigError, store::StoreLocation, telemetry::LogFormat};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Where the admin API listens (and where `dispatch-authz iam` calls it).
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:50052";
-/// Where the HTTP check listener is usually put (it is off by default).
-pub const SUGGESTED_HTTP_LISTEN: &str = "127.0.0.1:50053";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
