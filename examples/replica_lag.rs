@@ -70,6 +70,8 @@ database = "{database}"
 users_ttl_secs = 3600
 [admin]
 listen = "off"
+[operations]
+listen = "off"
 [authorization]
 mode = "registered"
 [[issuers]]

@@ -15,8 +15,9 @@ use crate::{
     identity::{
         IdentityVerifier, TokenCache, github::GithubSource, service_account::ServiceAccountSource,
     },
-    server::{self, AdminService, HttpCheck, Listener, ServeError, http::Style},
+    server::{self, AdminService, HttpCheck, Listener, Operations, ServeError, http::Style},
     store::{CheckStore, SqlStore, StoreError, StoreLocation},
+    telemetry::metrics,
 };
 
 #[derive(Debug, Error)]
@@ -33,6 +34,7 @@ pub struct App {
     listener: Listener,
     admin: Option<TcpListener>,
     http: Option<(Listener, Style)>,
+    operations: Option<TcpListener>,
     sources: Vec<IssuerName>,
     checker: Arc<Checker>,
     store: SqlStore,
@@ -57,12 +59,17 @@ impl App {
             Some((addr, proxy)) => Some((bind_http(addr).await?, style(*proxy))),
             None => None,
         };
+        let operations = match config.operations_listen {
+            Some(addr) => Some(bind_tcp(addr).await?),
+            None => None,
+        };
         let shutdown_grace = config.shutdown_grace;
         let checker = Arc::new(checker(Arc::new(store.clone()), config));
         Ok(Self {
             listener,
             admin,
             http,
+            operations,
             sources,
             checker,
             store,
@@ -92,20 +99,47 @@ impl App {
         }
     }
 
+    /// The operations listener's bound address (`None` when it is off).
+    pub fn operations_addr(&self) -> Option<SocketAddr> {
+        self.operations.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub fn store(&self) -> &SqlStore {
         &self.store
+    }
+
+    /// The one start-up line: what runs where, on which store, trusting
+    /// which issuers (the store's password masked).
+    fn log_start(&self) {
+        let at = |listener: &Listener| match listener {
+            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            Listener::Unix(_, path) => format!("unix:{}", path.display()),
+        };
+        let tcp = |l: &Option<TcpListener>| {
+            l.as_ref()
+                .and_then(|l| l.local_addr().ok())
+                .map_or("off".to_owned(), |a| a.to_string())
+        };
+        let issuers: Vec<&str> = self.sources.iter().map(IssuerName::as_str).collect();
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            addr = %at(&self.listener),
+            admin = %tcp(&self.admin),
+            http = %self.http.as_ref().map_or("off".to_owned(), |(l, _)| at(l)),
+            http_proxy = ?self.http.as_ref().map(|(_, style)| style),
+            operations = %tcp(&self.operations),
+            store = %self.store.location(),
+            mode = self.checker.mode(),
+            issuers = %issuers.join(","),
+            "serving ext_authz"
+        );
     }
 
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), StartupError> {
-        match &self.listener {
-            Listener::Tcp(l) => {
-                tracing::info!(addr = %l.local_addr().map_err(|e| bind_error("tcp", e))?, "serving ext_authz")
-            }
-            Listener::Unix(_, path) => tracing::info!(path = %path.display(), "serving ext_authz"),
-        }
+        self.log_start();
         // Socket files to remove after a clean stop.
         let sockets: Vec<_> = [Some(&self.listener), self.http.as_ref().map(|(l, _)| l)]
             .into_iter()
@@ -126,9 +160,6 @@ impl App {
             refreshers.spawn(crate::iam::follow(url.clone(), self.checker.clone()));
         }
         let admin = self.admin.map(|listener| {
-            if let Ok(addr) = listener.local_addr() {
-                tracing::info!(%addr, "serving the admin API");
-            }
             let iam = Iam::new(
                 Arc::new(self.store.clone()),
                 self.checker.clone(),
@@ -137,23 +168,18 @@ impl App {
             let service = AdminService::new(self.checker.clone(), Arc::new(iam));
             (listener, service)
         });
-        let http = self.http.map(|(listener, style)| {
-            match &listener {
-                Listener::Tcp(l) => {
-                    if let Ok(addr) = l.local_addr() {
-                        tracing::info!(%addr, proxy = ?style, "serving HTTP checks");
-                    }
-                }
-                Listener::Unix(_, path) => {
-                    tracing::info!(path = %path.display(), proxy = ?style, "serving HTTP checks")
-                }
-            }
-            (listener, HttpCheck::new(self.checker.clone(), style))
+        let http = self
+            .http
+            .map(|(listener, style)| (listener, HttpCheck::new(self.checker.clone(), style)));
+        let operations = self.operations.map(|listener| {
+            let service = Operations::new(self.checker.clone(), metrics::handle());
+            (Listener::Tcp(listener), service)
         });
         let result = server::serve(
             self.listener,
             admin,
             http,
+            operations,
             self.checker,
             shutdown,
             self.shutdown_grace,
@@ -186,6 +212,12 @@ async fn bind_admin(addr: SocketAddr) -> Result<TcpListener, StartupError> {
              the network in clear; keep it on a private network"
         );
     }
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| bind_error(addr, e))
+}
+
+async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| bind_error(addr, e))

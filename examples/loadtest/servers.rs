@@ -94,6 +94,8 @@ impl ServerProcess {
             // The HTTP check listener too, on a port of its own.
             .env("DISPATCH_AUTHZ_HTTP__LISTEN", "127.0.0.1:0")
             .env("DISPATCH_AUTHZ_HTTP__PROXY", "envoy")
+            // Metrics recorded as in production (its listener on a port of its own).
+            .env("DISPATCH_AUTHZ_OPERATIONS__LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log)?)
             .kill_on_drop(true);

@@ -6,7 +6,10 @@ use std::borrow::Cow;
 use tracing::info;
 
 use super::{Decision, Permit, RequestView, Who};
-use crate::domain::{IssuerName, SubjectRef};
+use crate::{
+    domain::{IssuerName, SubjectRef},
+    telemetry::metrics,
+};
 
 /// Client input as it may appear in a log line: control characters escaped,
 /// and no copy in the common case that there are none.
@@ -86,9 +89,23 @@ pub(super) fn log_decision(
     }
 }
 
+/// The decision in the metrics: counted by decision, reason and subject
+/// kind, and timed.
+pub(super) fn count(decision: &Decision, seen: &Seen, elapsed: std::time::Duration) {
+    let (outcome, reason, subject) = match decision {
+        Decision::Allow { permit, .. } => {
+            ("allow", permit.reason(), permit.who().map(Who::subject))
+        }
+        Decision::Deny(denial) => ("deny", denial.reason, seen.subject),
+    };
+    metrics::check_decided(outcome, reason, subject.map_or("none", SubjectRef::kind));
+    metrics::check_duration(elapsed);
+}
+
 /// The line of a request too malformed to become a [`RequestView`]: no
 /// method or path to name, only what was wrong.
 pub(super) fn log_malformed(denial: &super::Denial) {
+    metrics::check_decided("deny", denial.reason, "none");
     info!(
         decision = "deny",
         reason = denial.reason,

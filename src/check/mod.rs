@@ -60,6 +60,7 @@ use crate::{
     directory::Directory,
     identity::{IdentityVerifier, TokenStamp, VerifiedIdentity},
     policy::{PublicPaths, RouteMap, rbac::Grants},
+    telemetry::metrics,
 };
 
 /// What an allowed identity needs beyond being known.
@@ -70,6 +71,21 @@ pub enum Authorization {
     /// A role must grant `(resource, action)` in the organization, with
     /// resources from this route map.
     Rbac(RouteMap),
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// Every identity source can verify tokens (remote keys fetched).
+    pub keys: bool,
+    /// The database answered a ping; else why not.
+    pub database: Result<(), String>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.keys && self.database.is_ok()
+    }
 }
 
 /// An authenticated admin API caller.
@@ -151,8 +167,36 @@ impl Checker {
         &self.identity
     }
 
+    /// `rbac` or `registered`, for the start-up line.
+    pub fn mode(&self) -> &'static str {
+        match self.authorization {
+            Authorization::Registered => "registered",
+            Authorization::Rbac(_) => "rbac",
+        }
+    }
+
+    /// Entries held by each cache of the check path, for the metrics.
+    pub fn cache_entries(&self) -> Vec<(&'static str, u64)> {
+        let mut entries = vec![
+            ("settled", self.settled.entry_count() as u64),
+            ("tokens", self.identity.cached_tokens()),
+        ];
+        entries.extend(self.directory.entries());
+        entries
+    }
+
+    /// Whether checks can be decided: every identity source has keys and
+    /// the database answers (`/readyz`, the gRPC health status).
+    pub async fn readiness(&self) -> Readiness {
+        Readiness {
+            keys: self.identity.is_ready(),
+            database: self.directory.ping().await.map_err(|e| e.to_string()),
+        }
+    }
+
     /// Decides, and writes the one decision line for this request.
     pub async fn check(&self, request: &RequestView<'_>) -> Decision {
+        let started = std::time::Instant::now();
         // A debug-level span: at the default level the decision line carries
         // the request id itself, which spares formatting the span's fields
         // for every check (measured: a few µs per check with JSON logs).
@@ -181,6 +225,7 @@ impl Checker {
             let sampled = (every.get() > 1).then_some(every.get());
             span.in_scope(|| log_decision(request, &seen, &decision, sampled));
         }
+        log::count(&decision, &seen, started.elapsed());
         decision
     }
 
@@ -215,7 +260,9 @@ impl Checker {
             verified: None,
             foreign: None,
         };
-        let entry = match self.settled.get(&key, &self.identity, &self.directory) {
+        let lookup = self.settled.get(&key, &self.identity, &self.directory);
+        metrics::cache_lookup("settled", matches!(lookup, Lookup::Hit(_)));
+        let entry = match lookup {
             Lookup::Hit(entry) => entry,
             Lookup::Verified(identity, stamp) => {
                 rest.verified = Some((identity, stamp));

@@ -261,6 +261,7 @@ pub(super) fn denial(kind: DenialKind, reason: &'static str, message: impl ToStr
 
 fn store_unavailable(e: &crate::store::StoreError) -> Denial {
     error!(error = %e, "store unavailable");
+    crate::telemetry::metrics::database_error("check");
     denial(
         DenialKind::Unavailable,
         "store_unavailable",

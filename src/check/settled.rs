@@ -191,6 +191,11 @@ impl SettledCache {
         }
     }
 
+    /// Entries held (metrics).
+    pub fn entry_count(&self) -> usize {
+        self.cache.len()
+    }
+
     /// Whole seconds since the cache was made: monotonic, so a clock step
     /// cannot lengthen an entry's TTL. Rounded down, it makes an entry live
     /// up to a second less than the TTL, never more (a TTL under a second

@@ -39,8 +39,8 @@ pub use issuers::{
     RemoteKeySettings,
 };
 pub use server::{
-    AdminSettings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, HttpProxy, HttpSettings, ListenAddr,
-    LogSettings, ServerSettings, StoreSettings,
+    AdminSettings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_OPERATIONS_LISTEN, HttpProxy,
+    HttpSettings, ListenAddr, LogSettings, OperationsSettings, ServerSettings, StoreSettings,
 };
 
 use crate::{
@@ -96,6 +96,7 @@ pub struct Settings {
     pub service_accounts: ServiceAccountConfig,
     pub admin: AdminSettings,
     pub http: HttpSettings,
+    pub operations: OperationsSettings,
 }
 
 /// A secret that never shows in `Debug` output or logs.
@@ -135,6 +136,8 @@ pub struct Config {
     pub admin_listen: Option<std::net::SocketAddr>,
     /// `None`: no HTTP check listener.
     pub http: Option<(ListenAddr, HttpProxy)>,
+    /// `None`: no `/healthz`, `/readyz`, `/metrics`.
+    pub operations_listen: Option<std::net::SocketAddr>,
     pub log_format: LogFormat,
 }
 
@@ -206,6 +209,7 @@ impl Settings {
             service_accounts: self.service_accounts.compile()?,
             admin_listen: self.admin.compile()?,
             http: self.http.compile()?,
+            operations_listen: self.operations.compile()?,
             log_format: self.log.format,
         })
     }

@@ -12,6 +12,8 @@ use crate::{config::ConfigError, store::StoreLocation, telemetry::LogFormat};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Where the admin API listens (and where `dispatch-authz iam` calls it).
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:50052";
+/// Where `/healthz`, `/readyz` and `/metrics` are served.
+pub const DEFAULT_OPERATIONS_LISTEN: &str = "127.0.0.1:50054";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -84,6 +86,37 @@ impl Default for AdminSettings {
     fn default() -> Self {
         Self {
             listen: DEFAULT_ADMIN_LISTEN.into(),
+        }
+    }
+}
+
+/// `[operations]`: health, readiness and metrics over HTTP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperationsSettings {
+    /// `HOST:PORT` (loopback by default), or `off`.
+    pub listen: String,
+}
+
+impl Default for OperationsSettings {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_OPERATIONS_LISTEN.into(),
+        }
+    }
+}
+
+impl OperationsSettings {
+    /// `None`: no operations listener.
+    pub(super) fn compile(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        match self.listen.as_str() {
+            "off" => Ok(None),
+            addr => addr.parse().map(Some).map_err(|_| {
+                invalid(
+                    "operations.listen",
+                    "expected HOST:PORT (an IP address) or \"off\"",
+                )
+            }),
         }
     }
 }

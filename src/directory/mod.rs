@@ -10,7 +10,10 @@
 
 use std::{
     hash::Hash,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -22,6 +25,7 @@ use crate::{
     policy::rbac::Grants,
     shared::Shared,
     store::{CheckStore, ServiceAccount, StoreError, User, UserRef},
+    telemetry::metrics,
 };
 
 /// The caches a check reads, beside the token cache inside `identity`.
@@ -35,6 +39,21 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// Entries held by each cache, for the metrics.
+    pub fn entries(&self) -> [(&'static str, u64); 4] {
+        [
+            self.users.cache.entries(),
+            self.grants.cache.entries(),
+            self.orgs.cache.entries(),
+            self.accounts.cache.entries(),
+        ]
+    }
+
+    /// Whether the database answers (`/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.users.store.ping().await
+    }
+
     /// Every cached entry is stale: what another replica changed while
     /// nobody listened is unknown (`iam/replicas.rs`).
     pub fn invalidate_all(&self) {
@@ -55,6 +74,8 @@ const ATTEMPTS: usize = 8;
 /// with its keys' invalidation stamps: what each cache below is built on.
 #[derive(Clone)]
 struct FreshCache<K: Hash + Eq + Send + Sync + 'static, V> {
+    /// For metrics: `users`, `grants`, `orgs`, `service_accounts`.
+    name: &'static str,
     cache: Cache<K, Stamped<V>>,
     freshness: Freshness<K>,
 }
@@ -64,8 +85,9 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    fn new(cache: Cache<K, Stamped<V>>, settings: &CacheSettings) -> Self {
+    fn new(name: &'static str, cache: Cache<K, Stamped<V>>, settings: &CacheSettings) -> Self {
         Self {
+            name,
             cache,
             freshness: Freshness::new(settings.capacity, settings.ttl.max(settings.negative_ttl)),
         }
@@ -82,10 +104,13 @@ where
         // every invalidation so far, or else after its key's stamp.
         let latest = self.freshness.start();
         let mut required = None;
+        // A lookup that waited on another's load counts as a hit.
+        let loaded = AtomicBool::new(false);
         for _ in 0..ATTEMPTS {
             let entry = self
                 .cache
                 .try_get_with_by_ref(key, async {
+                    loaded.store(true, Ordering::Relaxed);
                     let started = self.freshness.start();
                     Ok(Stamped {
                         value: load().await?,
@@ -96,6 +121,7 @@ where
             if entry.started >= latest
                 || entry.started >= *required.get_or_insert_with(|| self.freshness.required(key))
             {
+                metrics::cache_lookup(self.name, !loaded.load(Ordering::Relaxed));
                 return Ok(entry.value);
             }
             // Read before an invalidation of this key: load again.
@@ -126,6 +152,10 @@ where
     async fn invalidate(&self, key: K) {
         self.freshness.invalidate(key.clone());
         self.cache.invalidate(&key).await;
+    }
+
+    fn entries(&self) -> (&'static str, u64) {
+        (self.name, self.cache.entry_count())
     }
 
     /// After this returns, no lookup serves any value loaded before.
@@ -167,7 +197,7 @@ impl<K, T> Expiry<K, Stamped<Option<T>>> for PositiveOrNegative {
 
 impl CacheSettings {
     /// Found entries `ttl`, "no such thing" entries `negative_ttl`.
-    fn positive_or_negative<K, T>(&self) -> FreshCache<K, Option<T>>
+    fn positive_or_negative<K, T>(&self, name: &'static str) -> FreshCache<K, Option<T>>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
         T: Clone + Send + Sync + 'static,
@@ -176,7 +206,7 @@ impl CacheSettings {
             .max_capacity(self.capacity)
             .expire_after(PositiveOrNegative(*self))
             .build();
-        FreshCache::new(cache, self)
+        FreshCache::new(name, cache, self)
     }
 }
 
@@ -193,7 +223,7 @@ impl UserCache {
     pub fn new(store: Arc<dyn CheckStore>, settings: CacheSettings) -> Self {
         Self {
             store,
-            cache: settings.positive_or_negative(),
+            cache: settings.positive_or_negative("users"),
         }
     }
 
@@ -277,7 +307,7 @@ impl GrantsCache {
             .build();
         Self {
             store,
-            cache: FreshCache::new(cache, &settings),
+            cache: FreshCache::new("grants", cache, &settings),
             shared: Arc::default(),
         }
     }
@@ -324,7 +354,7 @@ impl OrgCache {
     pub fn new(store: Arc<dyn CheckStore>, settings: CacheSettings) -> Self {
         Self {
             store,
-            cache: settings.positive_or_negative(),
+            cache: settings.positive_or_negative("orgs"),
         }
     }
 
@@ -357,7 +387,7 @@ impl ServiceAccountCache {
     pub fn new(store: Arc<dyn CheckStore>, settings: CacheSettings) -> Self {
         Self {
             store,
-            cache: settings.positive_or_negative(),
+            cache: settings.positive_or_negative("service_accounts"),
         }
     }
 

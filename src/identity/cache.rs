@@ -184,7 +184,7 @@ impl TokenCache {
         self.cache.invalidate_all();
     }
 
-    #[cfg(test)]
+    /// Entries held (metrics; approximate until moka's pending tasks run).
     pub fn entry_count(&self) -> u64 {
         self.cache.entry_count()
     }

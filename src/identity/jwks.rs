@@ -30,7 +30,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::keys::{VerifyKey, key_from_jwk};
-use crate::domain::IssuerName;
+use crate::{domain::IssuerName, telemetry::metrics};
 
 /// How a remote key set is found and kept fresh.
 #[derive(Debug, Clone)]
@@ -128,6 +128,12 @@ impl RemoteJwks {
     /// Fetches the key set now and, on success, replaces the current one.
     /// Returns the provider's max-age, if it sent one.
     pub async fn refresh(&self) -> Result<Option<Duration>, JwksError> {
+        let fetched = self.fetch().await;
+        metrics::key_fetch(self.issuer.as_str(), fetched.is_ok());
+        fetched
+    }
+
+    async fn fetch(&self) -> Result<Option<Duration>, JwksError> {
         let uri = self.jwks_uri().await?;
         let (set, headers): (RawJwks, _) =
             self.get_json(&uri)

@@ -295,6 +295,11 @@ impl IdentityVerifier {
     }
 
     /// Whether every issuer has keys to verify with.
+    /// Verified tokens held by the token cache (metrics).
+    pub fn cached_tokens(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
     pub fn is_ready(&self) -> bool {
         self.remote_key_sets().iter().all(|r| r.is_ready())
     }

@@ -6,6 +6,7 @@ pub mod admin;
 mod conn;
 pub mod grpc;
 pub mod http;
+pub mod ops;
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
@@ -21,6 +22,7 @@ pub use admin::{AdminServer, AdminService};
 pub use conn::Unvectored;
 pub use grpc::{AuthorizationServer, AuthorizationService};
 pub use http::HttpCheck;
+pub use ops::Operations;
 
 /// A bound listener; binding happens before serving so that tests can bind
 /// port 0 and read the port back.
@@ -43,6 +45,7 @@ pub async fn serve(
     listener: Listener,
     admin: Option<(TcpListener, AdminService)>,
     http: Option<(Listener, HttpCheck)>,
+    operations: Option<(Listener, Operations)>,
     checker: Arc<Checker>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -101,17 +104,26 @@ pub async fn serve(
     };
     // The HTTP check listener stops accepting with the gRPC one, and its
     // in-flight checks get the same grace.
-    let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
+    let http_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
     let http_server = async {
         if let Some((listener, service)) = http {
-            http::serve(listener, service, async {
-                let _ = http_stop_rx.await;
-            })
-            .await;
+            http::serve(listener, service, http_stopped(http_stop_rx.clone())).await;
         }
         Ok::<(), tonic::transport::Error>(())
     };
-    let server = async { tokio::try_join!(server, admin_server, http_server).map(|_| ()) };
+    // The operations listener too (readiness reports NOT_SERVING meanwhile
+    // through the health service).
+    let ops_server = async {
+        if let Some((listener, service)) = operations {
+            http::serve(listener, service, http_stopped(http_stop_rx.clone())).await;
+        }
+        Ok::<(), tonic::transport::Error>(())
+    };
+    let server =
+        async { tokio::try_join!(server, admin_server, http_server, ops_server).map(|_| ()) };
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return Ok(result?),
@@ -125,7 +137,7 @@ pub async fn serve(
     );
     set_not_serving(&health).await;
     let _ = stop_tx.send(());
-    let _ = http_stop_tx.send(());
+    let _ = http_stop_tx.send(true);
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result?,
         Err(_) => tracing::warn!("shutdown grace period elapsed; closing remaining connections"),
@@ -133,15 +145,26 @@ pub async fn serve(
     Ok(())
 }
 
+/// The Authorization service's health follows `/readyz`: keys loaded and
+/// the database answering.
 async fn track_readiness(health: HealthReporter, checker: Arc<Checker>) {
     let mut reported = None;
     loop {
-        let ready = checker.is_ready();
+        let readiness = checker.readiness().await;
+        let ready = readiness.is_ready();
         if reported != Some(ready) {
             if ready {
                 health.set_serving::<AuthorizationServer>().await;
             } else {
-                tracing::warn!("not ready: an identity source has no keys yet");
+                tracing::warn!(
+                    keys_loaded = readiness.keys,
+                    database = readiness
+                        .database
+                        .as_ref()
+                        .err()
+                        .map_or("ok", String::as_str),
+                    "not ready"
+                );
                 health.set_not_serving::<AuthorizationServer>().await;
             }
             reported = Some(ready);

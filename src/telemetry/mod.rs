@@ -9,6 +9,7 @@
 
 mod batch;
 mod json;
+pub mod metrics;
 mod stamp;
 
 pub use batch::{BatchGuard, Batched, INTERVAL as FLUSH_INTERVAL, batched};
@@ -44,7 +45,10 @@ pub fn init(format: LogFormat) -> std::io::Result<LogGuard> {
             .with_current_span(true)
             .event_format(json::JsonLines)
             .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        // No colour codes in a file or a pipe.
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
     };
     Ok(LogGuard(installed.is_ok().then_some(guard)))
 }

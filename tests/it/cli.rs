@@ -274,8 +274,8 @@ fn help_explains_the_commands() {
     }
 }
 
-/// `serve` as a process: JSON decision lines, no token in any log line, and
-/// a clean exit on SIGTERM.
+/// `serve` as a process: JSON decision lines, no token in any log line,
+/// metrics that count exactly what it served, and a clean exit on SIGTERM.
 #[tokio::test]
 async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
     let (_dir, config) = config_dir();
@@ -338,7 +338,8 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
         }
     });
     let mut log = Vec::new();
-    let addr = loop {
+    let (mut addr, mut operations) = (None, None);
+    while addr.is_none() || operations.is_none() {
         let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
             .await
             .expect("server did not start")
@@ -347,12 +348,24 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
         if let Ok(v) = serde_json::from_str::<Value>(&line)
             && v["message"] == "serving ext_authz"
         {
-            break v["addr"].as_str().unwrap().to_owned();
+            // One start-up line says it all (issue 14).
+            assert_eq!(v["version"], env!("CARGO_PKG_VERSION"), "{v}");
+            assert_eq!(v["mode"], "registered", "{v}");
+            assert_eq!(v["issuers"], "test", "{v}");
+            assert_eq!(v["http"], "off", "{v}");
+            assert!(v["store"].as_str().unwrap().ends_with("users.db"), "{v}");
+            assert!(
+                v["admin"].as_str().unwrap().starts_with("127.0.0.1:"),
+                "{v}"
+            );
+            addr = v["addr"].as_str().map(str::to_owned);
+            operations = v["operations"].as_str().map(str::to_owned);
         }
-    };
+    }
+    let (addr, operations) = (addr.unwrap(), operations.unwrap());
 
     let mut client = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::connect(format!("http://{addr}")).await.unwrap();
-    for (token, want) in [(&good, 0), (&bad, 16), (&ghost_token, 7)] {
+    for (token, want) in [(&good, 0), (&bad, 16), (&ghost_token, 7), (&good, 0)] {
         let auth = format!("Bearer {token}");
         let r = client
             .check(check_request(
@@ -365,6 +378,50 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
             .into_inner();
         assert_eq!(r.status.unwrap().code, want);
     }
+
+    // Issue 14: the metrics count exactly these four checks (this process
+    // has served no other).
+    let metrics = reqwest::get(format!("http://{operations}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (series, want) in [
+        (
+            r#"dispatch_authz_checks_total{decision="allow",reason="authenticated",subject_kind="user"}"#,
+            "2",
+        ),
+        (
+            r#"dispatch_authz_checks_total{decision="deny",reason="bad_signature",subject_kind="none"}"#,
+            "1",
+        ),
+        (
+            r#"dispatch_authz_checks_total{decision="deny",reason="user_disabled",subject_kind="user"}"#,
+            "1",
+        ),
+        ("dispatch_authz_check_duration_seconds_count", "4"),
+        (
+            r#"dispatch_authz_cache_lookups_total{cache="settled",result="hit"}"#,
+            "1",
+        ),
+        // The bad signature's token, the disabled user's, the first good one.
+        (
+            r#"dispatch_authz_cache_lookups_total{cache="settled",result="miss"}"#,
+            "3",
+        ),
+        (
+            r#"dispatch_authz_cache_lookups_total{cache="users",result="miss"}"#,
+            "2",
+        ),
+        (r#"dispatch_authz_cache_entries{cache="settled"}"#, "1"),
+    ] {
+        let value = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '));
+        assert_eq!(value, Some(want), "{series} in:\n{metrics}");
+    }
+    assert!(metrics.contains("# TYPE dispatch_authz_check_duration_seconds histogram"));
 
     let pid = child.id().unwrap().to_string();
     assert!(
@@ -394,7 +451,7 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["message"] == "decision")
         .collect();
-    assert_eq!(decisions.len(), 3, "{all}");
+    assert_eq!(decisions.len(), 4, "{all}");
     let allow = &decisions[0];
     assert_eq!(allow["decision"], "allow");
     assert_eq!(allow["reason"], "authenticated");

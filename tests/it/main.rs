@@ -16,6 +16,7 @@ mod escalation;
 mod github;
 mod http_check;
 mod oidc;
+mod operations;
 mod pipeline;
 mod proxies;
 mod rbac;

@@ -6,7 +6,7 @@ use reqwest::{Response, StatusCode, header::HeaderMap};
 use serde::Deserialize;
 
 use super::{GithubSource, OAuthApp};
-use crate::identity::TokenError;
+use crate::{identity::TokenError, telemetry::metrics};
 
 #[derive(Deserialize)]
 pub(super) struct GithubUser {
@@ -109,8 +109,25 @@ impl GithubSource {
             .timeout(self.settings.timeout)
             .send()
             .await
-            .map_err(|e| Failure::Outage(format!("request failed: {e}")))?;
-        classify(response)
+            .map_err(|e| {
+                metrics::github_call("failed");
+                Failure::Outage(format!("request failed: {e}"))
+            })?;
+        if let Some(remaining) = response
+            .headers()
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+        {
+            metrics::github_rate_limit_remaining(remaining);
+        }
+        let classified = classify(response);
+        metrics::github_call(match &classified {
+            Ok(_) => "ok",
+            Err(Failure::Refused(_)) => "refused",
+            Err(Failure::Outage(why)) if why.starts_with("rate limited") => "rate_limited",
+            Err(Failure::Outage(_)) => "failed",
+        });
+        classified
     }
 }
 

@@ -99,7 +99,10 @@ pub fn status(e: IamError) -> Status {
     match e {
         IamError::Denied(why) => Status::permission_denied(why),
         IamError::Invalid(why) => Status::invalid_argument(why),
-        IamError::Store(e) => store_status(e),
+        IamError::Store(e) => {
+            crate::telemetry::metrics::database_error("admin");
+            store_status(e)
+        }
     }
 }
 

@@ -27,6 +27,21 @@ pub use request::Style;
 use super::Listener;
 use crate::check::{self, Checker};
 
+/// What answers the requests of an HTTP listener: the check listener here,
+/// the operations listener (`server/ops.rs`).
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        request: http::Request<Incoming>,
+    ) -> impl Future<Output = http::Response<Body>> + Send;
+}
+
+impl Handler for HttpCheck {
+    async fn handle(&self, request: http::Request<Incoming>) -> http::Response<Body> {
+        self.check(request).await
+    }
+}
+
 /// One proxy's way in to the checker.
 pub struct HttpCheck {
     checker: Arc<Checker>,
@@ -48,9 +63,9 @@ impl HttpCheck {
     }
 }
 
-/// Serves until `stop` resolves, then lets in-flight checks finish.
-pub async fn serve(listener: Listener, service: HttpCheck, stop: impl Future<Output = ()>) {
-    let service = Arc::new(service);
+/// Serves until `stop` resolves, then lets in-flight requests finish.
+pub async fn serve<H: Handler>(listener: Listener, handler: H, stop: impl Future<Output = ()>) {
+    let service = Arc::new(handler);
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(stop);
@@ -89,18 +104,19 @@ async fn accept(listener: &Listener) -> std::io::Result<Conn> {
     }
 }
 
-fn spawn<I>(
+fn spawn<I, H>(
     builder: &auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
     io: I,
-    service: &Arc<HttpCheck>,
+    service: &Arc<H>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Handler,
 {
     let service = service.clone();
     let handler = service_fn(move |request: http::Request<Incoming>| {
         let service = service.clone();
-        async move { Ok::<_, Infallible>(service.check(request).await) }
+        async move { Ok::<_, Infallible>(service.handle(request).await) }
     });
     let conn = builder
         .serve_connection(TokioIo::new(io), handler)

@@ -40,9 +40,15 @@ pub(super) async fn commit_audited(
     actor: &Actor,
     change: Change<'_>,
 ) -> Result<(), StoreError> {
-    record(&mut tx, actor, change).await?;
-    tx.commit().await?;
-    Ok(())
+    let operation = change.action;
+    let committed = async {
+        record(&mut tx, actor, change).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    crate::telemetry::metrics::admin_write(operation, committed.is_ok());
+    committed
 }
 
 pub(super) async fn commit_audited_user(

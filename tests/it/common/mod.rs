@@ -80,6 +80,8 @@ pub struct TestApp {
     pub admin_addr: Option<SocketAddr>,
     /// The HTTP check listener, when `Options::http_proxy` names a proxy.
     pub http_addr: Option<SocketAddr>,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub operations_addr: Option<SocketAddr>,
     pub store: SqlStore,
     pub dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -131,6 +133,9 @@ token_cookie = "dispatch_token"
 {extra}
 
 [admin]
+listen = "127.0.0.1:0"
+
+[operations]
 listen = "127.0.0.1:0"
 
 [authorization]
@@ -232,6 +237,7 @@ pub async fn spawn_app_on(opts: Options, database: Option<String>) -> TestApp {
     let addr = app.local_addr().unwrap();
     let admin_addr = app.admin_addr();
     let http_addr = app.http_addr();
+    let operations_addr = app.operations_addr();
     let store = app.store().clone();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(async move {
@@ -245,6 +251,7 @@ pub async fn spawn_app_on(opts: Options, database: Option<String>) -> TestApp {
         addr,
         admin_addr,
         http_addr,
+        operations_addr,
         store,
         dir,
         shutdown: Some(tx),

@@ -1,0 +1,79 @@
+//! The operations listener: `/healthz` (the process is alive), `/readyz`
+//! (checks can be decided: the database answers and every identity source
+//! has keys), `/metrics` (Prometheus text). Loopback by default, its own
+//! port, stopped with the others.
+
+use std::sync::Arc;
+
+use http::{Method, Response, StatusCode, header::CONTENT_TYPE};
+use hyper::body::Incoming;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+
+use super::http::{Body, Handler};
+use crate::{check::Checker, telemetry::metrics};
+
+pub struct Operations {
+    checker: Arc<Checker>,
+    metrics: &'static PrometheusHandle,
+}
+
+impl Operations {
+    pub fn new(checker: Arc<Checker>, metrics: &'static PrometheusHandle) -> Self {
+        Self { checker, metrics }
+    }
+
+    async fn ready(&self) -> Response<Body> {
+        let readiness = self.checker.readiness().await;
+        let status = if readiness.is_ready() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let body = json!({
+            "ready": readiness.is_ready(),
+            "database": readiness.database.as_ref().err().map_or("ok", String::as_str),
+            "keys": if readiness.keys { "ok" } else { "an identity source has no keys yet" },
+        });
+        answer(status, "application/json", body.to_string())
+    }
+
+    fn metrics(&self) -> Response<Body> {
+        // Sizes are read when asked for, not kept up to date per check.
+        for (cache, entries) in self.checker.cache_entries() {
+            metrics::cache_entries(cache, entries);
+        }
+        answer(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            self.metrics.render(),
+        )
+    }
+}
+
+impl Handler for Operations {
+    async fn handle(&self, request: http::Request<Incoming>) -> Response<Body> {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return answer(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
+        }
+        match request.uri().path() {
+            "/healthz" => answer(StatusCode::OK, "text/plain", "ok\n"),
+            "/readyz" => self.ready().await,
+            "/metrics" => self.metrics(),
+            _ => answer(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found: /healthz, /readyz, /metrics\n",
+            ),
+        }
+    }
+}
+
+fn answer(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response<Body> {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    response
+}
