@@ -358,7 +358,7 @@ fn bench_headers(c: &mut Criterion) {
     };
     let user = hot.runtime.block_on(async {
         let view = request_view(&hot.request).unwrap();
-        match hot.checker.check(&view).await {
+        match hot.checker.check(&view).await.decision {
             dispatch_authz::check::Decision::Allow { permit, .. } => permit,
             _ => unreachable!(),
         }

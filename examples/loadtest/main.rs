@@ -154,6 +154,14 @@ pub(crate) struct RunArgs {
     /// created) to put the sidecar's store on, instead of a SQLite file.
     #[arg(long, value_name = "URL")]
     pub(crate) database: Option<String>,
+    /// Run the sidecar without its operations listener, so with no metrics
+    /// recorder (every recording a no-op).
+    #[arg(long)]
+    pub(crate) no_metrics: bool,
+    /// Scrape the sidecar's `/metrics` this often during each measured run
+    /// (0: no scraper).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) scrape_ms: u64,
     /// Envoy binary for the envoy phase [default: ENVOY_BIN, .ci/venv/bin/envoy].
     #[arg(long)]
     pub(crate) envoy: Option<PathBuf>,
@@ -302,6 +310,21 @@ pub(crate) async fn measure(
             }
         })
     };
+    let scraper = (args.scrape_ms > 0 && !server.ops_addr.is_empty()).then(|| {
+        let (url, every) = (
+            format!("http://{}/metrics", server.ops_addr),
+            Duration::from_millis(args.scrape_ms),
+        );
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                if let Ok(response) = http.get(&url).send().await {
+                    let _ = response.bytes().await;
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    });
     let cpu_before = cpu_secs(pid);
     let outcome = match phase {
         Phase::Cold => open_loop(&clients, requests, code, args.cold_rate, duration).await,
@@ -319,6 +342,9 @@ pub(crate) async fn measure(
     };
     let cpu = cpu_secs(pid) - cpu_before;
     sampling.abort();
+    if let Some(scraper) = scraper {
+        scraper.abort();
+    }
     if duration >= Duration::from_secs(60) {
         let series: Vec<String> = samples
             .lock()

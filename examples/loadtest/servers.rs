@@ -57,7 +57,11 @@ pub(crate) async fn serve(kind: Kind, config: Option<PathBuf>) -> anyhow::Result
             let app = App::build(config).await?;
             // The gRPC Check, then the HTTP check listener (`http` phase).
             let http = app.http_addr().map(|a| a.to_string()).unwrap_or_default();
-            println!("listening {} {http}", app.local_addr().expect("tcp"));
+            let ops = app
+                .operations_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            println!("listening {} {http} {ops}", app.local_addr().expect("tcp"));
             app.run_until_stopped(std::future::pending()).await?;
         }
     }
@@ -70,6 +74,8 @@ pub(crate) struct ServerProcess {
     /// The sidecar's HTTP check listener (Envoy's way), empty for the
     /// baseline.
     pub(crate) http_addr: String,
+    /// The sidecar's operations listener (`/metrics`), empty when off.
+    pub(crate) ops_addr: String,
 }
 
 impl ServerProcess {
@@ -94,8 +100,16 @@ impl ServerProcess {
             // The HTTP check listener too, on a port of its own.
             .env("DISPATCH_AUTHZ_HTTP__LISTEN", "127.0.0.1:0")
             .env("DISPATCH_AUTHZ_HTTP__PROXY", "envoy")
-            // Metrics recorded as in production (its listener on a port of its own).
-            .env("DISPATCH_AUTHZ_OPERATIONS__LISTEN", "127.0.0.1:0")
+            // Metrics recorded as in production (its listener on a port of
+            // its own), unless `--no-metrics`.
+            .env(
+                "DISPATCH_AUTHZ_OPERATIONS__LISTEN",
+                if args.no_metrics {
+                    "off"
+                } else {
+                    "127.0.0.1:0"
+                },
+            )
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log)?)
             .kill_on_drop(true);
@@ -107,10 +121,12 @@ impl ServerProcess {
         let mut addrs = line.trim_start_matches("listening ").split(' ');
         let addr = addrs.next().unwrap_or_default().to_owned();
         let http_addr = addrs.next().unwrap_or_default().to_owned();
+        let ops_addr = addrs.next().unwrap_or_default().to_owned();
         Ok(Self {
             child,
             addr,
             http_addr,
+            ops_addr,
         })
     }
 

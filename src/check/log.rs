@@ -5,9 +5,9 @@ use std::borrow::Cow;
 
 use tracing::info;
 
-use super::{Decision, Permit, RequestView, Who};
+use super::{Decision, DecisionId, Permit, RequestView, Who};
 use crate::{
-    domain::{IssuerName, SubjectRef},
+    domain::{IssuerName, OrgName, SubjectRef},
     telemetry::metrics,
 };
 
@@ -28,6 +28,10 @@ pub(super) struct Seen {
     /// The verified token's source.
     pub issuer: Option<IssuerName>,
     pub subject: Option<SubjectRef>,
+    /// The subject's login (or `<org>/<name>`), once known.
+    pub login: Option<String>,
+    /// The organization the request asked for, once read.
+    pub org: Option<OrgName>,
 }
 
 /// `sampled`: this is the line of one allow in that many
@@ -35,9 +39,12 @@ pub(super) struct Seen {
 pub(super) fn log_decision(
     request: &RequestView<'_>,
     seen: &Seen,
+    id: DecisionId,
     decision: &Decision,
     sampled: Option<u32>,
 ) {
+    let mut id_buffer = [0; DecisionId::LEN];
+    let decision_id = id.encode(&mut id_buffer);
     // The path is logged without its query (which may carry secrets), and
     // method and path with control characters escaped: both are client input.
     let path = loggable(request.path.split(['?', '#']).next().unwrap_or_default());
@@ -66,6 +73,7 @@ pub(super) fn log_decision(
                 method = &*method,
                 path = &*path,
                 request_id,
+                decision_id,
                 sampled_one_in = sampled,
                 "decision"
             );
@@ -78,10 +86,13 @@ pub(super) fn log_decision(
                 status = denial.kind.http_status(),
                 subject_kind = seen.subject.map(SubjectRef::kind),
                 user_id = id.as_ref().map(id_text),
+                login = seen.login.as_deref(),
+                org = seen.org.as_ref().map(OrgName::as_str),
                 issuer = seen.issuer.as_ref().map(IssuerName::as_str),
                 method = &*method,
                 path = &*path,
                 request_id,
+                decision_id,
                 detail = %denial.message,
                 "decision"
             );
@@ -104,12 +115,13 @@ pub(super) fn count(decision: &Decision, seen: &Seen, elapsed: std::time::Durati
 
 /// The line of a request too malformed to become a [`RequestView`]: no
 /// method or path to name, only what was wrong.
-pub(super) fn log_malformed(denial: &super::Denial) {
+pub(super) fn log_malformed(id: DecisionId, denial: &super::Denial) {
     metrics::check_decided("deny", denial.reason, "none");
     info!(
         decision = "deny",
         reason = denial.reason,
         status = denial.kind.http_status(),
+        decision_id = %id,
         detail = %denial.message,
         "decision"
     );

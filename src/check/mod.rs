@@ -45,7 +45,10 @@ use std::{
 
 use tracing::{Instrument, debug_span};
 
-pub use decision::{BearerError, Decision, Denial, DenialKind, Permit, UpstreamHeaders, Who};
+pub use decision::{
+    BearerError, Checked, DECISION_ID_HEADER, Decision, DecisionId, Denial, DenialKind, Permit,
+    UpstreamHeaders, Who,
+};
 pub use method::MethodOverride;
 pub use request::{ClientHeaders, CredentialSettings, Removals, RequestView};
 pub use settled::SettledCache;
@@ -195,8 +198,9 @@ impl Checker {
     }
 
     /// Decides, and writes the one decision line for this request.
-    pub async fn check(&self, request: &RequestView<'_>) -> Decision {
+    pub async fn check(&self, request: &RequestView<'_>) -> Checked {
         let started = std::time::Instant::now();
+        let id = DecisionId::next();
         // A debug-level span: at the default level the decision line carries
         // the request id itself, which spares formatting the span's fields
         // for every check (measured: a few µs per check with JSON logs).
@@ -223,10 +227,10 @@ impl Checker {
         let every = self.rules.allow_lines_every;
         if matches!(decision, Decision::Deny(_)) || self.allow_line_due(every) {
             let sampled = (every.get() > 1).then_some(every.get());
-            span.in_scope(|| log_decision(request, &seen, &decision, sampled));
+            span.in_scope(|| log_decision(request, &seen, id, &decision, sampled));
         }
         log::count(&decision, &seen, started.elapsed());
-        decision
+        Checked { id, decision }
     }
 
     /// Whether this allow gets its decision line: one in `every`.
@@ -274,6 +278,7 @@ impl Checker {
         // The issuer only for a denial's line: an allow's names its subject.
         let deny = |seen: &mut Seen, denial| {
             seen.issuer = entry.issuer();
+            seen.login = Some(entry.who.name().into_owned());
             Ok(Decision::Deny(denial))
         };
         let asked = match self.asked(request, &rest.method, rest.resource) {
@@ -291,7 +296,10 @@ impl Checker {
                     rest.foreign = Some(Box::new((entry.who.clone(), grants.clone(), asked)));
                     return Err(rest);
                 }
-                Err(denial) => return deny(seen, denial),
+                Err(denial) => {
+                    seen.org = asked.org.clone();
+                    return deny(seen, denial);
+                }
             },
             (Some(_), None) => return Err(rest),
         };
@@ -329,10 +337,12 @@ impl Checker {
         };
         seen.issuer = Some(identity.principal.issuer.clone());
         let who = self.subject(&identity, seen).await?;
+        seen.login = Some(who.name().into_owned());
         let Some(asked) = self.asked(request, &rest.method, rest.resource)? else {
             self.settle(rest.key, identity, &who, None, stamps).await;
             return Ok(Permit::Subject { who, allowed: None });
         };
+        seen.org = asked.org.clone();
         let grants = self.grants(&who).await?;
         self.settle(rest.key, identity, &who, Some(grants.clone()), stamps)
             .await;
@@ -419,11 +429,15 @@ async fn within(budget: Duration, decide: impl Future<Output = Decision>) -> Dec
 
 /// The denial of a request a front end could not read (a check request
 /// without its HTTP attributes, a forwarded request without the original
-/// URI), with its decision line: a 400, never a transport error.
-pub fn malformed(reason: &'static str, message: impl ToString) -> Denial {
+/// URI), with its id and decision line: a 400, never a transport error.
+pub fn malformed(reason: &'static str, message: impl ToString) -> Checked {
     let denial = phases::denial(DenialKind::InvalidRequest, reason, message);
-    log::log_malformed(&denial);
-    denial
+    let id = DecisionId::next();
+    log::log_malformed(id, &denial);
+    Checked {
+        id,
+        decision: Decision::Deny(denial),
+    }
 }
 
 fn deny(kind: DenialKind, reason: &'static str, message: impl ToString) -> Decision {

@@ -111,6 +111,7 @@ impl Checker {
     ) -> Result<Who, Denial> {
         if let Some(account) = &identity.service_account {
             seen.subject = Some(SubjectRef::ServiceAccount(account.id));
+            seen.login = Some(account.issuer());
             if !account.enabled {
                 return Err(denial(
                     DenialKind::Forbidden,
@@ -123,6 +124,7 @@ impl Checker {
         match self.directory.users.find(&identity.principal).await {
             Ok(Some(user)) => {
                 seen.subject = Some(SubjectRef::User(user.id));
+                seen.login = Some(user.login.as_str().to_owned());
                 if !user.enabled {
                     return Err(denial(
                         DenialKind::Forbidden,

@@ -53,7 +53,10 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     // Liveness ("") is SERVING at once; the Authorization service reports
     // SERVING only while every identity source can verify tokens.
-    let readiness = track_readiness(health.clone(), checker.clone());
+    // Reported once before serving, so the first health check has an answer.
+    let mut reported = None;
+    report_readiness(&health, &checker, &mut reported).await;
+    let readiness = track_readiness(health.clone(), checker.clone(), reported);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -146,31 +149,39 @@ pub async fn serve(
 }
 
 /// The Authorization service's health follows `/readyz`: keys loaded and
-/// the database answering.
-async fn track_readiness(health: HealthReporter, checker: Arc<Checker>) {
-    let mut reported = None;
+/// the database answering. Re-read every 250 ms.
+async fn track_readiness(
+    health: HealthReporter,
+    checker: Arc<Checker>,
+    mut reported: Option<bool>,
+) {
     loop {
-        let readiness = checker.readiness().await;
-        let ready = readiness.is_ready();
-        if reported != Some(ready) {
-            if ready {
-                health.set_serving::<AuthorizationServer>().await;
-            } else {
-                tracing::warn!(
-                    keys_loaded = readiness.keys,
-                    database = readiness
-                        .database
-                        .as_ref()
-                        .err()
-                        .map_or("ok", String::as_str),
-                    "not ready"
-                );
-                health.set_not_serving::<AuthorizationServer>().await;
-            }
-            reported = Some(ready);
-        }
         tokio::time::sleep(Duration::from_millis(250)).await;
+        report_readiness(&health, &checker, &mut reported).await;
     }
+}
+
+async fn report_readiness(health: &HealthReporter, checker: &Checker, reported: &mut Option<bool>) {
+    let readiness = checker.readiness().await;
+    let ready = readiness.is_ready();
+    if *reported == Some(ready) {
+        return;
+    }
+    if ready {
+        health.set_serving::<AuthorizationServer>().await;
+    } else {
+        tracing::warn!(
+            keys_loaded = readiness.keys,
+            database = readiness
+                .database
+                .as_ref()
+                .err()
+                .map_or("ok", String::as_str),
+            "not ready"
+        );
+        health.set_not_serving::<AuthorizationServer>().await;
+    }
+    *reported = Some(ready);
 }
 
 async fn set_not_serving(health: &HealthReporter) {

@@ -52,8 +52,10 @@ async fn a_known_user_is_allowed_with_our_headers_and_forgeries_removed() {
     };
     assert_eq!(field("login"), "octocat");
     assert_eq!(field("user_id"), user.id.to_string());
+    // The decision's id (issue 14), as the decision line has it.
+    assert_eq!(field("decision_id").len(), 21);
     // No more than the access log reads (issue 11): the rest is in headers.
-    assert_eq!(meta.fields.len(), 2, "{:?}", meta.fields.keys());
+    assert_eq!(meta.fields.len(), 3, "{:?}", meta.fields.keys());
 }
 
 #[tokio::test]

@@ -365,6 +365,7 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
     let (addr, operations) = (addr.unwrap(), operations.unwrap());
 
     let mut client = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut ids = Vec::new();
     for (token, want) in [(&good, 0), (&bad, 16), (&ghost_token, 7), (&good, 0)] {
         let auth = format!("Bearer {token}");
         let r = client
@@ -376,6 +377,22 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
             .await
             .unwrap()
             .into_inner();
+        // Every decision's id, in the access log's metadata; a denial's
+        // also in a header for the client.
+        let meta = &r.dynamic_metadata.as_ref().expect("metadata").fields;
+        let Some(envoy_types::pb::google::protobuf::value::Kind::StringValue(id)) =
+            meta["decision_id"].kind.clone()
+        else {
+            panic!("no decision_id: {meta:?}")
+        };
+        if want != 0 {
+            let headers = denied(&r).headers;
+            assert_eq!(
+                header(&headers, "x-dispatch-decision-id"),
+                Some(id.as_str())
+            );
+        }
+        ids.push(id);
         assert_eq!(r.status.unwrap().code, want);
     }
 
@@ -464,6 +481,14 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
     assert_eq!(decisions[1]["decision"], "deny");
     assert_eq!(decisions[1]["reason"], "bad_signature");
     assert_eq!(decisions[2]["reason"], "user_disabled");
+    // Issue 14: denial lines name the login, not only the id.
+    assert_eq!(decisions[2]["login"], "ghost");
+    // The same decision ids as the answers carried, line by line.
+    let logged: Vec<&str> = decisions
+        .iter()
+        .map(|d| d["decision_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(logged, ids);
     assert!(
         decisions[2]["user_id"].is_string(),
         "a disabled user's denial names the user"

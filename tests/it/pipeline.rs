@@ -396,7 +396,7 @@ async fn run(
             removals: Default::default(),
         };
         let row = format!("row {i}: {who} {org:?} {method} {host}{path}");
-        if let Err(failure) = judge(checker.check(&view).await, who, want) {
+        if let Err(failure) = judge(checker.check(&view).await.decision, who, want) {
             failures.push(format!("{row}: {failure}"));
         }
     }

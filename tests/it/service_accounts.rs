@@ -88,8 +88,9 @@ async fn a_valid_token_is_allowed_as_the_service_account() {
     };
     assert_eq!(field("login"), "acme/ci");
     assert_eq!(field("user_id"), header(&h, "x-dispatch-user-id").unwrap());
+    assert_eq!(field("decision_id").len(), 21);
     // No more than the access log reads (issue 11): the rest is in headers.
-    assert_eq!(meta.fields.len(), 2, "{:?}", meta.fields.keys());
+    assert_eq!(meta.fields.len(), 3, "{:?}", meta.fields.keys());
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use prost::{
     encoding::{DecodeContext, WireType},
 };
 
-use crate::check::{HeaderText, Permit, UpstreamHeaders};
+use crate::check::{DecisionId, HeaderText, Permit, UpstreamHeaders};
 
 /// An encoded `CheckResponse`.
 #[derive(Debug)]
@@ -29,26 +29,33 @@ impl Answer {
 
     /// The allow for `permit`: OK, the upstream headers (each overwriting),
     /// the removals, and for a subject the dynamic metadata.
-    pub fn allow(permit: &Permit, headers: &UpstreamHeaders) -> Self {
-        // The access log's fields (see `allowed` in `grpc.rs`): the id is
+    pub fn allow(permit: &Permit, headers: &UpstreamHeaders, decision: DecisionId) -> Self {
+        // The access log's fields (see `allowed` in `grpc.rs`): the ids are
         // formatted on the stack.
+        let mut decision_buffer = [0; DecisionId::LEN];
+        let decision_id = decision.encode(&mut decision_buffer);
         let who = permit.who();
         let name = who.map(|w| w.name());
         let id = who.map(|w| HeaderText::id(w.subject().id()));
-        let metadata = name
-            .as_deref()
-            .zip(id.as_deref())
-            .map(|(name, id)| [("user_id", id), ("login", name)]);
+        let all;
+        let fields: &[(&str, &str)] = match (name.as_deref(), id.as_deref()) {
+            (Some(name), Some(id)) => {
+                all = [
+                    ("decision_id", decision_id),
+                    ("user_id", id),
+                    ("login", name),
+                ];
+                &all
+            }
+            _ => &[("decision_id", decision_id)],
+        };
         let ok = ok_response_len(headers);
-        let mut len = 2 + delimited_len(ok);
-        if let Some(fields) = &metadata {
-            len += delimited_len(struct_len(fields));
-        }
+        let len = 2 + delimited_len(ok) + delimited_len(struct_len(fields));
         let mut out = Vec::with_capacity(len);
         // status: google.rpc.Status with code OK, an empty message.
         key(&mut out, 1, LEN);
         out.push(0);
-        if let Some(fields) = &metadata {
+        {
             key(&mut out, 4, LEN);
             varint(&mut out, struct_len(fields) as u64);
             for (name, value) in fields {

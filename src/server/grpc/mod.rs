@@ -29,8 +29,9 @@ use tonic::{Code, Request, Response};
 
 use crate::{
     check::{
-        self, BearerError, Checker, ClientHeaders, Decision, Denial, DenialKind, Permit, Removals,
-        RequestView, UpstreamHeaders, request::budget_within,
+        self, BearerError, Checked, Checker, ClientHeaders, DECISION_ID_HEADER, Decision,
+        DecisionId, Denial, DenialKind, Permit, Removals, RequestView, UpstreamHeaders,
+        request::budget_within,
     },
     domain::RequestId,
 };
@@ -53,10 +54,7 @@ impl AuthorizationService {
                 view.budget = budget;
                 answer(self.checker.check(&view).await)
             }
-            Err(message) => Answer::message(&denied(&check::malformed(
-                "malformed_check_request",
-                message,
-            ))),
+            Err(message) => answer(check::malformed("malformed_check_request", message)),
         };
         Response::new(response)
     }
@@ -129,23 +127,23 @@ fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
 
 /// The answer on the wire: an allow encoded straight from the decision
 /// (`answer.rs`), a denial through envoy-types' structs.
-pub fn answer(decision: Decision) -> Answer {
-    match decision {
-        Decision::Allow { permit, upstream } => Answer::allow(&permit, &upstream),
-        Decision::Deny(denial) => Answer::message(&denied(&denial)),
+pub fn answer(checked: Checked) -> Answer {
+    match checked.decision {
+        Decision::Allow { permit, upstream } => Answer::allow(&permit, &upstream, checked.id),
+        Decision::Deny(denial) => Answer::message(&denied(&denial, checked.id)),
     }
 }
 
 /// The same answer as envoy-types' structs: what [`answer`] must decode to
 /// (tests), and what clients of the protos read.
-pub fn check_response(decision: Decision) -> CheckResponse {
-    match decision {
-        Decision::Allow { permit, upstream } => allowed(&permit, upstream),
-        Decision::Deny(denial) => denied(&denial),
+pub fn check_response(checked: Checked) -> CheckResponse {
+    match checked.decision {
+        Decision::Allow { permit, upstream } => allowed(&permit, upstream, checked.id),
+        Decision::Deny(denial) => denied(&denial, checked.id),
     }
 }
 
-fn allowed(permit: &Permit, headers: UpstreamHeaders) -> CheckResponse {
+fn allowed(permit: &Permit, headers: UpstreamHeaders, id: DecisionId) -> CheckResponse {
     CheckResponse {
         status: Some(rpc::Status {
             code: Code::Ok as i32,
@@ -154,11 +152,13 @@ fn allowed(permit: &Permit, headers: UpstreamHeaders) -> CheckResponse {
         // For access logs, users and service accounts alike; only what
         // `envoy/envoy.yaml`'s access log reads, since Envoy decodes it on
         // every request (issuer and kind are in the headers).
-        dynamic_metadata: permit.who().map(|who| {
-            metadata([
+        dynamic_metadata: Some(match permit.who() {
+            Some(who) => metadata(&[
+                ("decision_id", id.to_string()),
                 ("user_id", who.subject().id().to_string()),
                 ("login", who.name().into_owned()),
-            ])
+            ]),
+            None => metadata(&[("decision_id", id.to_string())]),
         }),
         http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
             headers: headers
@@ -172,7 +172,7 @@ fn allowed(permit: &Permit, headers: UpstreamHeaders) -> CheckResponse {
     }
 }
 
-fn denied(denial: &Denial) -> CheckResponse {
+fn denied(denial: &Denial, id: DecisionId) -> CheckResponse {
     let code = match denial.kind {
         DenialKind::Unauthenticated {
             error: Some(BearerError::InvalidRequest),
@@ -188,7 +188,9 @@ fn denied(denial: &Denial) -> CheckResponse {
             message: denial.message.clone(),
             details: vec![],
         }),
-        dynamic_metadata: None,
+        // "Who got this 403, and why": the access log and the client both
+        // get the id the decision line carries.
+        dynamic_metadata: Some(metadata(&[("decision_id", id.to_string())])),
         http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
             status: Some(HttpStatus {
                 code: i32::from(denial.kind.http_status()),
@@ -196,6 +198,7 @@ fn denied(denial: &Denial) -> CheckResponse {
             headers: denial
                 .client_headers()
                 .into_iter()
+                .chain([(DECISION_ID_HEADER, id.to_string())])
                 .map(|(k, v)| overwrite(k, v))
                 .collect(),
             body: denial.body(),
@@ -220,15 +223,15 @@ fn overwrite(key: &str, value: String) -> HeaderValueOption {
     }
 }
 
-fn metadata<const N: usize>(fields: [(&str, String); N]) -> Struct {
+fn metadata(fields: &[(&str, String)]) -> Struct {
     Struct {
         fields: fields
-            .into_iter()
+            .iter()
             .map(|(k, v)| {
                 (
-                    k.to_owned(),
+                    (*k).to_owned(),
                     Value {
-                        kind: Some(Kind::StringValue(v)),
+                        kind: Some(Kind::StringValue(v.clone())),
                     },
                 )
             })

@@ -8,7 +8,9 @@ use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use super::Style;
-use crate::check::{Decision, Denial, DenialKind, UpstreamHeaders};
+use crate::check::{
+    Checked, DECISION_ID_HEADER, Decision, DecisionId, Denial, DenialKind, UpstreamHeaders,
+};
 
 pub type Body = Full<Bytes>;
 
@@ -16,10 +18,10 @@ pub type Body = Full<Bytes>;
 /// (comma-separated). Other proxies have no such header.
 pub const ENVOY_REMOVE: &str = "x-envoy-auth-headers-to-remove";
 
-pub fn answer(style: Style, decision: Decision) -> Response<Body> {
-    match decision {
+pub fn answer(style: Style, checked: Checked) -> Response<Body> {
+    match checked.decision {
         Decision::Allow { upstream, .. } => allowed(style, &upstream),
-        Decision::Deny(denial) => denied(&denial),
+        Decision::Deny(denial) => denied(&denial, Some(checked.id)),
     }
 }
 
@@ -54,15 +56,16 @@ fn unencodable(name: &str) -> Response<Body> {
         header = name,
         "a header of an allow cannot be sent over HTTP"
     );
-    denied(&Denial::new(
+    let denial = Denial::new(
         DenialKind::Unavailable,
         "unencodable_header",
         format!("the {name} header cannot be sent"),
-    ))
+    );
+    denied(&denial, None)
 }
 
-/// The denial's status, client headers and body.
-pub fn denied(denial: &Denial) -> Response<Body> {
+/// The denial's status, client headers (with its decision's id) and body.
+pub fn denied(denial: &Denial, id: Option<DecisionId>) -> Response<Body> {
     let mut response = Response::new(Body::from(denial.body()));
     *response.status_mut() =
         StatusCode::from_u16(denial.kind.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
@@ -71,6 +74,11 @@ pub fn denied(denial: &Denial) -> Response<Body> {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(HeaderName::from_static(name), value);
         }
+    }
+    if let Some(id) = id
+        && let Ok(value) = HeaderValue::from_str(&id.to_string())
+    {
+        headers.insert(HeaderName::from_static(DECISION_ID_HEADER), value);
     }
     response
 }

@@ -58,7 +58,10 @@ impl HttpCheck {
         let (parts, _body) = request.into_parts();
         match request::view(self.style, &parts) {
             Ok(view) => answer::answer(self.style, self.checker.check(&view).await),
-            Err(message) => answer::denied(&check::malformed("malformed_check_request", message)),
+            Err(message) => answer::answer(
+                self.style,
+                check::malformed("malformed_check_request", message),
+            ),
         }
     }
 }

@@ -46,6 +46,14 @@ pub(super) async fn no_credential(proxy: Proxy) {
         Some(r#"Bearer realm="dispatch""#),
         "{proxy:?}: {headers:?}"
     );
+    // "Who got this 401?" is one lookup: the id of its decision line.
+    if proxy.passes_denial_headers() {
+        let id = headers.get("x-dispatch-decision-id");
+        assert!(
+            id.is_some_and(|id| id.len() == 21),
+            "{proxy:?}: {headers:?}"
+        );
+    }
     assert_eq!(
         stack.upstream.hits(),
         hits,

@@ -78,6 +78,12 @@ impl Proxy {
         }
     }
 
+    /// Whether a denial's headers reach the client (nginx passes only
+    /// `WWW-Authenticate`).
+    fn passes_denial_headers(self) -> bool {
+        self != Self::Nginx
+    }
+
     /// Envoy removes the forged names dispatch-authz lists; the others
     /// cannot, and dispatch-authz refuses the request instead.
     fn removes_on_our_word(self) -> bool {

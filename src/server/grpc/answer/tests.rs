@@ -5,7 +5,7 @@ use prost::Message;
 
 use super::Answer;
 use crate::{
-    check::{Decision, Permit, UpstreamHeaders, Who},
+    check::{Checked, Decision, DecisionId, Permit, UpstreamHeaders, Who},
     domain::{
         Email, IssuerName, Login, OrgName, RoleName, ServiceAccountId, ServiceAccountName, Subject,
         UserId,
@@ -102,11 +102,13 @@ fn every_allow_decodes_to_the_struct_built_answer() {
         ),
     ];
     for (i, (permit, upstream)) in cases.into_iter().enumerate() {
-        let answer = Answer::allow(&permit, &upstream);
+        let id = DecisionId::next();
+        let answer = Answer::allow(&permit, &upstream, id);
         assert_eq!(answer.encoded_len(), answer.bytes().len());
         let decoded =
             CheckResponse::decode(answer.bytes()).unwrap_or_else(|e| panic!("case {i}: {e}"));
-        let expected = check_response(Decision::Allow { permit, upstream });
+        let decision = Decision::Allow { permit, upstream };
+        let expected = check_response(Checked { id, decision });
         assert_eq!(decoded, expected, "case {i}");
     }
 }
