@@ -231,6 +231,7 @@ impl HotPath {
                     method_override: MethodOverride::default(),
                     default_budget: Duration::from_secs(1),
                     allow_lines_every: std::num::NonZeroU32::MIN,
+                    dry_run: Default::default(),
                 },
                 authorization,
             ))

@@ -130,6 +130,7 @@ impl App {
             operations = %tcp(&self.operations),
             store = %self.store.location(),
             mode = self.checker.mode(),
+            dry_run = %self.checker.dry_run_scope().describe(),
             issuers = %issuers.join(","),
             "serving ext_authz"
         );

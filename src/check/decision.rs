@@ -102,6 +102,9 @@ pub enum Permit {
     Subject { who: Who, allowed: Option<Allowed> },
     /// The path is configured public; no identity is asserted.
     PublicPath,
+    /// Dry-run (`dry_run.rs`): the roles refused this known subject, and
+    /// the request passes all the same, marked.
+    WouldDeny { who: Who, denial: Denial },
 }
 
 /// The verified caller.
@@ -256,6 +259,8 @@ pub mod names {
     pub const SUBJECT_KIND: &str = "x-dispatch-subject-kind";
     pub const ORG: &str = "x-dispatch-org";
     pub const ROLES: &str = "x-dispatch-roles";
+    /// Dry-run: the reason the request would have been refused.
+    pub const DRY_RUN: &str = "x-dispatch-dry-run";
 
     /// Every name we may set: none of them can ever pass through from a
     /// client.
@@ -268,13 +273,14 @@ pub mod names {
         SUBJECT_KIND,
         ORG,
         ROLES,
+        DRY_RUN,
     ];
 }
 
 impl Permit {
     pub fn who(&self) -> Option<&Who> {
         match self {
-            Self::Subject { who, .. } => Some(who),
+            Self::Subject { who, .. } | Self::WouldDeny { who, .. } => Some(who),
             Self::PublicPath => None,
         }
     }
@@ -293,6 +299,7 @@ impl Permit {
                 allowed: Some(_), ..
             } => "role_granted",
             Self::PublicPath => "public_path",
+            Self::WouldDeny { denial, .. } => denial.reason,
         }
     }
 }

@@ -32,6 +32,8 @@ pub(super) struct Seen {
     pub login: Option<String>,
     /// The organization the request asked for, once read.
     pub org: Option<OrgName>,
+    /// The known, enabled subject, once found (for dry-run).
+    pub who: Option<Who>,
 }
 
 /// `sampled`: this is the line of one allow in that many
@@ -60,10 +62,18 @@ pub(super) fn log_decision(
             let login = who.map(Who::name);
             let allowed = match permit {
                 Permit::Subject { allowed, .. } => allowed.as_ref(),
-                Permit::PublicPath => None,
+                Permit::PublicPath | Permit::WouldDeny { .. } => None,
+            };
+            let would_deny = match permit {
+                Permit::WouldDeny { denial, .. } => Some(denial),
+                _ => None,
             };
             info!(
-                decision = "allow",
+                decision = if would_deny.is_some() {
+                    "would_deny"
+                } else {
+                    "allow"
+                },
                 reason = permit.reason(),
                 subject_kind = subject.map(SubjectRef::kind),
                 user_id = id.as_ref().map(id_text),
@@ -75,6 +85,8 @@ pub(super) fn log_decision(
                 request_id,
                 decision_id,
                 sampled_one_in = sampled,
+                org_asked = seen.org.as_ref().map(OrgName::as_str),
+                detail = would_deny.map(|d| d.message.as_str()),
                 "decision"
             );
         }
@@ -105,7 +117,11 @@ pub(super) fn log_decision(
 pub(super) fn count(decision: &Decision, seen: &Seen, elapsed: std::time::Duration) {
     let (outcome, reason, subject) = match decision {
         Decision::Allow { permit, .. } => {
-            ("allow", permit.reason(), permit.who().map(Who::subject))
+            let outcome = match permit {
+                Permit::WouldDeny { .. } => "would_deny",
+                _ => "allow",
+            };
+            (outcome, permit.reason(), permit.who().map(Who::subject))
         }
         Decision::Deny(denial) => ("deny", denial.reason, seen.subject),
     };

@@ -24,6 +24,7 @@
 //! there is no error type. An internal failure is a 503 denial.
 
 pub mod decision;
+pub mod dry_run;
 mod log;
 pub mod method;
 mod phases;
@@ -49,6 +50,7 @@ pub use decision::{
     BearerError, Checked, DECISION_ID_HEADER, Decision, DecisionId, Denial, DenialKind, Permit,
     UpstreamHeaders, Who,
 };
+pub use dry_run::DryRun;
 pub use method::MethodOverride;
 pub use request::{ClientHeaders, CredentialSettings, Removals, RequestView};
 pub use settled::SettledCache;
@@ -113,6 +115,8 @@ pub struct RequestRules {
     /// Write the decision line of one allow in this many (`log.sample_allows`,
     /// 1 by default: every one). Denials always get theirs.
     pub allow_lines_every: NonZeroU32,
+    /// Where the roles' refusals are let through, marked (`dry_run.rs`).
+    pub dry_run: DryRun,
 }
 
 pub struct Checker {
@@ -224,13 +228,50 @@ impl Checker {
                 Box::pin(full.instrument(span.clone())).await
             }
         };
+        let decision = self.dry_run(decision, request, &mut seen);
         let every = self.rules.allow_lines_every;
-        if matches!(decision, Decision::Deny(_)) || self.allow_line_due(every) {
+        let always = matches!(
+            decision,
+            Decision::Deny(_)
+                | Decision::Allow {
+                    permit: Permit::WouldDeny { .. },
+                    ..
+                }
+        );
+        if always || self.allow_line_due(every) {
             let sampled = (every.get() > 1).then_some(every.get());
             span.in_scope(|| log_decision(request, &seen, id, &decision, sampled));
         }
         log::count(&decision, &seen, started.elapsed());
         Checked { id, decision }
+    }
+
+    /// Where dry-run applies, a roles' refusal of a known subject becomes an
+    /// allow marked `would_deny`; everything else stands.
+    fn dry_run(&self, decision: Decision, request: &RequestView<'_>, seen: &mut Seen) -> Decision {
+        let dry = &self.rules.dry_run;
+        let refused = matches!(&decision, Decision::Deny(d) if d.kind == DenialKind::Forbidden);
+        if !refused || dry.is_off() {
+            return decision;
+        }
+        let resource = match self.route(request) {
+            Ok(Route::Protected { resource, .. }) => resource,
+            _ => None,
+        };
+        if !dry.applies(seen.org.as_ref(), resource) {
+            return decision;
+        }
+        match (decision, seen.who.take()) {
+            (Decision::Deny(denial), Some(who)) => {
+                self.allow(Permit::WouldDeny { who, denial }, request)
+            }
+            (decision, _) => decision,
+        }
+    }
+
+    /// `dry_run` as configured (`/readyz`).
+    pub fn dry_run_scope(&self) -> &DryRun {
+        &self.rules.dry_run
     }
 
     /// Whether this allow gets its decision line: one in `every`.
@@ -279,6 +320,7 @@ impl Checker {
         let deny = |seen: &mut Seen, denial| {
             seen.issuer = entry.issuer();
             seen.login = Some(entry.who.name().into_owned());
+            seen.who = Some(entry.who.clone());
             Ok(Decision::Deny(denial))
         };
         let asked = match self.asked(request, &rest.method, rest.resource) {
@@ -338,6 +380,7 @@ impl Checker {
         seen.issuer = Some(identity.principal.issuer.clone());
         let who = self.subject(&identity, seen).await?;
         seen.login = Some(who.name().into_owned());
+        seen.who = Some(who.clone());
         let Some(asked) = self.asked(request, &rest.method, rest.resource)? else {
             self.settle(rest.key, identity, &who, None, stamps).await;
             return Ok(Permit::Subject { who, allowed: None });

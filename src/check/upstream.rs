@@ -142,8 +142,13 @@ impl UpstreamRules {
 /// and a service account's name are new text.
 fn identity_headers(permit: &Permit) -> Vec<(&'static str, HeaderText)> {
     let mut set = Vec::with_capacity(8);
-    let Permit::Subject { who, allowed } = permit else {
-        return set;
+    let (who, allowed) = match permit {
+        Permit::Subject { who, allowed } => (who, allowed.as_ref()),
+        Permit::WouldDeny { who, denial } => {
+            set.push((names::DRY_RUN, denial.reason.into()));
+            (who, None)
+        }
+        Permit::PublicPath => return set,
     };
     let subject = who.subject();
     match who {

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::{ConfigError, invalid};
 use crate::{
     check::{
-        CredentialSettings, MethodOverride, RequestRules, UpstreamRules,
+        CredentialSettings, DryRun, MethodOverride, RequestRules, UpstreamRules,
         upstream::DEFAULT_PASSTHROUGH,
     },
+    domain::OrgName,
     policy::PublicPaths,
 };
 
@@ -103,6 +104,48 @@ impl CheckSettings {
             method_override: self.method_override,
             default_budget: Duration::from_millis(self.default_deadline_ms),
             allow_lines_every: NonZeroU32::MIN,
+            dry_run: DryRun::default(),
+        })
+    }
+}
+
+/// `[dry_run]`: where the roles' refusals are logged and counted as
+/// `would_deny` but let through. Never on by default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DryRunSettings {
+    pub everywhere: bool,
+    pub organizations: Vec<String>,
+    /// Route map resources (`function`, `image`, ...).
+    pub resources: Vec<String>,
+}
+
+impl DryRunSettings {
+    pub(super) fn compile(&self) -> Result<DryRun, ConfigError> {
+        let organizations = self
+            .organizations
+            .iter()
+            .enumerate()
+            .map(|(i, org)| {
+                OrgName::parse(org).map_err(|e| invalid(format!("dry_run.organizations[{i}]"), e))
+            })
+            .collect::<Result<_, _>>()?;
+        for (i, resource) in self.resources.iter().enumerate() {
+            if resource.is_empty()
+                || !resource
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b))
+            {
+                return Err(invalid(
+                    format!("dry_run.resources[{i}]"),
+                    "a route resource name (lower-case letters, digits, - and _)",
+                ));
+            }
+        }
+        Ok(DryRun {
+            everywhere: self.everywhere,
+            organizations,
+            resources: self.resources.clone(),
         })
     }
 }

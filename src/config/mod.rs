@@ -32,7 +32,7 @@ pub use authorization::{
     AuthorizationMode, AuthorizationSettings, RouteSettings, ServiceAccountConfig,
 };
 pub use cache::{CacheConfig, Caches};
-pub use check::CheckSettings;
+pub use check::{CheckSettings, DryRunSettings};
 pub use github::GithubConfig;
 pub use issuers::{
     ClaimSettings, GITHUB_ACTIONS_ISSUER, IssuerSettings, Preset, PublicKeySettings,
@@ -97,6 +97,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub http: HttpSettings,
     pub operations: OperationsSettings,
+    pub dry_run: DryRunSettings,
 }
 
 /// A secret that never shows in `Debug` output or logs.
@@ -187,6 +188,7 @@ impl Settings {
         let caches = self.cache.compile()?;
         let request_rules = RequestRules {
             allow_lines_every: self.log.allow_lines_every()?,
+            dry_run: self.dry_run.compile()?,
             ..self.check.compile()?
         };
         let issuers = self.compile_issuers()?;

@@ -34,6 +34,8 @@ impl Operations {
             "ready": readiness.is_ready(),
             "database": readiness.database.as_ref().err().map_or("ok", String::as_str),
             "keys": if readiness.keys { "ok" } else { "an identity source has no keys yet" },
+            // Visible where operators look: refusals are being let through.
+            "dry_run": self.checker.dry_run_scope().describe(),
         });
         answer(status, "application/json", body.to_string())
     }

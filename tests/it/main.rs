@@ -11,6 +11,7 @@ mod admin;
 mod api;
 mod architecture;
 mod cli;
+mod dry_run;
 mod envoy;
 mod escalation;
 mod github;
