@@ -230,7 +230,7 @@ impl HotPath {
                     upstream: UpstreamRules::default(),
                     method_override: MethodOverride::default(),
                     default_budget: Duration::from_secs(1),
-                    allow_lines_every: std::num::NonZeroU32::MIN,
+                    allow_lines_every: Some(std::num::NonZeroU32::MIN),
                     dry_run: Default::default(),
                 },
                 authorization,

@@ -113,8 +113,8 @@ pub struct RequestRules {
     /// cannot decide in time answers a 503 denial instead.
     pub default_budget: Duration,
     /// Write the decision line of one allow in this many (`log.sample_allows`,
-    /// 1 by default: every one). Denials always get theirs.
-    pub allow_lines_every: NonZeroU32,
+    /// 1 by default: every one; `None`: none). Denials always get theirs.
+    pub allow_lines_every: Option<NonZeroU32>,
     /// Where the roles' refusals are let through, marked (`dry_run.rs`).
     pub dry_run: DryRun,
 }
@@ -238,8 +238,8 @@ impl Checker {
                     ..
                 }
         );
-        if always || self.allow_line_due(every) {
-            let sampled = (every.get() > 1).then_some(every.get());
+        if always || every.is_some_and(|every| self.allow_line_due(every)) {
+            let sampled = every.map(NonZeroU32::get).filter(|n| *n > 1);
             span.in_scope(|| log_decision(request, &seen, id, &decision, sampled));
         }
         log::count(&decision, &seen, started.elapsed());

@@ -103,7 +103,7 @@ impl CheckSettings {
                 .map_err(|e| invalid("check.passthrough_headers", e))?,
             method_override: self.method_override,
             default_budget: Duration::from_millis(self.default_deadline_ms),
-            allow_lines_every: NonZeroU32::MIN,
+            allow_lines_every: Some(NonZeroU32::MIN),
             dry_run: DryRun::default(),
         })
     }

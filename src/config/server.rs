@@ -180,7 +180,7 @@ impl HttpSettings {
 pub struct LogSettings {
     pub format: LogFormat,
     /// Write the decision line of one allow in this many; 1 (the default)
-    /// writes every one. Denials always get theirs.
+    /// writes every one, 0 none. Denials always get theirs.
     pub sample_allows: u32,
 }
 
@@ -194,10 +194,15 @@ impl Default for LogSettings {
 }
 
 impl LogSettings {
-    pub(super) fn allow_lines_every(&self) -> Result<NonZeroU32, ConfigError> {
-        NonZeroU32::new(self.sample_allows)
-            .filter(|n| n.get() <= 1_000_000)
-            .ok_or_else(|| invalid("log.sample_allows", "must be between 1 and 1000000"))
+    /// `None` (`sample_allows = 0`): no allow gets a line.
+    pub(super) fn allow_lines_every(&self) -> Result<Option<NonZeroU32>, ConfigError> {
+        if self.sample_allows > 1_000_000 {
+            return Err(invalid(
+                "log.sample_allows",
+                "must be between 0 (no allow lines) and 1000000",
+            ));
+        }
+        Ok(NonZeroU32::new(self.sample_allows))
     }
 }
 

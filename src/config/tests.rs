@@ -39,9 +39,18 @@ fn defaults_compile() {
     assert_eq!(config.listen, ListenAddr::parse("127.0.0.1:50051").unwrap());
     assert!(config.issuers.is_empty());
     // Every allow has its decision line unless sampling is asked for.
-    assert_eq!(config.request_rules.allow_lines_every.get(), 1);
+    assert_eq!(
+        config.request_rules.allow_lines_every.map(|n| n.get()),
+        Some(1)
+    );
     let sampled = load_str("[log]\nsample_allows = 100").unwrap();
-    assert_eq!(sampled.request_rules.allow_lines_every.get(), 100);
+    assert_eq!(
+        sampled.request_rules.allow_lines_every.map(|n| n.get()),
+        Some(100)
+    );
+    let off = load_str("[log]\nsample_allows = 0").unwrap();
+    assert_eq!(off.request_rules.allow_lines_every, None);
+    assert!(err("[log]\nsample_allows = 2000000").contains("log.sample_allows"));
 }
 
 #[test]
@@ -206,7 +215,6 @@ fn invalid_values_name_the_field() {
             "service_accounts.max_token_lifetime_secs",
         ),
         ("[cache]\nusers_ttl_secs = \"soon\"", "users_ttl_secs"),
-        ("[log]\nsample_allows = 0", "log.sample_allows"),
         ("[store]\ndatabase = \"\"", "store.database"),
         ("[store]\npool_size = 0", "store.pool_size"),
         ("[log]\nsample_allows = 1000001", "log.sample_allows"),

@@ -231,6 +231,23 @@ async fn sampled_allow_lines_are_one_in_n_and_denials_are_all_logged() {
     assert!(allowed.iter().all(|v| v["sampled_one_in"] == 3));
     assert_eq!(denied.len(), 2 * denials);
     assert!(denied.iter().all(|v| v.get("sampled_one_in").is_none()));
+    drop(_guard);
+
+    // `sample_allows = 0`: no allow lines at all, every denial's still.
+    let store = Arc::new(MemoryStore::new(world()));
+    let checker = pipeline_with(store, |toml| format!("{toml}\n[log]\nsample_allows = 0\n"));
+    let (lines, _guard) = capture_lines().await;
+    let failures = run(&checker, known.clone(), &mut Credentials::default()).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+    let outcomes: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "decision")
+        .map(|v| v["decision"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(outcomes.len(), denials, "{outcomes:?}");
+    assert!(outcomes.iter().all(|d| d == "deny"));
 }
 
 /// Decision lines as the production JSON format writes them, into a buffer,
