@@ -156,6 +156,10 @@ impl App {
         for remote in self.checker.identity().remote_key_sets() {
             refreshers.spawn(remote.run_refresher());
         }
+        // The metrics recorder's upkeep, while it records (operations on).
+        if self.operations.is_some() {
+            refreshers.spawn(metrics::upkeep());
+        }
         // Several replicas on one PostgreSQL: forget what the others change.
         if let StoreLocation::Postgres(url) = self.store.location() {
             refreshers.spawn(crate::iam::follow(url.clone(), self.checker.clone()));

@@ -48,6 +48,22 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// How often histogram samples are folded into their buckets. The
+/// recorder keeps each sample until then (or until a scrape): without
+/// this, a sidecar nobody scrapes grows by 8 bytes a check; every 5 s, the
+/// samples held cost 1.5 MiB at 37,000 checks/s (BENCHMARKS.md).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Folds samples into buckets every [`UPKEEP_INTERVAL`], for as long as
+/// the returned future runs (the server's lifetime).
+pub async fn upkeep() {
+    let handle = handle();
+    loop {
+        tokio::time::sleep(UPKEEP_INTERVAL).await;
+        handle.run_upkeep();
+    }
+}
+
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
