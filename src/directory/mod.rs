@@ -165,6 +165,17 @@ where
     }
 }
 
+/// Counts the entries `cache` pushes out for capacity (metrics).
+fn count_evictions<K, V>(
+    cache: &'static str,
+) -> impl Fn(Arc<K>, V, moka::notification::RemovalCause) + Send + Sync + 'static {
+    move |_, _, cause| {
+        if cause == moka::notification::RemovalCause::Size {
+            metrics::cache_evicted(cache);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct CacheSettings {
     pub capacity: u64,
@@ -205,6 +216,7 @@ impl CacheSettings {
         let cache = Cache::builder()
             .max_capacity(self.capacity)
             .expire_after(PositiveOrNegative(*self))
+            .eviction_listener(count_evictions(name))
             .build();
         FreshCache::new(name, cache, self)
     }
@@ -304,6 +316,7 @@ impl GrantsCache {
         let cache = Cache::builder()
             .max_capacity(settings.capacity)
             .time_to_live(settings.ttl)
+            .eviction_listener(count_evictions("grants"))
             .build();
         Self {
             store,

@@ -71,6 +71,11 @@ impl TokenCache {
             .max_capacity(capacity)
             .expire_after(UntilTokenExpiry { max_ttl })
             .support_invalidation_closures()
+            .eviction_listener(|_, _, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    crate::telemetry::metrics::cache_evicted("tokens");
+                }
+            })
             .build();
         let refused = Cache::builder()
             .max_capacity(REFUSALS_CAPACITY)

@@ -17,6 +17,7 @@ pub const CHECKS: &str = "dispatch_authz_checks_total";
 pub const CHECK_DURATION: &str = "dispatch_authz_check_duration_seconds";
 pub const CACHE_LOOKUPS: &str = "dispatch_authz_cache_lookups_total";
 pub const CACHE_ENTRIES: &str = "dispatch_authz_cache_entries";
+pub const CACHE_EVICTIONS: &str = "dispatch_authz_cache_evictions_total";
 pub const KEY_FETCHES: &str = "dispatch_authz_key_set_fetches_total";
 pub const GITHUB_CALLS: &str = "dispatch_authz_github_api_calls_total";
 pub const GITHUB_RATE_LIMIT_REMAINING: &str = "dispatch_authz_github_rate_limit_remaining";
@@ -80,6 +81,10 @@ fn describe() {
         "Entries held, by cache (read at each scrape)"
     );
     describe_counter!(
+        CACHE_EVICTIONS,
+        "Entries evicted to stay within capacity, by cache (not expiries or invalidations)"
+    );
+    describe_counter!(
         KEY_FETCHES,
         "Fetches of an issuer's key set, by issuer and result"
     );
@@ -113,6 +118,11 @@ pub fn cache_lookup(cache: &'static str, hit: bool) {
 
 pub fn cache_entries(cache: &'static str, entries: u64) {
     gauge!(CACHE_ENTRIES, "cache" => cache).set(entries as f64);
+}
+
+/// An entry pushed out by capacity: the cache is too small for the load.
+pub fn cache_evicted(cache: &'static str) {
+    counter!(CACHE_EVICTIONS, "cache" => cache).increment(1);
 }
 
 pub fn key_fetch(issuer: &str, ok: bool) {
