@@ -9,6 +9,7 @@
 //! dry-run never lets an unidentified caller through. Off unless
 //! configured.
 
+use super::{Checker, Decision, DenialKind, Permit, RequestView, log::Seen, phases::Route};
 use crate::domain::OrgName;
 
 /// Where dry-run applies: everywhere, or in these organizations, or on
@@ -46,6 +47,41 @@ impl DryRun {
             orgs.join(", "),
             self.resources.join(", ")
         )
+    }
+}
+
+impl Checker {
+    /// Where dry-run applies, a roles' refusal of a known subject becomes an
+    /// allow marked `would_deny`; everything else stands.
+    pub(super) fn dry_run(
+        &self,
+        decision: Decision,
+        request: &RequestView<'_>,
+        seen: &mut Seen,
+    ) -> Decision {
+        let dry = &self.rules.dry_run;
+        let refused = matches!(&decision, Decision::Deny(d) if d.kind == DenialKind::Forbidden);
+        if !refused || dry.is_off() {
+            return decision;
+        }
+        let resource = match self.route(request) {
+            Ok(Route::Protected { resource, .. }) => resource,
+            _ => None,
+        };
+        if !dry.applies(seen.org.as_ref(), resource) {
+            return decision;
+        }
+        match (decision, seen.who.take()) {
+            (Decision::Deny(denial), Some(who)) => {
+                self.allow(Permit::WouldDeny { who, denial }, request)
+            }
+            (decision, _) => decision,
+        }
+    }
+
+    /// `dry_run` as configured (`/readyz`).
+    pub fn dry_run_scope(&self) -> &DryRun {
+        &self.rules.dry_run
     }
 }
 

@@ -30,6 +30,7 @@ pub mod method;
 mod phases;
 pub mod request;
 mod settled;
+mod state;
 mod text;
 pub mod upstream;
 
@@ -54,6 +55,7 @@ pub use dry_run::DryRun;
 pub use method::MethodOverride;
 pub use request::{ClientHeaders, CredentialSettings, Removals, RequestView};
 pub use settled::SettledCache;
+pub use state::Readiness;
 pub use text::HeaderText;
 pub use upstream::UpstreamRules;
 
@@ -76,21 +78,6 @@ pub enum Authorization {
     /// A role must grant `(resource, action)` in the organization, with
     /// resources from this route map.
     Rbac(RouteMap),
-}
-
-/// What `/readyz` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Readiness {
-    /// Every identity source can verify tokens (remote keys fetched).
-    pub keys: bool,
-    /// The database answered a ping; else why not.
-    pub database: Result<(), String>,
-}
-
-impl Readiness {
-    pub fn is_ready(&self) -> bool {
-        self.keys && self.database.is_ok()
-    }
 }
 
 /// An authenticated admin API caller.
@@ -174,33 +161,6 @@ impl Checker {
         &self.identity
     }
 
-    /// `rbac` or `registered`, for the start-up line.
-    pub fn mode(&self) -> &'static str {
-        match self.authorization {
-            Authorization::Registered => "registered",
-            Authorization::Rbac(_) => "rbac",
-        }
-    }
-
-    /// Entries held by each cache of the check path, for the metrics.
-    pub fn cache_entries(&self) -> Vec<(&'static str, u64)> {
-        let mut entries = vec![
-            ("settled", self.settled.entry_count() as u64),
-            ("tokens", self.identity.cached_tokens()),
-        ];
-        entries.extend(self.directory.entries());
-        entries
-    }
-
-    /// Whether checks can be decided: every identity source has keys and
-    /// the database answers (`/readyz`, the gRPC health status).
-    pub async fn readiness(&self) -> Readiness {
-        Readiness {
-            keys: self.identity.is_ready(),
-            database: self.directory.ping().await.map_err(|e| e.to_string()),
-        }
-    }
-
     /// Decides, and writes the one decision line for this request.
     pub async fn check(&self, request: &RequestView<'_>) -> Checked {
         let started = std::time::Instant::now();
@@ -244,34 +204,6 @@ impl Checker {
         }
         log::count(&decision, &seen, started.elapsed());
         Checked { id, decision }
-    }
-
-    /// Where dry-run applies, a roles' refusal of a known subject becomes an
-    /// allow marked `would_deny`; everything else stands.
-    fn dry_run(&self, decision: Decision, request: &RequestView<'_>, seen: &mut Seen) -> Decision {
-        let dry = &self.rules.dry_run;
-        let refused = matches!(&decision, Decision::Deny(d) if d.kind == DenialKind::Forbidden);
-        if !refused || dry.is_off() {
-            return decision;
-        }
-        let resource = match self.route(request) {
-            Ok(Route::Protected { resource, .. }) => resource,
-            _ => None,
-        };
-        if !dry.applies(seen.org.as_ref(), resource) {
-            return decision;
-        }
-        match (decision, seen.who.take()) {
-            (Decision::Deny(denial), Some(who)) => {
-                self.allow(Permit::WouldDeny { who, denial }, request)
-            }
-            (decision, _) => decision,
-        }
-    }
-
-    /// `dry_run` as configured (`/readyz`).
-    pub fn dry_run_scope(&self) -> &DryRun {
-        &self.rules.dry_run
     }
 
     /// Whether this allow gets its decision line: one in `every`.
