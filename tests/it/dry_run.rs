@@ -2,10 +2,9 @@
 //! subject is let through, marked and counted as `would_deny`; everything
 //! else is decided as always.
 
-use dispatch_authz::proto::admin::role_binding::Subject;
 use serde_json::Value;
 
-use crate::common::{admin::user_ref, *};
+use crate::common::*;
 
 #[tokio::test]
 async fn dry_run_allows_what_enforce_mode_denies_and_counts_it() {
@@ -15,22 +14,7 @@ async fn dry_run_allows_what_enforce_mode_denies_and_counts_it() {
         ..Default::default()
     })
     .await;
-    let mut admin = app.bootstrap().await;
-    admin.org("acme").await.unwrap();
-    admin.org("globex").await.unwrap();
-    admin
-        .role("acme", "developer", &["function:*"])
-        .await
-        .unwrap();
-    let alice = app.add_user("alice", "alice").await;
-    admin
-        .member("acme", &user_ref("alice"), true)
-        .await
-        .unwrap();
-    admin
-        .bind("acme", "developer", Subject::User(user_ref("alice")))
-        .await
-        .unwrap();
+    let (_admin, alice) = app.acme_with_alice().await;
     let auth = bearer(&token(&claims("alice")));
     let in_org = |org: &'static str| {
         vec![

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::common::{admin::user_ref, *};
-use dispatch_authz::proto::admin::role_binding::Subject;
+use crate::common::*;
 
 /// What a front end answered, reduced to what a proxy acts on.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,23 +28,7 @@ async fn world(proxy: &'static str) -> TestApp {
         ..Default::default()
     })
     .await;
-    let mut admin = app.bootstrap().await;
-    admin.org("acme").await.unwrap();
-    admin.org("globex").await.unwrap();
-    admin
-        .role("acme", "developer", &["function:*"])
-        .await
-        .unwrap();
-    app.add_user("alice", "alice").await;
-    admin
-        .member("acme", &user_ref("alice"), true)
-        .await
-        .unwrap();
-    admin
-        .bind("acme", "developer", Subject::User(user_ref("alice")))
-        .await
-        .unwrap();
-    app.add_user("bob", "bob").await;
+    app.acme_with_alice().await;
     app
 }
 

@@ -244,4 +244,29 @@ impl TestApp {
             .unwrap();
         Admin::connect(self, &token(&claims("root"))).await
     }
+
+    /// The world the proxy, HTTP and dry-run tests share: organizations
+    /// acme and globex, a `developer` role (`function:*`) in acme, alice a
+    /// member of acme bound to it, bob registered with no membership.
+    /// Returns the admin client and alice.
+    pub async fn acme_with_alice(&self) -> (Admin, dispatch_authz::store::User) {
+        let mut admin = self.bootstrap().await;
+        admin.org("acme").await.unwrap();
+        admin.org("globex").await.unwrap();
+        admin
+            .role("acme", "developer", &["function:*"])
+            .await
+            .unwrap();
+        let alice = self.add_user("alice", "alice").await;
+        admin
+            .member("acme", &user_ref("alice"), true)
+            .await
+            .unwrap();
+        admin
+            .bind("acme", "developer", Subject::User(user_ref("alice")))
+            .await
+            .unwrap();
+        self.add_user("bob", "bob").await;
+        (admin, alice)
+    }
 }

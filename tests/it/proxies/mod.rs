@@ -20,12 +20,11 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use crate::common::{
-    admin::user_ref,
     programs::{self, Ports, Program, Running},
     upstream::{Upstream, seen, spawn_upstream},
     *,
 };
-use dispatch_authz::{proto::admin::role_binding::Subject, store::User};
+use dispatch_authz::store::User;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Proxy {
@@ -116,22 +115,7 @@ impl Stack {
             ..Default::default()
         })
         .await;
-        let mut admin = app.bootstrap().await;
-        admin.org("acme").await.unwrap();
-        admin
-            .role("acme", "developer", &["function:*"])
-            .await
-            .unwrap();
-        let alice = app.add_user("alice", "alice").await;
-        admin
-            .member("acme", &user_ref("alice"), true)
-            .await
-            .unwrap();
-        admin
-            .bind("acme", "developer", Subject::User(user_ref("alice")))
-            .await
-            .unwrap();
-        app.add_user("bob", "bob").await;
+        let (_, alice) = app.acme_with_alice().await;
         let (upstream, upstream_port) = spawn_upstream().await;
         let sidecar = match proxy {
             Proxy::EnvoyGrpc => app.addr.port(),
