@@ -114,6 +114,18 @@ pub(crate) fn envoy_config(listeners: &[Variant]) -> String {
     yaml + "\n"
 }
 
+/// The `Authorization` value a check request carries: the same token, sent
+/// over HTTP.
+pub(crate) fn authorization_of(request: &CheckRequest) -> String {
+    request
+        .attributes
+        .as_ref()
+        .and_then(|a| a.request.as_ref())
+        .and_then(|r| r.http.as_ref())
+        .and_then(|h| h.headers.get("authorization").cloned())
+        .unwrap_or_default()
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -187,14 +199,7 @@ pub(crate) async fn envoy_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Re
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let request = &fixture.hit[0];
-    let auth = request
-        .attributes
-        .as_ref()
-        .and_then(|a| a.request.as_ref())
-        .and_then(|r| r.http.as_ref())
-        .map(|h| h.headers["authorization"].clone())
-        .unwrap_or_default();
+    let auth = authorization_of(&fixture.hit[0]);
     for (_, port, _) in &variants {
         let mut up = false;
         for _ in 0..100 {

@@ -15,13 +15,7 @@ pub(crate) async fn http_phase(args: &RunArgs, fixture: &Fixture) -> anyhow::Res
         .ok_or_else(|| anyhow::anyhow!("the sidecar reported no HTTP check listener"))?;
     let clients = channels(&server.addr, args.connections).await?;
     let request = fixture.hit[0].clone();
-    let auth = request
-        .attributes
-        .as_ref()
-        .and_then(|a| a.request.as_ref())
-        .and_then(|r| r.http.as_ref())
-        .map(|h| h.headers["authorization"].clone())
-        .unwrap_or_default();
+    let auth = authorization_of(&request);
     let one = Arc::new(vec![request]);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)

@@ -109,15 +109,18 @@ impl Default for OperationsSettings {
 impl OperationsSettings {
     /// `None`: no operations listener.
     pub(super) fn compile(&self) -> Result<Option<SocketAddr>, ConfigError> {
-        match self.listen.as_str() {
-            "off" => Ok(None),
-            addr => addr.parse().map(Some).map_err(|_| {
-                invalid(
-                    "operations.listen",
-                    "expected HOST:PORT (an IP address) or \"off\"",
-                )
-            }),
-        }
+        tcp_or_off("operations.listen", &self.listen)
+    }
+}
+
+/// A TCP listener's `HOST:PORT` (an IP address), or `None` for `off`.
+fn tcp_or_off(field: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    match value {
+        "off" => Ok(None),
+        addr => addr
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(field, "expected HOST:PORT (an IP address) or \"off\"")),
     }
 }
 
@@ -231,14 +234,6 @@ impl ListenAddr {
 impl AdminSettings {
     /// `None`: no admin API.
     pub(super) fn compile(&self) -> Result<Option<SocketAddr>, ConfigError> {
-        match self.listen.as_str() {
-            "off" => Ok(None),
-            addr => addr.parse().map(Some).map_err(|_| {
-                invalid(
-                    "admin.listen",
-                    "expected HOST:PORT (an IP address) or \"off\"",
-                )
-            }),
-        }
+        tcp_or_off("admin.listen", &self.listen)
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::{
     programs::{self, Ports, Running},
-    upstream::{Upstream, seen, spawn_upstream},
+    upstream::{Upstream, seen, spawn_upstream, through_proxy},
     *,
 };
 use serde_json::{Value, json};
@@ -87,16 +87,7 @@ impl Stack {
         path: &str,
         headers: &[(&str, &str)],
     ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut request = self.http.request(method, self.envoy.url(path));
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, headers, body)
+        through_proxy(self.http.request(method, self.envoy.url(path)), headers).await
     }
 
     fn hits(&self) -> usize {
@@ -443,7 +434,6 @@ async fn envoy_passes_github_and_oidc_identities() {
 #[tokio::test]
 async fn envoy_enforces_roles_per_organization_and_admin_changes_at_once() {
     use crate::common::admin::user_ref;
-    use dispatch_authz::proto::admin::role_binding::Subject;
 
     let options = Options {
         authorization: String::new(),
@@ -452,22 +442,7 @@ async fn envoy_enforces_roles_per_organization_and_admin_changes_at_once() {
     let Some(stack) = Stack::start_with(true, options).await else {
         return;
     };
-    let mut admin = stack.app.bootstrap().await;
-    admin.org("acme").await.unwrap();
-    admin.org("globex").await.unwrap();
-    admin
-        .role("acme", "developer", &["function:*"])
-        .await
-        .unwrap();
-    let alice = stack.app.add_user("alice", "alice").await;
-    admin
-        .member("acme", &user_ref("alice"), true)
-        .await
-        .unwrap();
-    admin
-        .bind("acme", "developer", Subject::User(user_ref("alice")))
-        .await
-        .unwrap();
+    let (mut admin, alice) = stack.app.acme_with_alice().await;
     let auth = bearer("alice");
 
     let forged = [

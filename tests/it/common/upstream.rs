@@ -43,6 +43,23 @@ pub async fn spawn_upstream() -> (Upstream, u16) {
     (upstream, port)
 }
 
+/// Sends `request` with `headers` through a proxy: the status, the headers
+/// and the body (JSON, else its text) the client got.
+pub async fn through_proxy(
+    mut request: reqwest::RequestBuilder,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, headers, body)
+}
+
 /// The values of `name` the upstream received, from its echo.
 pub fn seen<'a>(echo: &'a Value, name: &str) -> Option<&'a Vec<Value>> {
     echo["headers"][name].as_array()

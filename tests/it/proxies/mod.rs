@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::common::{
     programs::{self, Ports, Program, Running},
-    upstream::{Upstream, seen, spawn_upstream},
+    upstream::{Upstream, seen, spawn_upstream, through_proxy},
     *,
 };
 use dispatch_authz::store::User;
@@ -145,16 +145,7 @@ async fn get(
     proxy: &Running,
     headers: &[(&str, &str)],
 ) -> (u16, HeaderMap, Value) {
-    let mut request = http.get(proxy.url(PATH));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, headers, body)
+    through_proxy(http.get(proxy.url(PATH)), headers).await
 }
 
 fn bearer_of(subject: &str) -> String {
