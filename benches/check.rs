@@ -24,6 +24,7 @@ use std::{
 
 use criterion::{Criterion, criterion_group};
 use dispatch_authz::{
+    assertion::{Asserter, AssertionSettings, KeyOrigin, Keys, SigningAlgorithm, SigningKey},
     check::{
         Authorization, Checker, ClientHeaders, CredentialSettings, MethodOverride, Permit,
         RequestRules, RequestView, SettledCache, UpstreamRules,
@@ -159,6 +160,31 @@ impl HotPath {
     }
 
     fn with(authorization: Authorization) -> Self {
+        Self::built(authorization, None)
+    }
+
+    /// With `x-dispatch-identity` signed (EdDSA, generated keys): reused
+    /// per subject, or signed per request.
+    fn signed(per_request: bool) -> Self {
+        let settings = AssertionSettings {
+            algorithm: SigningAlgorithm::EdDSA,
+            ttl: Duration::from_secs(300),
+            issuer: "bench".into(),
+            audience: None,
+            per_request,
+            origin: KeyOrigin::Generated {
+                rotate: Duration::from_secs(86_400),
+            },
+        };
+        let keys = Keys {
+            signing: SigningKey::generate(SigningAlgorithm::EdDSA).unwrap(),
+            published: Vec::new(),
+        };
+        let asserter = Arc::new(Asserter::new(settings, keys, 1000));
+        Self::built(Authorization::Rbac(RouteMap::dispatch()), Some(asserter))
+    }
+
+    fn built(authorization: Authorization, signed_identity: Option<Arc<Asserter>>) -> Self {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -232,6 +258,7 @@ impl HotPath {
                     default_budget: Duration::from_secs(1),
                     allow_lines_every: Some(std::num::NonZeroU32::MIN),
                     dry_run: Default::default(),
+                    signed_identity,
                 },
                 authorization,
             ))
@@ -293,6 +320,14 @@ fn bench_check(c: &mut Criterion) {
     // Without roles (`mode = "registered"`): what the RBAC decision costs.
     let registered = HotPath::with(Authorization::Registered);
     group.bench_function("cache_hit_registered", |b| b.iter(|| registered.check()));
+    // With the signed identity: reused per subject (the default), and
+    // signed for every request (`per_request`).
+    let signed = HotPath::signed(false);
+    group.bench_function("cache_hit_signed_identity", |b| b.iter(|| signed.check()));
+    let per_request = HotPath::signed(true);
+    group.bench_function("cache_hit_signed_per_request", |b| {
+        b.iter(|| per_request.check())
+    });
     // The same with the decision line formatted and written as in
     // production (JSON, the batching writer; its thread writes to a sink):
     // the cost of logging itself.
@@ -372,11 +407,11 @@ fn bench_headers(c: &mut Criterion) {
         max_token_bytes: 8192,
     };
     c.bench_function("headers/upstream", |b| {
-        b.iter(|| rules.headers(&user, &view, &credentials))
+        b.iter(|| rules.headers(&user, &view, &credentials, None))
     });
     let public = Permit::PublicPath;
     c.bench_function("headers/public", |b| {
-        b.iter(|| rules.headers(&public, &view, &credentials))
+        b.iter(|| rules.headers(&public, &view, &credentials, None))
     });
 }
 

@@ -9,6 +9,7 @@
 //! [`telemetry`] beside them. See ARCHITECTURE.md (and
 //! `tests/it/architecture.rs`, which enforces the arrows).
 
+pub mod assertion;
 pub mod check;
 pub mod cli;
 pub mod config;

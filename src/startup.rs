@@ -7,6 +7,7 @@ use thiserror::Error;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::{
+    assertion::Asserter,
     check::{Checker, SettledCache},
     config::{Config, HttpProxy, ListenAddr},
     directory::{Directory, GrantsCache, OrgCache, ServiceAccountCache, UserCache},
@@ -156,6 +157,10 @@ impl App {
         for remote in self.checker.identity().remote_key_sets() {
             refreshers.spawn(remote.run_refresher());
         }
+        // Generated signing keys: the next one signs every so often.
+        if let Some(asserter) = self.checker.signed_identity() {
+            refreshers.spawn(asserter.clone().rotate_periodically());
+        }
         // The metrics recorder's upkeep, while it records (operations on).
         if self.operations.is_some() {
             refreshers.spawn(metrics::upkeep());
@@ -299,8 +304,15 @@ pub async fn shutdown_signal() {
 /// configured identity sources (remote keys fetched by refreshers the
 /// caller runs), the caches, the request rules and the authorization mode.
 /// Tests build it over an in-memory store to decide without the wire.
-pub fn checker(store: Arc<dyn CheckStore>, config: Config) -> Checker {
+pub fn checker(store: Arc<dyn CheckStore>, mut config: Config) -> Checker {
     let caches = config.caches;
+    config.request_rules.signed_identity = config.signed_identity.map(|(settings, keys)| {
+        Arc::new(Asserter::new(
+            settings,
+            keys,
+            caches.tokens_capacity as usize,
+        ))
+    });
     let accounts = ServiceAccountCache::new(store.clone(), caches.users);
     let http = http_client();
     let issuers = config.issuers.into_iter().map(|i| i.build(&http)).collect();

@@ -261,6 +261,8 @@ pub mod names {
     pub const ROLES: &str = "x-dispatch-roles";
     /// Dry-run: the reason the request would have been refused.
     pub const DRY_RUN: &str = "x-dispatch-dry-run";
+    /// The signed identity (`assertion`), when configured.
+    pub const SIGNED_IDENTITY: &str = "x-dispatch-identity";
 
     /// Every name we may set: none of them can ever pass through from a
     /// client.
@@ -274,6 +276,7 @@ pub mod names {
         ORG,
         ROLES,
         DRY_RUN,
+        SIGNED_IDENTITY,
     ];
 }
 

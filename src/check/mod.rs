@@ -64,6 +64,7 @@ use phases::Route;
 use settled::{Lookup, Stamps, TokenKey};
 
 use crate::{
+    assertion::Asserter,
     directory::Directory,
     identity::{IdentityVerifier, TokenStamp, VerifiedIdentity},
     policy::{PublicPaths, RouteMap, rbac::Grants},
@@ -104,6 +105,8 @@ pub struct RequestRules {
     pub allow_lines_every: Option<NonZeroU32>,
     /// Where the roles' refusals are let through, marked (`dry_run.rs`).
     pub dry_run: DryRun,
+    /// Signs `x-dispatch-identity` for every allowed subject, when set.
+    pub signed_identity: Option<Arc<Asserter>>,
 }
 
 pub struct Checker {
@@ -155,6 +158,11 @@ impl Checker {
     /// Whether every identity source can verify tokens (remote keys fetched).
     pub fn is_ready(&self) -> bool {
         self.identity.is_ready()
+    }
+
+    /// The signer of `x-dispatch-identity`, when configured.
+    pub fn signed_identity(&self) -> Option<&Arc<Asserter>> {
+        self.rules.signed_identity.as_ref()
     }
 
     pub fn identity(&self) -> &IdentityVerifier {
@@ -361,10 +369,27 @@ impl Checker {
 
     /// The last phase: what the allow does to the upstream request.
     fn allow(&self, permit: Permit, request: &RequestView<'_>) -> Decision {
-        let upstream = self
-            .rules
-            .upstream
-            .headers(&permit, request, &self.rules.credentials);
+        let signed = match (
+            &self.rules.signed_identity,
+            upstream::assertion(&permit, request),
+        ) {
+            (Some(asserter), Some(assertion)) => match asserter.token(&assertion) {
+                Some(token) => Some(token),
+                // Never an allow without the identity the upstream expects.
+                None => {
+                    return deny(
+                        DenialKind::Unavailable,
+                        "signing_failed",
+                        "the signed identity could not be made; retry later",
+                    );
+                }
+            },
+            _ => None,
+        };
+        let upstream =
+            self.rules
+                .upstream
+                .headers(&permit, request, &self.rules.credentials, signed);
         Decision::Allow { permit, upstream }
     }
 

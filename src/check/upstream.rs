@@ -19,7 +19,9 @@ use super::{
     request::{CredentialSettings, RequestView, is_dispatch_name, same_name},
     text::HeaderText,
 };
-use crate::{domain::RoleName, identity::service_account};
+use std::sync::Arc;
+
+use crate::{assertion::Assertion, domain::RoleName, identity::service_account};
 
 /// Dispatch's own client inputs in our namespace: its API gateway reads
 /// them (synchronous or asynchronous runs, the project), so they pass by
@@ -106,10 +108,14 @@ impl UpstreamRules {
         permit: &Permit,
         request: &RequestView<'_>,
         credentials: &CredentialSettings,
+        signed: Option<Arc<str>>,
     ) -> UpstreamHeaders {
         let mut set = identity_headers(permit);
         if let Some(id) = &request.request_id {
             set.push((names::REQUEST_ID, id.shared().into()));
+        }
+        if let Some(token) = signed {
+            set.push((names::SIGNED_IDENTITY, token.into()));
         }
         let mut remove = Vec::new();
         for name in request.headers.names() {
@@ -172,6 +178,35 @@ fn identity_headers(permit: &Permit) -> Vec<(&'static str, HeaderText)> {
         set.push((names::ROLES, roles_header(&allowed.roles)));
     }
     set
+}
+
+/// What the signed identity asserts about `permit`'s subject, if any.
+pub(super) fn assertion<'a>(
+    permit: &'a Permit,
+    request: &'a RequestView<'_>,
+) -> Option<Assertion<'a>> {
+    let (who, allowed, would_deny) = match permit {
+        Permit::Subject { who, allowed } => (who, allowed.as_ref(), None),
+        Permit::WouldDeny { who, denial } => (who, None, Some(denial.reason)),
+        Permit::PublicPath => return None,
+    };
+    let (source, email) = match who {
+        Who::User(user) => (
+            user.issuer.as_str(),
+            user.email.as_ref().map(|e| e.as_str()),
+        ),
+        Who::ServiceAccount(_) => (service_account::ISSUER_NAME, None),
+    };
+    Some(Assertion {
+        subject: who.subject(),
+        login: who.name(),
+        source,
+        email,
+        org: allowed.map(|a| &a.org),
+        roles: allowed.map_or(&[], |a| &a.roles),
+        would_deny,
+        request_id: request.request_id.as_ref().map(|id| id.as_str()),
+    })
 }
 
 /// `a,b,c`; one role, the common case, is its name unchanged.

@@ -105,6 +105,7 @@ impl CheckSettings {
             default_budget: Duration::from_millis(self.default_deadline_ms),
             allow_lines_every: Some(NonZeroU32::MIN),
             dry_run: DryRun::default(),
+            signed_identity: None,
         })
     }
 }

@@ -16,6 +16,7 @@ mod check;
 mod github;
 mod issuers;
 mod server;
+mod signed_identity;
 #[cfg(test)]
 mod tests;
 
@@ -42,8 +43,10 @@ pub use server::{
     AdminSettings, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_OPERATIONS_LISTEN, HttpProxy,
     HttpSettings, ListenAddr, LogSettings, OperationsSettings, ServerSettings, StoreSettings,
 };
+pub use signed_identity::{SignedIdentityConfig, read_keys};
 
 use crate::{
+    assertion::{AssertionSettings, Keys},
     check::{Authorization, RequestRules},
     domain::IssuerName,
     identity::{
@@ -98,6 +101,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub operations: OperationsSettings,
     pub dry_run: DryRunSettings,
+    /// The `x-dispatch-identity` JWT; off when absent.
+    pub signed_identity: Option<SignedIdentityConfig>,
 }
 
 /// A secret that never shows in `Debug` output or logs.
@@ -140,6 +145,8 @@ pub struct Config {
     /// `None`: no `/healthz`, `/readyz`, `/metrics`.
     pub operations_listen: Option<std::net::SocketAddr>,
     pub log_format: LogFormat,
+    /// `None`: no `x-dispatch-identity`.
+    pub signed_identity: Option<(AssertionSettings, Keys)>,
 }
 
 impl Config {
@@ -213,6 +220,11 @@ impl Settings {
             http: self.http.compile()?,
             operations_listen: self.operations.compile()?,
             log_format: self.log.format,
+            signed_identity: self
+                .signed_identity
+                .as_ref()
+                .map(SignedIdentityConfig::compile)
+                .transpose()?,
         })
     }
 

@@ -53,6 +53,30 @@ impl Operations {
     }
 }
 
+impl Operations {
+    /// The keys `x-dispatch-identity` verifies with; a 404 when it is off.
+    fn jwks(&self) -> Response<Body> {
+        let Some(asserter) = self.checker.signed_identity() else {
+            return answer(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "no signed identity: [signed_identity] is not configured\n",
+            );
+        };
+        let body = serde_json::to_string(&asserter.jwks()).unwrap_or_default();
+        let mut response = answer(StatusCode::OK, "application/json", body);
+        // How long a verifier may keep it: less than the time a new key is
+        // published before it signs.
+        let max_age = format!("max-age={}", asserter.jwks_max_age().as_secs());
+        if let Ok(value) = http::HeaderValue::from_str(&max_age) {
+            response
+                .headers_mut()
+                .insert(http::header::CACHE_CONTROL, value);
+        }
+        response
+    }
+}
+
 impl Handler for Operations {
     async fn handle(&self, request: http::Request<Incoming>) -> Response<Body> {
         if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -62,10 +86,11 @@ impl Handler for Operations {
             "/healthz" => answer(StatusCode::OK, "text/plain", "ok\n"),
             "/readyz" => self.ready().await,
             "/metrics" => self.metrics(),
+            "/.well-known/jwks.json" => self.jwks(),
             _ => answer(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                "not found: /healthz, /readyz, /metrics\n",
+                "not found: /healthz, /readyz, /metrics, /.well-known/jwks.json\n",
             ),
         }
     }

@@ -15,11 +15,12 @@ use std::{
 #[rustfmt::skip]
 const ALLOWED: &[(&str, &[&str])] = &[
     ("cli", &["startup", "config", "telemetry", "store", "domain", "proto"]),
-    ("startup", &["server", "iam", "check", "identity", "directory", "store", "config", "telemetry", "domain"]),
-    ("config", &["check", "identity", "directory", "store", "policy", "telemetry", "domain"]),
+    ("startup", &["server", "iam", "check", "assertion", "identity", "directory", "store", "config", "telemetry", "domain"]),
+    ("config", &["check", "assertion", "identity", "directory", "store", "policy", "telemetry", "domain"]),
     ("server", &["iam", "check", "store", "policy", "telemetry", "domain", "proto"]),
     ("iam", &["check", "identity", "store", "policy", "telemetry", "domain"]),
-    ("check", &["identity", "directory", "store", "policy", "telemetry", "domain"]),
+    ("check", &["assertion", "identity", "directory", "store", "policy", "telemetry", "domain"]),
+    ("assertion", &["domain"]),
     ("identity", &["directory", "store", "telemetry", "domain", "freshness"]),
     ("directory", &["store", "policy", "telemetry", "domain", "freshness", "shared"]),
     ("store", &["policy", "telemetry", "domain", "shared"]),

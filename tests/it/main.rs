@@ -24,3 +24,4 @@ mod rbac;
 mod replicas;
 mod security;
 mod service_accounts;
+mod signed_identity;

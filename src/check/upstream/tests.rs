@@ -43,7 +43,7 @@ fn credentials() -> CredentialSettings {
 }
 
 fn headers(permit: &Permit, req: &RequestView<'_>) -> UpstreamHeaders {
-    UpstreamRules::default().headers(permit, req, &credentials())
+    UpstreamRules::default().headers(permit, req, &credentials(), None)
 }
 
 fn subject(allowed: Option<Allowed>) -> (Arc<User>, Permit) {
@@ -146,7 +146,7 @@ fn dispatch_inputs_pass_through_and_identity_names_never_do() {
     assert_eq!(h.remove, ["x-dispatch-other"]);
 
     let none = UpstreamRules::new(false, &[] as &[&str]).unwrap();
-    let h = none.headers(&Permit::PublicPath, &req, &credentials());
+    let h = none.headers(&Permit::PublicPath, &req, &credentials(), None);
     assert_eq!(h.remove.len(), 3, "an empty list passes nothing");
 
     for bad in [
@@ -185,7 +185,7 @@ fn the_credential_is_removed_unless_forwarded() {
     assert!(h.remove.is_empty() && !h.set.iter().any(|(n, _)| *n == "cookie"));
 
     let forward = UpstreamRules::new(true, DEFAULT_PASSTHROUGH).unwrap();
-    let h = forward.headers(&permit, &req, &credentials());
+    let h = forward.headers(&permit, &req, &credentials(), None);
     assert!(h.remove.is_empty(), "{:?}", h.remove);
     assert!(!h.set.iter().any(|(n, _)| *n == "cookie"));
 }
