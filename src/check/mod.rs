@@ -25,6 +25,7 @@
 
 pub mod decision;
 pub mod dry_run;
+mod live;
 mod log;
 pub mod method;
 mod phases;
@@ -52,6 +53,7 @@ pub use decision::{
     UpstreamHeaders, Who,
 };
 pub use dry_run::DryRun;
+pub use live::Live;
 pub use method::MethodOverride;
 pub use request::{ClientHeaders, CredentialSettings, Removals, RequestView};
 pub use settled::SettledCache;
@@ -110,9 +112,9 @@ pub struct RequestRules {
 }
 
 pub struct Checker {
-    identity: IdentityVerifier,
+    identity: Arc<IdentityVerifier>,
     directory: Directory,
-    settled: SettledCache,
+    settled: Arc<SettledCache>,
     rules: RequestRules,
     authorization: Authorization,
     /// Allows so far, for `allow_lines_every`.
@@ -142,13 +144,42 @@ impl Checker {
         authorization: Authorization,
     ) -> Self {
         Self {
-            identity,
+            identity: Arc::new(identity),
             directory,
+            settled: Arc::new(settled),
+            rules,
+            authorization,
+            allows: AtomicU32::new(0),
+        }
+    }
+
+    /// This checker's caches under new rules, for a reload. With new
+    /// identity sources, the settled entries go (they were verified by
+    /// sources that may be gone) and so do the verified tokens (the new
+    /// sources start with a cache of their own); the directory's caches stay.
+    pub fn reloaded(
+        &self,
+        identity: Option<IdentityVerifier>,
+        rules: RequestRules,
+        authorization: Authorization,
+    ) -> Self {
+        let (identity, settled) = match identity {
+            Some(identity) => (Arc::new(identity), Arc::new(self.settled.empty_like())),
+            None => (self.identity.clone(), self.settled.clone()),
+        };
+        Self {
+            identity,
+            directory: self.directory.clone(),
             settled,
             rules,
             authorization,
             allows: AtomicU32::new(0),
         }
+    }
+
+    /// The rules in force (a reload starts from them).
+    pub fn rules(&self) -> &RequestRules {
+        &self.rules
     }
 
     pub fn directory(&self) -> &Directory {

@@ -180,6 +180,18 @@ pub struct SettledCache {
 }
 
 impl SettledCache {
+    /// An empty cache of the same size and TTLs: a reload that changed the
+    /// identity sources starts afresh, while checks still in flight on the
+    /// old checker settle into the old cache, never the new.
+    pub fn empty_like(&self) -> Self {
+        Self {
+            cache: quick_cache::sync::Cache::new(self.cache.capacity() as usize),
+            ttl: self.ttl,
+            verified_ttl: self.verified_ttl,
+            epoch: Instant::now(),
+        }
+    }
+
     /// `ttl`: the user cache's; `verified_ttl`: the token cache's longest.
     pub fn new(capacity: u64, ttl: Duration, verified_ttl: Duration) -> Self {
         let capacity = usize::try_from(capacity.max(1)).unwrap_or(usize::MAX);

@@ -101,6 +101,13 @@ pub enum Command {
         #[command(subcommand)]
         command: iam::IamCommand,
     },
+    /// Make a running server read its configuration file again (as SIGHUP
+    /// does), through the admin API; needs a global role granting
+    /// iam:update. Prints what changed and what needs a restart.
+    Reload {
+        #[command(flatten)]
+        connection: iam::Connection,
+    },
     /// Developer tools for tokens.
     Token {
         #[command(subcommand)]
@@ -125,11 +132,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         println!("{}", token::mint(args)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let config = Settings::load(cli.config.as_deref(), &overrides)?.compile()?;
+    let settings = Settings::load(cli.config.as_deref(), &overrides)?;
+    let config = settings.compile()?;
     let _log = telemetry::init(config.log_format)?;
     match cli.command {
         Command::Serve { .. } => {
-            let app = App::build(config).await?;
+            let app = App::build(config)
+                .await?
+                .reloadable(cli.config.clone(), overrides, settings);
             app.run_until_stopped(shutdown_signal()).await?;
         }
         Command::Migrate => {
@@ -148,6 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => iam::run(&connection, command).await?,
         Command::Bootstrap(add) => users::bootstrap(&add, &config).await?,
+        Command::Reload { connection } => iam::reload(&connection).await?,
         Command::Export { output } => {
             let store = startup::open_store(&config).await?;
             let rows = match output {

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 
 use crate::{
-    check::Checker,
+    check::{Checker, Live},
     domain::{OrgName, Principal, ServiceAccountId, ServiceAccountName, SubjectRef, UserId},
     store::{ServiceAccount, User},
 };
@@ -57,6 +57,15 @@ impl Forget for Checker {
                 Stale::Org(org) => directory.orgs.invalidate(org).await,
             }
         }
+    }
+}
+
+/// Through whichever checker is in force: every checker of a process
+/// shares the directory's caches.
+#[async_trait]
+impl Forget for Live {
+    async fn forget(&self, stale: &[Stale]) {
+        self.current().forget(stale).await;
     }
 }
 

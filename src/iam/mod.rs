@@ -55,6 +55,14 @@ impl Iam {
     }
 }
 
+impl Iam {
+    /// Whether `actor` may make the server read its configuration again: an
+    /// operator's act, so a global role granting `iam:update`.
+    pub fn may_reload(&self, actor: &Actor) -> Result<(), IamError> {
+        global(actor, Action::Update)
+    }
+}
+
 /// `iam:<action>` in `org` (a global role granting it counts).
 fn in_org(actor: &Actor, org: &OrgName, action: Action) -> Result<(), IamError> {
     let Some(grants) = actor.authority().grants() else {

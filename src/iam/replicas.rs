@@ -19,7 +19,7 @@ use super::{
     forget::{forget_account, forget_user},
 };
 use crate::{
-    check::Checker,
+    check::{Checker, Live},
     domain::Principal,
     store::changes::{ChangeFeed, Changed, News},
 };
@@ -35,19 +35,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const LAST_RETRY: Duration = Duration::from_secs(1);
 
 /// Runs until dropped (aborted with the server).
-pub async fn follow(url: String, checker: std::sync::Arc<Checker>) {
+pub async fn follow(url: String, live: std::sync::Arc<Live>) {
     let mut retry = FIRST_RETRY;
     loop {
         match tokio::time::timeout(CONNECT_TIMEOUT, ChangeFeed::connect(&url)).await {
             Ok(Ok(mut feed)) => {
                 // Listening from here on: what was cached before may predate
                 // a change that nobody heard.
-                forget_everything(&checker);
+                forget_everything(&live.current());
                 info!("following other replicas' changes");
                 retry = FIRST_RETRY;
                 loop {
                     match feed.next().await {
-                        Ok(News::Changed(changed)) => forget_changed(&checker, changed).await,
+                        Ok(News::Changed(changed)) => {
+                            forget_changed(&live.current(), changed).await
+                        }
                         lost => {
                             let error = lost.err().map(tracing::field::display);
                             warn!(
@@ -62,7 +64,7 @@ pub async fn follow(url: String, checker: std::sync::Arc<Checker>) {
             Ok(Err(error)) => warn!(%error, "cannot follow other replicas' changes yet; retrying"),
             Err(_) => warn!("cannot follow other replicas' changes yet (no answer); retrying"),
         }
-        forget_everything(&checker);
+        forget_everything(&live.current());
         tokio::time::sleep(retry).await;
         retry = (retry * 2).min(LAST_RETRY);
     }

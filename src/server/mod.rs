@@ -16,9 +16,9 @@ use tokio_stream::{StreamExt, wrappers::UnixListenerStream};
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::server::HealthReporter;
 
-use crate::check::Checker;
+use crate::check::{Checker, Live};
 
-pub use admin::{AdminServer, AdminService};
+pub use admin::{AdminServer, AdminService, Reload, Reloaded};
 pub use conn::Unvectored;
 pub use grpc::{AuthorizationServer, AuthorizationService};
 pub use http::HttpCheck;
@@ -46,7 +46,7 @@ pub async fn serve(
     admin: Option<(TcpListener, AdminService)>,
     http: Option<(Listener, HttpCheck)>,
     operations: Option<(Listener, Operations)>,
-    checker: Arc<Checker>,
+    checker: Arc<Live>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> Result<(), ServeError> {
@@ -55,7 +55,7 @@ pub async fn serve(
     // SERVING only while every identity source can verify tokens.
     // Reported once before serving, so the first health check has an answer.
     let mut reported = None;
-    report_readiness(&health, &checker, &mut reported).await;
+    report_readiness(&health, &checker.current(), &mut reported).await;
     let readiness = track_readiness(health.clone(), checker.clone(), reported);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -150,14 +150,10 @@ pub async fn serve(
 
 /// The Authorization service's health follows `/readyz`: keys loaded and
 /// the database answering. Re-read every 250 ms.
-async fn track_readiness(
-    health: HealthReporter,
-    checker: Arc<Checker>,
-    mut reported: Option<bool>,
-) {
+async fn track_readiness(health: HealthReporter, checker: Arc<Live>, mut reported: Option<bool>) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        report_readiness(&health, &checker, &mut reported).await;
+        report_readiness(&health, &checker.current(), &mut reported).await;
     }
 }
 

@@ -11,20 +11,20 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
 use super::http::{Body, Handler};
-use crate::{check::Checker, telemetry::metrics};
+use crate::{check::Live, telemetry::metrics};
 
 pub struct Operations {
-    checker: Arc<Checker>,
+    checker: Arc<Live>,
     metrics: &'static PrometheusHandle,
 }
 
 impl Operations {
-    pub fn new(checker: Arc<Checker>, metrics: &'static PrometheusHandle) -> Self {
+    pub fn new(checker: Arc<Live>, metrics: &'static PrometheusHandle) -> Self {
         Self { checker, metrics }
     }
 
     async fn ready(&self) -> Response<Body> {
-        let readiness = self.checker.readiness().await;
+        let readiness = self.checker.current().readiness().await;
         let status = if readiness.is_ready() {
             StatusCode::OK
         } else {
@@ -35,14 +35,14 @@ impl Operations {
             "database": readiness.database.as_ref().err().map_or("ok", String::as_str),
             "keys": if readiness.keys { "ok" } else { "an identity source has no keys yet" },
             // Visible where operators look: refusals are being let through.
-            "dry_run": self.checker.dry_run_scope().describe(),
+            "dry_run": self.checker.current().dry_run_scope().describe(),
         });
         answer(status, "application/json", body.to_string())
     }
 
     fn metrics(&self) -> Response<Body> {
         // Sizes are read when asked for, not kept up to date per check.
-        for (cache, entries) in self.checker.cache_entries() {
+        for (cache, entries) in self.checker.current().cache_entries() {
             metrics::cache_entries(cache, entries);
         }
         answer(
@@ -56,7 +56,8 @@ impl Operations {
 impl Operations {
     /// The keys `x-dispatch-identity` verifies with; a 404 when it is off.
     fn jwks(&self) -> Response<Body> {
-        let Some(asserter) = self.checker.signed_identity() else {
+        let checker = self.checker.current();
+        let Some(asserter) = checker.signed_identity() else {
             return answer(
                 StatusCode::NOT_FOUND,
                 "text/plain",

@@ -23,6 +23,7 @@ pub const GITHUB_CALLS: &str = "dispatch_authz_github_api_calls_total";
 pub const GITHUB_RATE_LIMIT_REMAINING: &str = "dispatch_authz_github_rate_limit_remaining";
 pub const DATABASE_ERRORS: &str = "dispatch_authz_database_errors_total";
 pub const ADMIN_WRITES: &str = "dispatch_authz_admin_writes_total";
+pub const CONFIG_RELOADS: &str = "dispatch_authz_config_reloads_total";
 
 /// Check latency buckets, in seconds: a cache hit takes microseconds, a
 /// cold check milliseconds, and Envoy gives up at 0.25 s by default.
@@ -98,6 +99,10 @@ fn describe() {
         "Failed database operations, by where they failed"
     );
     describe_counter!(ADMIN_WRITES, "Admin writes, by operation and result");
+    describe_counter!(
+        CONFIG_RELOADS,
+        "Configuration reloads, by result (failed: the file was refused and the old one kept)"
+    );
 }
 
 /// A decided check. `decision` is `allow`, `deny` (or, in dry-run,
@@ -143,6 +148,11 @@ pub fn github_rate_limit_remaining(remaining: u64) {
 /// `at`: `check` (the check path) or `admin` (an admin write or read).
 pub fn database_error(at: &'static str) {
     counter!(DATABASE_ERRORS, "at" => at).increment(1);
+}
+
+pub fn config_reload(ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    counter!(CONFIG_RELOADS, "result" => result).increment(1);
 }
 
 pub fn admin_write(operation: &'static str, ok: bool) {

@@ -3,6 +3,7 @@
 use std::{path::Path, process::Stdio, time::Duration};
 
 use crate::common::*;
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -34,6 +35,31 @@ fn run_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Waits (up to 10 s) until the server's `/metrics` shows `series` at
+/// `want`.
+async fn metric_reaches(operations: &str, series: &str, want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = reqwest::get(format!("http://{operations}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '));
+        if value == Some(want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} is {value:?}, not {want}, in:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -364,7 +390,9 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
     }
     let (addr, operations) = (addr.unwrap(), operations.unwrap());
 
-    let mut client = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut client = AuthorizationClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     for (token, want) in [(&good, 0), (&bad, 16), (&ghost_token, 7), (&good, 0)] {
         let auth = format!("Bearer {token}");
@@ -440,7 +468,57 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
     }
     assert!(metrics.contains("# TYPE dispatch_authz_check_duration_seconds histogram"));
 
+    // Issue 14: SIGHUP reads the file again. A broken file is refused,
+    // counted, and changes nothing; a good one takes effect at once.
     let pid = child.id().unwrap().to_string();
+    let hangup = || {
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    let original = std::fs::read_to_string(&config).unwrap();
+    let open = async |client: &mut AuthorizationClient<_>| {
+        let r = client
+            .check(check_request("GET", "/v1/open/x", &[]))
+            .await
+            .unwrap()
+            .into_inner();
+        r.status.unwrap().code
+    };
+    std::fs::write(
+        &config,
+        original.replace("[check]", "[check]\nmax_token_bytes = 1"),
+    )
+    .unwrap();
+    hangup();
+    metric_reaches(
+        &operations,
+        r#"dispatch_authz_config_reloads_total{result="failed"}"#,
+        "1",
+    )
+    .await;
+    assert_eq!(open(&mut client).await, 16, "the old public paths stay");
+    std::fs::write(
+        &config,
+        original.replace(
+            r#"public_paths = ["/healthz"]"#,
+            r#"public_paths = ["/healthz", "/v1/open"]"#,
+        ),
+    )
+    .unwrap();
+    hangup();
+    metric_reaches(
+        &operations,
+        r#"dispatch_authz_config_reloads_total{result="ok"}"#,
+        "1",
+    )
+    .await;
+    assert_eq!(open(&mut client).await, 0, "the new public path");
+
     assert!(
         std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -457,6 +535,21 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
         log.push(line);
     }
     let all = log.join("\n");
+    let line = |message: &str| {
+        log.iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line in:\n{all}"))
+    };
+    let refused = line("configuration reload refused: the configuration in force is kept");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("check.max_token_bytes"),
+        "{refused}"
+    );
+    assert_eq!(line("configuration reloaded")["changed"], "check");
     assert!(!all.contains(&good[20..60]), "a token reached the log");
     assert!(
         !all.contains("querysecret"),
@@ -468,7 +561,10 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["message"] == "decision")
         .collect();
-    assert_eq!(decisions.len(), 4, "{all}");
+    // The four checks, then the two of /v1/open around the reload.
+    assert_eq!(decisions.len(), 6, "{all}");
+    assert_eq!(decisions[4]["reason"], "missing_credential", "{all}");
+    assert_eq!(decisions[5]["reason"], "public_path", "{all}");
     let allow = &decisions[0];
     assert_eq!(allow["decision"], "allow");
     assert_eq!(allow["reason"], "authenticated");
@@ -484,7 +580,7 @@ async fn serve_logs_decisions_without_tokens_and_stops_on_sigterm() {
     // Issue 14: denial lines name the login, not only the id.
     assert_eq!(decisions[2]["login"], "ghost");
     // The same decision ids as the answers carried, line by line.
-    let logged: Vec<&str> = decisions
+    let logged: Vec<&str> = decisions[..4]
         .iter()
         .map(|d| d["decision_id"].as_str().unwrap())
         .collect();

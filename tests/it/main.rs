@@ -21,6 +21,7 @@ mod operations;
 mod pipeline;
 mod proxies;
 mod rbac;
+mod reload;
 mod replicas;
 mod security;
 mod service_accounts;

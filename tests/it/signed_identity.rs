@@ -198,3 +198,70 @@ async fn generated_keys_rotate_and_old_tokens_keep_verifying_until_they_expire()
     );
     assert!(published.find(&kid(&second)).is_some());
 }
+
+#[tokio::test]
+async fn configured_keys_rotate_through_reloads_without_a_token_left_unverifiable() {
+    let (current, next) = (fixture("ec256.pem"), fixture("ec256-next.pem"));
+    let files = |list: &[&std::path::Path]| {
+        let quoted: Vec<String> = list
+            .iter()
+            .map(|f| format!("\"{}\"", f.display()))
+            .collect();
+        format!("key_files = [{}]", quoted.join(", "))
+    };
+    let app = spawn(&format!(
+        "algorithm = \"ES256\"\naudience = \"a\"\n{}",
+        files(&[&current])
+    ))
+    .await;
+    let (mut admin, _) = app.acme_with_alice().await;
+    let auth = bearer(&token(&claims("alice")));
+    let file = app.dir.path().join("dispatch-authz.toml");
+    let mut listed = files(&[&current]);
+    let mut step = |list: &[&std::path::Path]| {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let now = files(list);
+        std::fs::write(&file, text.replace(&listed, &now)).unwrap();
+        listed = now;
+    };
+    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    let signed = async || {
+        let r = app.check("/v1/function/f", &in_acme(&auth)).await;
+        header(&upstream_headers(&r), "x-dispatch-identity")
+            .unwrap()
+            .to_owned()
+    };
+    let published = async || {
+        let (_, _, body) = jwks(&app).await;
+        let set: JwkSet = serde_json::from_str(&body).unwrap();
+        set.keys
+            .into_iter()
+            .map(|k| k.common.key_id.unwrap())
+            .collect::<Vec<_>>()
+    };
+    let old = signed().await;
+
+    // 1. The next key listed second: published, not signing yet.
+    step(&[&current, &next]);
+    let reloaded = admin.reload().await.unwrap();
+    assert_eq!(reloaded.changed, ["signed_identity.key_files"]);
+    assert!(reloaded.needs_restart.is_empty());
+    assert_eq!(published().await.len(), 2);
+    assert_eq!(kid(&signed().await), kid(&old), "the same key signs");
+
+    // 2. Moved first: it signs; both published.
+    step(&[&next, &current]);
+    admin.reload().await.unwrap();
+    let new = signed().await;
+    assert_ne!(kid(&new), kid(&old));
+    assert_eq!(published().await, [kid(&new), kid(&old)]);
+
+    // 3. The old one dropped: still published until its tokens expired.
+    step(&[&next]);
+    admin.reload().await.unwrap();
+    assert_eq!(published().await, [kid(&new), kid(&old)]);
+    let (_, _, body) = jwks(&app).await;
+    let set: JwkSet = serde_json::from_str(&body).unwrap();
+    verify(&set, &old, Algorithm::ES256, "a");
+    verify(&set, &new, Algorithm::ES256, "a");
+}

@@ -288,6 +288,17 @@ async fn delete(a: &mut Admin, what: Delete) -> anyhow::Result<()> {
 
 /// `users ... --server URL`: the same user commands, through the admin API
 /// (so the running server invalidates its caches at once).
+/// `dispatch-authz reload`: the server reads its configuration again.
+pub async fn reload(connection: &Connection) -> anyhow::Result<()> {
+    let mut a = Admin::connect(connection).await?;
+    print(&call!(
+        a,
+        reload_configuration,
+        pb::ReloadConfigurationRequest {}
+    ));
+    Ok(())
+}
+
 pub async fn users(connection: &Connection, command: UsersCommand) -> anyhow::Result<()> {
     let mut a = Admin::connect(connection).await?;
     match command {

@@ -13,7 +13,7 @@ use tonic::{Code, Request, Response, Status};
 
 pub use crate::proto::admin::admin_server::AdminServer;
 use crate::{
-    check::{Checker, ClientHeaders, DenialKind},
+    check::{ClientHeaders, DenialKind, Live},
     domain::OrgName,
     iam::{Iam, IamError, PublicKey},
     policy::rbac::Role,
@@ -26,15 +26,43 @@ use convert::{
 };
 
 pub struct AdminService {
-    checker: Arc<Checker>,
+    checker: Arc<Live>,
     iam: Arc<Iam>,
+    reload: Option<Arc<dyn Reload>>,
+}
+
+/// Reading the configuration again (`startup` does it; SIGHUP too).
+#[tonic::async_trait]
+pub trait Reload: Send + Sync {
+    /// `Err`: the new configuration was refused, naming why; the one in
+    /// force stays.
+    async fn reload(&self) -> Result<Reloaded, String>;
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Sections that changed and took effect.
+    pub changed: Vec<&'static str>,
+    /// Sections that changed but need a restart.
+    pub needs_restart: Vec<&'static str>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
 
 impl AdminService {
-    pub fn new(checker: Arc<Checker>, iam: Arc<Iam>) -> Self {
-        Self { checker, iam }
+    pub fn new(checker: Arc<Live>, iam: Arc<Iam>) -> Self {
+        Self {
+            checker,
+            iam,
+            reload: None,
+        }
+    }
+
+    /// Serves `ReloadConfiguration` with `reload`.
+    pub fn with_reload(mut self, reload: Arc<dyn Reload>) -> Self {
+        self.reload = Some(reload);
+        self
     }
 
     /// The authenticated caller, as the actor of what it asks.
@@ -47,14 +75,19 @@ impl AdminService {
                 .filter_map(|v| v.to_str().ok())
                 .map(|v| ("authorization", v)),
         );
-        let caller = self.checker.authenticate(&headers).await.map_err(|d| {
-            let code = match d.kind {
-                DenialKind::Unauthenticated { .. } => Code::Unauthenticated,
-                DenialKind::Unavailable => Code::Unavailable,
-                DenialKind::Forbidden | DenialKind::InvalidRequest => Code::PermissionDenied,
-            };
-            Status::new(code, d.message)
-        })?;
+        let caller = self
+            .checker
+            .current()
+            .authenticate(&headers)
+            .await
+            .map_err(|d| {
+                let code = match d.kind {
+                    DenialKind::Unauthenticated { .. } => Code::Unauthenticated,
+                    DenialKind::Unavailable => Code::Unavailable,
+                    DenialKind::Forbidden | DenialKind::InvalidRequest => Code::PermissionDenied,
+                };
+                Status::new(code, d.message)
+            })?;
         Ok(Actor::caller(caller.who.subject(), caller.grants))
     }
 }
@@ -82,6 +115,24 @@ impl Admin for AdminService {
         self.actor(&request).await?;
         Ok(Response::new(pb::GetServerInfoResponse {
             version: env!("CARGO_PKG_VERSION").into(),
+        }))
+    }
+
+    async fn reload_configuration(
+        &self,
+        request: Request<pb::ReloadConfigurationRequest>,
+    ) -> Reply<pb::ReloadConfigurationResponse> {
+        let actor = self.actor(&request).await?;
+        self.iam.may_reload(&actor).map_err(status)?;
+        let Some(reload) = &self.reload else {
+            return Err(Status::unimplemented("this server cannot reload"));
+        };
+        tracing::info!(actor = %actor, "configuration reload asked through the admin API");
+        let reloaded = reload.reload().await.map_err(Status::failed_precondition)?;
+        let names = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect();
+        Ok(Response::new(pb::ReloadConfigurationResponse {
+            changed: names(reloaded.changed),
+            needs_restart: names(reloaded.needs_restart),
         }))
     }
 

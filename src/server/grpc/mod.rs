@@ -29,19 +29,19 @@ use tonic::{Code, Request, Response};
 
 use crate::{
     check::{
-        self, BearerError, Checked, Checker, ClientHeaders, DECISION_ID_HEADER, Decision,
-        DecisionId, Denial, DenialKind, Permit, Removals, RequestView, UpstreamHeaders,
+        self, BearerError, Checked, ClientHeaders, DECISION_ID_HEADER, Decision, DecisionId,
+        Denial, DenialKind, Live, Permit, Removals, RequestView, UpstreamHeaders,
         request::budget_within,
     },
     domain::RequestId,
 };
 
 pub struct AuthorizationService {
-    checker: Arc<Checker>,
+    checker: Arc<Live>,
 }
 
 impl AuthorizationService {
-    pub fn new(checker: Arc<Checker>) -> Self {
+    pub fn new(checker: Arc<Live>) -> Self {
         Self { checker }
     }
 
@@ -52,7 +52,7 @@ impl AuthorizationService {
         let response = match request_view(&request) {
             Ok(mut view) => {
                 view.budget = budget;
-                answer(self.checker.check(&view).await)
+                answer(self.checker.current().check(&view).await)
             }
             Err(message) => answer(check::malformed("malformed_check_request", message)),
         };

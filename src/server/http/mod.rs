@@ -25,7 +25,7 @@ pub use answer::{Body, ENVOY_REMOVE};
 pub use request::Style;
 
 use super::Listener;
-use crate::check::{self, Checker};
+use crate::check::{self, Live};
 
 /// What answers the requests of an HTTP listener: the check listener here,
 /// the operations listener (`server/ops.rs`).
@@ -44,12 +44,12 @@ impl Handler for HttpCheck {
 
 /// One proxy's way in to the checker.
 pub struct HttpCheck {
-    checker: Arc<Checker>,
+    checker: Arc<Live>,
     style: Style,
 }
 
 impl HttpCheck {
-    pub fn new(checker: Arc<Checker>, style: Style) -> Self {
+    pub fn new(checker: Arc<Live>, style: Style) -> Self {
         Self { checker, style }
     }
 
@@ -57,7 +57,7 @@ impl HttpCheck {
     pub async fn check<B>(&self, request: http::Request<B>) -> http::Response<Body> {
         let (parts, _body) = request.into_parts();
         match request::view(self.style, &parts) {
-            Ok(view) => answer::answer(self.style, self.checker.check(&view).await),
+            Ok(view) => answer::answer(self.style, self.checker.current().check(&view).await),
             Err(message) => answer::answer(
                 self.style,
                 check::malformed("malformed_check_request", message),

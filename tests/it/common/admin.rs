@@ -34,6 +34,14 @@ impl Admin {
         request
     }
 
+    pub async fn reload(&mut self) -> Result<pb::ReloadConfigurationResponse, Status> {
+        let r = self.req(pb::ReloadConfigurationRequest {});
+        self.client
+            .reload_configuration(r)
+            .await
+            .map(|r| r.into_inner())
+    }
+
     pub async fn org(&mut self, name: &str) -> Result<pb::Organization, Status> {
         let r = self.req(pb::OrganizationRef { name: name.into() });
         self.client

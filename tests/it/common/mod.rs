@@ -229,11 +229,13 @@ pub async fn spawn_app_on(opts: Options, database: Option<String>) -> TestApp {
         toml = toml.replace(&file, &format!("database = \"{url}\""));
     }
     std::fs::write(&path, toml).unwrap();
-    let config = Settings::load(Some(&path), &Overrides::default())
-        .unwrap()
-        .compile()
-        .unwrap();
-    let app = App::build(config).await.unwrap();
+    let settings = Settings::load(Some(&path), &Overrides::default()).unwrap();
+    let config = settings.compile().unwrap();
+    let app = App::build(config).await.unwrap().reloadable(
+        Some(path.clone()),
+        Overrides::default(),
+        settings,
+    );
     let addr = app.local_addr().unwrap();
     let admin_addr = app.admin_addr();
     let http_addr = app.http_addr();

@@ -1,15 +1,25 @@
 //! Assembling the application: open the store, build the pipeline, bind the
-//! listener (all fallible, all before serving), then run.
+//! listener (all fallible, all before serving), then run; `reload.rs` builds
+//! the pipeline again from a changed file.
 
-use std::{future::Future, io, net::SocketAddr, os::unix::fs::FileTypeExt, path::Path, sync::Arc};
+mod reload;
+
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    os::unix::fs::FileTypeExt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use thiserror::Error;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::{
     assertion::Asserter,
-    check::{Checker, SettledCache},
-    config::{Config, HttpProxy, ListenAddr},
+    check::{Checker, Live, SettledCache},
+    config::{Config, HttpProxy, ListenAddr, Overrides, Settings},
     directory::{Directory, GrantsCache, OrgCache, ServiceAccountCache, UserCache},
     domain::IssuerName,
     iam::{Iam, NoCaches},
@@ -37,10 +47,14 @@ pub struct App {
     http: Option<(Listener, Style)>,
     operations: Option<TcpListener>,
     sources: Vec<IssuerName>,
-    checker: Arc<Checker>,
+    checker: Arc<Live>,
     store: SqlStore,
     shutdown_grace: std::time::Duration,
+    /// Where the configuration is read again from (`reloadable`).
+    reload: Option<(Option<PathBuf>, Overrides, Settings)>,
 }
+
+pub use reload::Reloader;
 
 impl App {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
@@ -65,7 +79,7 @@ impl App {
             None => None,
         };
         let shutdown_grace = config.shutdown_grace;
-        let checker = Arc::new(checker(Arc::new(store.clone()), config));
+        let checker = Arc::new(Live::new(checker(Arc::new(store.clone()), config)));
         Ok(Self {
             listener,
             admin,
@@ -75,7 +89,21 @@ impl App {
             checker,
             store,
             shutdown_grace,
+            reload: None,
         })
+    }
+
+    /// Reload on SIGHUP and through the admin API, reading `file` (and the
+    /// environment, and `overrides`) again; `applied` is what `build` was
+    /// given, compiled.
+    pub fn reloadable(
+        mut self,
+        file: Option<PathBuf>,
+        overrides: Overrides,
+        applied: Settings,
+    ) -> Self {
+        self.reload = Some((file, overrides, applied));
+        self
     }
 
     /// The bound TCP address (`None` on a Unix socket).
@@ -130,8 +158,8 @@ impl App {
             http_proxy = ?self.http.as_ref().map(|(_, style)| style),
             operations = %tcp(&self.operations),
             store = %self.store.location(),
-            mode = self.checker.mode(),
-            dry_run = %self.checker.dry_run_scope().describe(),
+            mode = self.checker.current().mode(),
+            dry_run = %self.checker.current().dry_run_scope().describe(),
             issuers = %issuers.join(","),
             "serving ext_authz"
         );
@@ -154,12 +182,30 @@ impl App {
         // Background key refreshers live as long as the server (dropping the
         // set aborts them).
         let mut refreshers = tokio::task::JoinSet::new();
-        for remote in self.checker.identity().remote_key_sets() {
-            refreshers.spawn(remote.run_refresher());
+        let reloader = self.reload.map(|(file, overrides, applied)| {
+            Arc::new(Reloader::new(
+                file,
+                overrides,
+                applied,
+                self.checker.clone(),
+            ))
+        });
+        match &reloader {
+            // The reloader runs the key refreshers, and replaces them with
+            // the sources.
+            Some(reloader) => {
+                refreshers.spawn(reloader.clone().on_hangup());
+            }
+            None => {
+                for remote in self.checker.current().identity().remote_key_sets() {
+                    refreshers.spawn(remote.run_refresher());
+                }
+            }
         }
-        // Generated signing keys: the next one signs every so often.
-        if let Some(asserter) = self.checker.signed_identity() {
-            refreshers.spawn(asserter.clone().rotate_periodically());
+        // Generated signing keys: the next one signs every so often (a
+        // reload keeps the signer).
+        if let Some(asserter) = self.checker.current().signed_identity().cloned() {
+            refreshers.spawn(asserter.rotate_periodically());
         }
         // The metrics recorder's upkeep, while it records (operations on).
         if self.operations.is_some() {
@@ -176,7 +222,10 @@ impl App {
                 self.sources,
             );
             let service = AdminService::new(self.checker.clone(), Arc::new(iam));
-            (listener, service)
+            match &reloader {
+                Some(reloader) => (listener, service.with_reload(reloader.clone())),
+                None => (listener, service),
+            }
         });
         let http = self
             .http
@@ -343,6 +392,28 @@ pub fn checker(store: Arc<dyn CheckStore>, mut config: Config) -> Checker {
         ),
         config.request_rules,
         config.authorization,
+    )
+}
+
+/// The configured identity sources, with a token cache of their own;
+/// service accounts are read through `accounts` (the directory's cache).
+fn identity_verifier(
+    issuers: Vec<crate::identity::IssuerConfig>,
+    github: Option<crate::identity::github::GithubSettings>,
+    service_accounts: Option<crate::identity::service_account::ServiceAccountSettings>,
+    caches: crate::config::Caches,
+    accounts: ServiceAccountCache,
+) -> IdentityVerifier {
+    let http = http_client();
+    let issuers = issuers.into_iter().map(|i| i.build(&http)).collect();
+    let github = github.map(|g| GithubSource::new(g, http.clone()));
+    IdentityVerifier::new(
+        issuers,
+        TokenCache::new(caches.tokens_capacity, caches.tokens_max_ttl),
+    )
+    .with_github(github)
+    .with_service_accounts(
+        service_accounts.map(|settings| ServiceAccountSource::new(accounts, settings)),
     )
 }
 
