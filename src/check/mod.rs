@@ -25,6 +25,7 @@
 
 pub mod decision;
 pub mod dry_run;
+pub mod explain;
 mod live;
 mod log;
 pub mod method;
@@ -53,6 +54,7 @@ pub use decision::{
     UpstreamHeaders, Who,
 };
 pub use dry_run::DryRun;
+pub use explain::{ExplainAs, Explanation, Step};
 pub use live::Live;
 pub use method::MethodOverride;
 pub use request::{ClientHeaders, CredentialSettings, Removals, RequestView};

@@ -1,6 +1,7 @@
 //! The command line: the binary's edge, where errors become messages (and
 //! the only place `anyhow` is used).
 
+mod explain;
 mod iam;
 mod token;
 mod users;
@@ -108,6 +109,11 @@ pub enum Command {
         #[command(flatten)]
         connection: iam::Connection,
     },
+    /// Decide one request as the server would (its configuration, its
+    /// store, its code) and print every step: path reading, route, action,
+    /// organization, each role considered and what granted it or why
+    /// nothing did. Exit status 0 on allow, 2 on deny.
+    Explain(explain::Explain),
     /// Developer tools for tokens.
     Token {
         #[command(subcommand)]
@@ -159,6 +165,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => iam::run(&connection, command).await?,
         Command::Bootstrap(add) => users::bootstrap(&add, &config).await?,
         Command::Reload { connection } => iam::reload(&connection).await?,
+        Command::Explain(args) => return explain::explain(&args, config).await,
         Command::Export { output } => {
             let store = startup::open_store(&config).await?;
             let rows = match output {

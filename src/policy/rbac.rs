@@ -144,7 +144,42 @@ pub enum Refused {
     },
 }
 
+/// One role's part in a decision, for `explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleVerdict {
+    pub role: Arc<Role>,
+    /// Whether the role applies in the organization asked about (a global
+    /// role, or one of that organization).
+    pub applies: bool,
+    /// The first of its permissions granting the request, if any.
+    pub granting: Option<Permission>,
+}
+
 impl Grants {
+    /// Every bound role's part in deciding `(org, resource, action)`: the
+    /// same rule as [`Grants::decide`], written out role by role.
+    pub fn verdicts(&self, org: &OrgName, resource: &str, action: Action) -> Vec<RoleVerdict> {
+        self.roles
+            .iter()
+            .map(|role| {
+                let applies = match &role.scope {
+                    Scope::Global => true,
+                    Scope::Org(o) => o == org,
+                };
+                let granting = role
+                    .permissions
+                    .iter()
+                    .find(|p| p.grants(resource, action))
+                    .cloned();
+                RoleVerdict {
+                    role: role.clone(),
+                    applies,
+                    granting,
+                }
+            })
+            .collect()
+    }
+
     /// The roles that apply in `org`.
     fn roles_in<'g>(&'g self, org: &'g OrgName) -> impl Iterator<Item = &'g Arc<Role>> + 'g {
         self.roles.iter().filter(move |r| match &r.scope {

@@ -417,6 +417,15 @@ fn identity_verifier(
     )
 }
 
+/// The check pipeline as `serve` would build it, for `explain`: the
+/// configured store, and every remote key set fetched once.
+pub async fn explainer(config: Config) -> Result<Checker, StartupError> {
+    let store = SqlStore::open(&config.database, config.pool_size).await?;
+    let checker = checker(Arc::new(store), config);
+    reload::first_fetch(checker.identity()).await;
+    Ok(checker)
+}
+
 /// Creates or migrates the database.
 pub async fn migrate(config: &Config) -> Result<(), StartupError> {
     open_store(config).await?;

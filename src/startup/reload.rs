@@ -154,7 +154,7 @@ impl Reload for Reloader {
 
 /// Every remote key set fetched once (at most [`FIRST_FETCH`]), so a new
 /// issuer's tokens verify from the swap on.
-async fn first_fetch(identity: &crate::identity::IdentityVerifier) {
+pub(super) async fn first_fetch(identity: &crate::identity::IdentityVerifier) {
     let mut fetches = JoinSet::new();
     for remote in identity.remote_key_sets() {
         fetches.spawn(async move {

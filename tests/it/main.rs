@@ -14,6 +14,7 @@ mod cli;
 mod dry_run;
 mod envoy;
 mod escalation;
+mod explain;
 mod github;
 mod http_check;
 mod oidc;

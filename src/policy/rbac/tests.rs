@@ -198,3 +198,29 @@ fn permissions_parse_with_wildcards() {
         assert!(Permission::parse(bad).is_none(), "{bad}");
     }
 }
+
+/// `explain`'s role-by-role account agrees with the decision itself, for
+/// every subject of the table, organization, resource and action.
+#[test]
+fn verdicts_agree_with_the_decision() {
+    let actions = [Action::Get, Action::Create, Action::Update, Action::Delete];
+    for who in ["alice", "bob", "root", "carol", "dave", "svc", "eve"] {
+        let grants = subject(who);
+        for o in ["acme", "beta"] {
+            for resource in ["function", "image", "iam", "secret"] {
+                for action in actions {
+                    let verdicts = grants.verdicts(&org(o), resource, action);
+                    let granted = verdicts.iter().any(|v| v.applies && v.granting.is_some());
+                    let member = grants.member_of.contains(&org(o))
+                        || verdicts.iter().any(|v| v.role.scope == Scope::Global);
+                    let decided = grants.decide(Some(&org(o)), resource, action).is_ok();
+                    assert_eq!(
+                        decided,
+                        grants.enabled && member && granted,
+                        "{who} {o} {resource}:{action}"
+                    );
+                }
+            }
+        }
+    }
+}
