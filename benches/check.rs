@@ -391,6 +391,7 @@ fn bench_headers(c: &mut Criterion) {
         headers: ClientHeaders::new([("x-dispatch-user", "mallory"), ("x-dispatch-org", "evil")]),
         budget: None,
         removals: Default::default(),
+        trace: None,
     };
     let user = hot.runtime.block_on(async {
         let view = request_view(&hot.request).unwrap();

@@ -36,6 +36,45 @@ pub(super) struct Seen {
     pub who: Option<Who>,
 }
 
+/// The outcome as the check span's attributes (exported traces).
+pub(super) fn record(span: &tracing::Span, decision: &Decision, seen: &Seen) {
+    let (outcome, reason, who, org) = match decision {
+        Decision::Allow { permit, .. } => {
+            let org = match permit {
+                Permit::Subject {
+                    allowed: Some(allowed),
+                    ..
+                } => Some(allowed.org.as_str()),
+                _ => seen.org.as_ref().map(OrgName::as_str),
+            };
+            let outcome = match permit {
+                Permit::WouldDeny { .. } => "would_deny",
+                _ => "allow",
+            };
+            (
+                outcome,
+                permit.reason(),
+                permit.who().map(Who::subject),
+                org,
+            )
+        }
+        Decision::Deny(denial) => (
+            "deny",
+            denial.reason,
+            seen.subject,
+            seen.org.as_ref().map(OrgName::as_str),
+        ),
+    };
+    span.record("decision", outcome);
+    span.record("reason", reason);
+    if let Some(subject) = who {
+        span.record("subject_id", tracing::field::display(subject.id()));
+    }
+    if let Some(org) = org {
+        span.record("org", org);
+    }
+}
+
 /// `sampled`: this is the line of one allow in that many
 /// (`log.sample_allows`), so that counts from lines can be scaled back.
 pub(super) fn log_decision(

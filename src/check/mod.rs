@@ -72,7 +72,7 @@ use crate::{
     directory::Directory,
     identity::{IdentityVerifier, TokenStamp, VerifiedIdentity},
     policy::{PublicPaths, RouteMap, rbac::Grants},
-    telemetry::metrics,
+    telemetry::{self, metrics},
 };
 
 /// What an allowed identity needs beyond being known.
@@ -209,10 +209,21 @@ impl Checker {
         // A debug-level span: at the default level the decision line carries
         // the request id itself, which spares formatting the span's fields
         // for every check (measured: a few µs per check with JSON logs).
+        // With traces exported it is enabled, continues the caller's trace
+        // and gets the outcome as attributes.
         let span = debug_span!(
             "check",
-            request_id = request.request_id.as_ref().map(|id| id.as_str())
+            request_id = request.request_id.as_ref().map(|id| id.as_str()),
+            decision = tracing::field::Empty,
+            reason = tracing::field::Empty,
+            subject_id = tracing::field::Empty,
+            org = tracing::field::Empty,
         );
+        if !span.is_disabled()
+            && let Some((name, value)) = request.trace_parent()
+        {
+            telemetry::trace::continue_trace(&span, name, value);
+        }
         let mut seen = Seen::default();
         let decision = match span.in_scope(|| self.settled(request, &mut seen)) {
             Ok(decision) => decision,
@@ -244,6 +255,9 @@ impl Checker {
             span.in_scope(|| log_decision(request, &seen, id, &decision, sampled));
         }
         log::count(&decision, &seen, started.elapsed());
+        if !span.is_disabled() {
+            log::record(&span, &decision, &seen);
+        }
         Checked { id, decision }
     }
 

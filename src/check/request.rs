@@ -27,6 +27,23 @@ pub struct RequestView<'a> {
     pub budget: Option<Duration>,
     /// Whether the proxy removes the client headers an allow lists.
     pub removals: Removals,
+    /// The trace context of the call itself, when it carries one (Envoy's
+    /// ext_authz span, in gRPC metadata): `(traceparent | uber-trace-id,
+    /// value)`. Read only when traces are exported.
+    pub trace: Option<(&'static str, &'a str)>,
+}
+
+impl<'a> RequestView<'a> {
+    /// The trace this check continues: the call's own context, else the
+    /// checked request's (`traceparent`, then `uber-trace-id`).
+    pub fn trace_parent(&self) -> Option<(&'static str, &str)> {
+        use crate::telemetry::trace::{JAEGER, W3C};
+        self.trace.or_else(|| {
+            [W3C, JAEGER]
+                .into_iter()
+                .find_map(|name| Some((name, self.headers.get_all(name).next()?)))
+        })
+    }
 }
 
 /// Four fifths of the caller's timeout: the rest is for the answer to

@@ -68,6 +68,7 @@ pub async fn explain(args: &Explain, config: Config) -> anyhow::Result<ExitCode>
         headers: ClientHeaders::new(headers),
         budget: None,
         removals: Default::default(),
+        trace: None,
     };
     let checker = startup::explainer(config).await?;
     let explanation = checker.explain(&request, caller).await;

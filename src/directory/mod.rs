@@ -112,8 +112,14 @@ where
                 .try_get_with_by_ref(key, async {
                     loaded.store(true, Ordering::Relaxed);
                     let started = self.freshness.start();
+                    // A child span of the check (exported traces): the
+                    // cold path's database query.
+                    let query = tracing::Instrument::instrument(
+                        load(),
+                        tracing::debug_span!("database", cache = self.name),
+                    );
                     Ok(Stamped {
-                        value: load().await?,
+                        value: query.await?,
                         started,
                     })
                 })

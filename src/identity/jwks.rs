@@ -128,7 +128,8 @@ impl RemoteJwks {
     /// Fetches the key set now and, on success, replaces the current one.
     /// Returns the provider's max-age, if it sent one.
     pub async fn refresh(&self) -> Result<Option<Duration>, JwksError> {
-        let fetched = self.fetch().await;
+        let span = tracing::debug_span!("key_set_fetch", issuer = %self.issuer);
+        let fetched = tracing::Instrument::instrument(self.fetch(), span).await;
         metrics::key_fetch(self.issuer.as_str(), fetched.is_ok());
         fetched
     }
@@ -258,7 +259,7 @@ impl RemoteJwks {
     /// next check finds the new key, instead of waiting out the interval.
     pub async fn refetch_for_unknown_kid(self: &Arc<Self>) -> bool {
         let this = self.clone();
-        let fetch = tokio::spawn(async move {
+        let fetch = tokio::spawn(tracing::Instrument::in_current_span(async move {
             let mut last = this.last_refetch.lock().await;
             // Without keys every token is a 503: retry soon, not after the
             // (long) interval that protects a provider from random kids.
@@ -278,7 +279,7 @@ impl RemoteJwks {
                     false
                 }
             }
-        });
+        }));
         fetch.await.unwrap_or(false)
     }
 

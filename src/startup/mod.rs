@@ -161,6 +161,7 @@ impl App {
             mode = self.checker.current().mode(),
             dry_run = %self.checker.current().dry_run_scope().describe(),
             issuers = %issuers.join(","),
+            traces = %traces(),
             "serving ext_authz"
         );
     }
@@ -252,6 +253,20 @@ impl App {
         }
         Ok(result?)
     }
+}
+
+/// Where spans go: the OTLP endpoint, or `off`.
+fn traces() -> String {
+    if !crate::telemetry::trace::exporting() {
+        return "off".into();
+    }
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .into_iter()
+    .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    .unwrap_or_else(|| "otlp".into())
 }
 
 fn bind_error(addr: impl ToString, source: io::Error) -> StartupError {

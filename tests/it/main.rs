@@ -27,3 +27,4 @@ mod replicas;
 mod security;
 mod service_accounts;
 mod signed_identity;
+mod traces;

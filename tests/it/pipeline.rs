@@ -411,6 +411,7 @@ async fn run(
             headers: ClientHeaders::new(headers.iter().copied()),
             budget: None,
             removals: Default::default(),
+            trace: None,
         };
         let row = format!("row {i}: {who} {org:?} {method} {host}{path}");
         if let Err(failure) = judge(checker.check(&view).await.decision, who, want) {

@@ -31,6 +31,7 @@ fn request<'a>(headers: &[(&'a str, &'a str)]) -> RequestView<'a> {
         headers: ClientHeaders::new(headers.iter().copied()),
         budget: None,
         removals: Default::default(),
+        trace: None,
     }
 }
 

@@ -103,11 +103,12 @@ impl GithubSource {
     }
 
     pub(super) async fn send(&self, request: reqwest::RequestBuilder) -> Result<Response, Failure> {
-        let response = request
+        let call = request
             .header("accept", "application/vnd.github+json")
             .header("x-github-api-version", "2022-11-28")
             .timeout(self.settings.timeout)
-            .send()
+            .send();
+        let response = tracing::Instrument::instrument(call, tracing::debug_span!("github_api"))
             .await
             .map_err(|e| {
                 metrics::github_call("failed");

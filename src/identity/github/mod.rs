@@ -151,21 +151,26 @@ impl GithubSource {
             return Err(unavailable);
         };
         let this = self.clone();
-        let task = tokio::spawn(async move {
-            let _permit = permit;
-            let outcome: Outcome = match this.lookup(&token).await {
-                Ok(identity) => Arc::new(Ok(Arc::new(identity))),
-                Err(Failure::Refused(e)) => Arc::new(Err(e)),
-                Err(Failure::Outage(detail)) => {
-                    this.limiter.record_outage();
-                    tracing::warn!(source = %this.settings.name, %detail, "GitHub API unavailable");
-                    return None;
-                }
-            };
-            this.limiter.record_answer();
-            this.cache.insert(key, outcome.clone()).await;
-            Some(outcome)
-        });
+        // Its own task, in the check's trace (exported traces).
+        let span = tracing::debug_span!("github_lookup", source = %self.settings.name);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let _permit = permit;
+                let outcome: Outcome = match this.lookup(&token).await {
+                    Ok(identity) => Arc::new(Ok(Arc::new(identity))),
+                    Err(Failure::Refused(e)) => Arc::new(Err(e)),
+                    Err(Failure::Outage(detail)) => {
+                        this.limiter.record_outage();
+                        tracing::warn!(source = %this.settings.name, %detail, "GitHub API unavailable");
+                        return None;
+                    }
+                };
+                this.limiter.record_answer();
+                this.cache.insert(key, outcome.clone()).await;
+                Some(outcome)
+            },
+            span,
+        ));
         task.await.ok().flatten().ok_or(unavailable)
     }
 

@@ -34,6 +34,7 @@ use crate::{
         request::budget_within,
     },
     domain::RequestId,
+    telemetry::trace,
 };
 
 pub struct AuthorizationService {
@@ -48,10 +49,13 @@ impl AuthorizationService {
     /// Check. Never a gRPC error: every outcome is an answer.
     pub async fn check(&self, request: Request<CheckRequest>) -> Response<Answer> {
         let budget = grpc_timeout(request.metadata()).map(budget_within);
-        let request = request.into_inner();
+        let (metadata, _, request) = request.into_parts();
         let response = match request_view(&request) {
             Ok(mut view) => {
                 view.budget = budget;
+                if trace::exporting() {
+                    view.trace = trace_context(&metadata);
+                }
                 answer(self.checker.current().check(&view).await)
             }
             Err(message) => answer(check::malformed("malformed_check_request", message)),
@@ -102,7 +106,16 @@ pub fn request_view(request: &CheckRequest) -> Result<RequestView<'_>, &'static 
         budget: None,
         // Envoy removes what `headers_to_remove` lists.
         removals: Removals::Honoured,
+        trace: None,
     })
+}
+
+/// The trace context Envoy puts on its ext_authz call (the span it made for
+/// the call), W3C's or Jaeger's.
+fn trace_context(metadata: &tonic::metadata::MetadataMap) -> Option<(&'static str, &str)> {
+    [trace::W3C, trace::JAEGER]
+        .into_iter()
+        .find_map(|name| Some((name, metadata.get(name)?.to_str().ok()?)))
 }
 
 /// The caller's `grpc-timeout` (gRPC over HTTP/2: up to 8 digits and a

@@ -66,6 +66,9 @@ pub fn view(style: Style, parts: &Parts) -> Result<RequestView<'_>, Malformed> {
             Style::Envoy => Removals::Honoured,
             Style::Nginx | Style::Forwarded => Removals::Ignored,
         },
+        // The proxy's trace context is on this very request: read from the
+        // headers.
+        trace: None,
     })
 }
 
