@@ -175,12 +175,13 @@ impl HotPath {
             origin: KeyOrigin::Generated {
                 rotate: Duration::from_secs(86_400),
             },
+            cache_capacity: 1000,
         };
         let keys = Keys {
             signing: SigningKey::generate(SigningAlgorithm::EdDSA).unwrap(),
             published: Vec::new(),
         };
-        let asserter = Arc::new(Asserter::new(settings, keys, 1000));
+        let asserter = Arc::new(Asserter::new(settings, keys));
         Self::built(Authorization::Rbac(RouteMap::dispatch()), Some(asserter))
     }
 

@@ -158,6 +158,10 @@ pub(crate) struct RunArgs {
     /// recorder (every recording a no-op).
     #[arg(long)]
     pub(crate) no_metrics: bool,
+    /// Sign `x-dispatch-identity` on every allow: `reused` (a token per
+    /// subject, the default when configured) or `per-request`.
+    #[arg(long, value_name = "reused|per-request")]
+    pub(crate) signed_identity: Option<String>,
     /// Scrape the sidecar's `/metrics` this often during each measured run
     /// (0: no scraper).
     #[arg(long, default_value_t = 0)]

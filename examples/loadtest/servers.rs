@@ -113,6 +113,16 @@ impl ServerProcess {
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log)?)
             .kill_on_drop(true);
+        match args.signed_identity.as_deref() {
+            None => {}
+            Some("reused") => {
+                cmd.env("DISPATCH_AUTHZ_SIGNED_IDENTITY__PER_REQUEST", "false");
+            }
+            Some("per-request") => {
+                cmd.env("DISPATCH_AUTHZ_SIGNED_IDENTITY__PER_REQUEST", "true");
+            }
+            Some(other) => anyhow::bail!("--signed-identity {other}: reused or per-request"),
+        }
         let mut child = cmd.spawn()?;
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())

@@ -45,6 +45,9 @@ pub struct AssertionSettings {
     pub audience: Option<String>,
     pub per_request: bool,
     pub origin: KeyOrigin,
+    /// Tokens kept for reuse, one per active (subject, organization): about
+    /// 0.8 KiB each (BENCHMARKS.md); beyond, the least used are signed anew.
+    pub cache_capacity: usize,
 }
 
 /// The keys to start with: read from the files, or generated.
@@ -135,12 +138,11 @@ impl std::fmt::Debug for Asserter {
 }
 
 impl Asserter {
-    /// `capacity`: tokens kept (one per active subject and organization).
-    pub fn new(settings: AssertionSettings, keys: Keys, capacity: usize) -> Self {
+    pub fn new(settings: AssertionSettings, keys: Keys) -> Self {
         Self {
             ring: KeyRing::new(keys.signing, keys.published),
+            cache: quick_cache::sync::Cache::new(settings.cache_capacity.max(1)),
             settings,
-            cache: quick_cache::sync::Cache::new(capacity.max(16)),
         }
     }
 

@@ -13,6 +13,7 @@ fn asserter(per_request: bool, ttl: Duration) -> Asserter {
         issuer: "dispatch-authz-test".into(),
         audience: Some("functions".into()),
         per_request,
+        cache_capacity: 100,
         origin: KeyOrigin::Generated {
             rotate: Duration::from_secs(3600),
         },
@@ -21,7 +22,7 @@ fn asserter(per_request: bool, ttl: Duration) -> Asserter {
         signing: SigningKey::generate(SigningAlgorithm::EdDSA).unwrap(),
         published: vec![SigningKey::generate(SigningAlgorithm::EdDSA).unwrap()],
     };
-    Asserter::new(settings, keys, 100)
+    Asserter::new(settings, keys)
 }
 
 fn verify(asserter: &Asserter, token: &str) -> Value {

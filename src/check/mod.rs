@@ -416,11 +416,12 @@ impl Checker {
 
     /// The last phase: what the allow does to the upstream request.
     fn allow(&self, permit: Permit, request: &RequestView<'_>) -> Decision {
-        let signed = match (
-            &self.rules.signed_identity,
-            upstream::assertion(&permit, request),
-        ) {
-            (Some(asserter), Some(assertion)) => match asserter.token(&assertion) {
+        // The assertion only when one is signed: most deployments sign none.
+        let signing = self.rules.signed_identity.as_ref().and_then(|asserter| {
+            upstream::assertion(&permit, request).map(|assertion| (asserter, assertion))
+        });
+        let signed = match signing {
+            Some((asserter, assertion)) => match asserter.token(&assertion) {
                 Some(token) => Some(token),
                 // Never an allow without the identity the upstream expects.
                 None => {
@@ -431,7 +432,7 @@ impl Checker {
                     );
                 }
             },
-            _ => None,
+            None => None,
         };
         let upstream =
             self.rules

@@ -28,6 +28,8 @@ pub struct SignedIdentityConfig {
     pub key_files: Vec<PathBuf>,
     /// Generated keys: a new one signs this often.
     pub rotate_secs: u64,
+    /// Tokens kept for reuse (about 0.8 KiB each).
+    pub cache_capacity: u64,
 }
 
 impl Default for SignedIdentityConfig {
@@ -40,6 +42,7 @@ impl Default for SignedIdentityConfig {
             per_request: false,
             key_files: Vec::new(),
             rotate_secs: 86_400,
+            cache_capacity: 10_000,
         }
     }
 }
@@ -69,6 +72,11 @@ impl SignedIdentityConfig {
         } else {
             KeyOrigin::Files(self.key_files.clone())
         };
+        within(
+            "signed_identity.cache_capacity",
+            self.cache_capacity,
+            1..=10_000_000,
+        )?;
         let settings = AssertionSettings {
             algorithm: self.algorithm,
             ttl: Duration::from_secs(self.ttl_secs),
@@ -76,6 +84,7 @@ impl SignedIdentityConfig {
             audience: self.audience.clone(),
             per_request: self.per_request,
             origin,
+            cache_capacity: self.cache_capacity as usize,
         };
         let keys = read_keys(&settings)?;
         Ok((settings, keys))

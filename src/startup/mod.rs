@@ -370,13 +370,9 @@ pub async fn shutdown_signal() {
 /// Tests build it over an in-memory store to decide without the wire.
 pub fn checker(store: Arc<dyn CheckStore>, mut config: Config) -> Checker {
     let caches = config.caches;
-    config.request_rules.signed_identity = config.signed_identity.map(|(settings, keys)| {
-        Arc::new(Asserter::new(
-            settings,
-            keys,
-            caches.tokens_capacity as usize,
-        ))
-    });
+    config.request_rules.signed_identity = config
+        .signed_identity
+        .map(|(settings, keys)| Arc::new(Asserter::new(settings, keys)));
     let accounts = ServiceAccountCache::new(store.clone(), caches.users);
     let http = http_client();
     let issuers = config.issuers.into_iter().map(|i| i.build(&http)).collect();
