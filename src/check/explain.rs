@@ -205,7 +205,7 @@ impl Checker {
         } else {
             "the subject's default"
         };
-        let member = if grants.member_of.contains(org) {
+        let member = if grants.belongs_to(org) {
             "a member"
         } else {
             "not a member"
@@ -217,9 +217,13 @@ impl Checker {
         }
         for verdict in verdicts {
             let role = &verdict.role;
-            let name: Cow<'_, str> = match &role.scope {
+            let scoped: Cow<'_, str> = match &role.scope {
                 Scope::Global => format!("{} (global)", role.name).into(),
                 Scope::Org(o) => format!("{o}/{}", role.name).into(),
+            };
+            let name = match &verdict.via {
+                Some(group) => format!("{scoped} through group {group}"),
+                None => scoped.into_owned(),
             };
             let detail = match (verdict.applies, verdict.granting) {
                 (false, _) => format!("{name}: does not apply in {org}"),

@@ -317,7 +317,7 @@ impl Checker {
         let allowed = match (asked, &entry.grants) {
             (None, _) => None,
             (Some(asked), Some(grants)) => match phases::decide(&asked, grants) {
-                Ok(allowed) if grants.member_of.contains(&allowed.org) => Some(allowed),
+                Ok(allowed) if grants.belongs_to(&allowed.org) => Some(allowed),
                 // A global role in a foreign organization: whether that
                 // organization exists is an `.await` away.
                 Ok(_) => {

@@ -186,7 +186,7 @@ impl Checker {
         // A member's organization exists (memberships go with it); a global
         // role reaches any name, so the name must be one we know, or the
         // upstream would be told a verified organization that is not there.
-        if !grants.member_of.contains(&allowed.org) {
+        if !grants.belongs_to(&allowed.org) {
             match self.directory.orgs.exists(&allowed.org).await {
                 Ok(true) => {}
                 Ok(false) => {

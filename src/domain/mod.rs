@@ -137,6 +137,18 @@ impl RoleName {
 }
 
 string_newtype!(
+    /// A group's name, unique within its organization (`platform`): roles
+    /// bound to the group are held by its members there.
+    GroupName
+);
+
+impl GroupName {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        slug("group name", value).map(|s| Self(s.into()))
+    }
+}
+
+string_newtype!(
     /// A service account's name, unique within its organization. Together
     /// they are the account's token issuer, `"<org>/<name>"`, as in Dispatch.
     ServiceAccountName

@@ -135,14 +135,11 @@ fn holds(grants: &Grants, scope: &Scope, p: &Permission) -> bool {
             .collect(),
         Scope::Org(org) => {
             let global = grants.roles.iter().any(|r| r.scope == Scope::Global);
-            if !grants.member_of.contains(org) && !global {
+            if !grants.belongs_to(org) && !global {
                 return false;
             }
-            grants
-                .roles
-                .iter()
-                .filter(|r| r.scope == Scope::Global || r.scope == *scope)
-                .collect()
+            // As a check decides: one's own roles there and one's groups'.
+            grants.roles_in(org).collect()
         }
     };
     let actions: &[Action] = match &p.action {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::{OrgSet, routes::Action};
-use crate::domain::{OrgName, RoleName};
+use crate::domain::{GroupName, OrgName, RoleName};
 
 /// `*` or one value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -118,14 +118,28 @@ pub struct Grants {
     /// `Vec`: a `Vec` collected in place from the rows kept their buffer,
     /// 320 bytes per cached subject for one role (BENCHMARKS.md).
     pub roles: Box<[Arc<Role>]>,
+    /// The groups the subject belongs to, with the roles bound to each.
+    /// Belonging to a group of an organization makes one a member of it.
+    pub groups: Box<[Arc<GroupGrant>]>,
 }
 
-/// An allowed request: the organization it was decided in and the roles the
-/// subject holds there (for `x-dispatch-org` and `x-dispatch-roles`).
+/// A group the subject belongs to: its organization, its name, and the
+/// roles bound to it (roles of that organization, or global ones).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupGrant {
+    pub org: OrgName,
+    pub name: GroupName,
+    pub roles: Box<[Arc<Role>]>,
+}
+
+/// An allowed request: the organization it was decided in, the roles the
+/// subject holds there (for `x-dispatch-org` and `x-dispatch-roles`), and
+/// the groups whose roles granted it (`x-dispatch-groups`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allowed {
     pub org: OrgName,
     pub roles: Vec<RoleName>,
+    pub groups: Vec<GroupName>,
 }
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -144,10 +158,20 @@ pub enum Refused {
     },
 }
 
+/// Whether `role` applies in `org`: a global role, or one of `org`.
+fn applies(role: &Role, org: &OrgName) -> bool {
+    match &role.scope {
+        Scope::Global => true,
+        Scope::Org(o) => o == org,
+    }
+}
+
 /// One role's part in a decision, for `explain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleVerdict {
     pub role: Arc<Role>,
+    /// The group the role is bound to, when not to the subject itself.
+    pub via: Option<GroupName>,
     /// Whether the role applies in the organization asked about (a global
     /// role, or one of that organization).
     pub applies: bool,
@@ -159,33 +183,45 @@ impl Grants {
     /// Every bound role's part in deciding `(org, resource, action)`: the
     /// same rule as [`Grants::decide`], written out role by role.
     pub fn verdicts(&self, org: &OrgName, resource: &str, action: Action) -> Vec<RoleVerdict> {
-        self.roles
+        let own = self.roles.iter().map(|role| (role, None));
+        let grouped = self
+            .groups
             .iter()
-            .map(|role| {
-                let applies = match &role.scope {
-                    Scope::Global => true,
-                    Scope::Org(o) => o == org,
-                };
-                let granting = role
+            .flat_map(|g| g.roles.iter().map(move |role| (role, Some(g))));
+        own.chain(grouped)
+            .map(|(role, group)| RoleVerdict {
+                role: role.clone(),
+                via: group.map(|g| g.name.clone()),
+                // A group's roles apply only in the group's organization.
+                applies: applies(role, org) && group.is_none_or(|g| g.org == *org),
+                granting: role
                     .permissions
                     .iter()
                     .find(|p| p.grants(resource, action))
-                    .cloned();
-                RoleVerdict {
-                    role: role.clone(),
-                    applies,
-                    granting,
-                }
+                    .cloned(),
             })
             .collect()
     }
 
-    /// The roles that apply in `org`.
-    fn roles_in<'g>(&'g self, org: &'g OrgName) -> impl Iterator<Item = &'g Arc<Role>> + 'g {
-        self.roles.iter().filter(move |r| match &r.scope {
-            Scope::Global => true,
-            Scope::Org(o) => o == org,
-        })
+    /// The roles that apply in `org`: the subject's own, and those of its
+    /// groups there.
+    pub(super) fn roles_in<'g>(
+        &'g self,
+        org: &'g OrgName,
+    ) -> impl Iterator<Item = &'g Arc<Role>> + 'g {
+        let own = self.roles.iter();
+        let grouped = self.groups_in(org).flat_map(|g| g.roles.iter());
+        own.chain(grouped).filter(move |r| applies(r, org))
+    }
+
+    /// The subject's groups of `org`.
+    fn groups_in<'g>(&'g self, org: &'g OrgName) -> impl Iterator<Item = &'g Arc<GroupGrant>> + 'g {
+        self.groups.iter().filter(move |g| g.org == *org)
+    }
+
+    /// A member of `org`: through a membership, or a group of it.
+    pub fn belongs_to(&self, org: &OrgName) -> bool {
+        self.member_of.contains(org) || self.groups_in(org).next().is_some()
     }
 
     fn holds_global_role(&self) -> bool {
@@ -214,11 +250,11 @@ impl Grants {
             return Err(Refused::Disabled);
         }
         let org = org.or(self.default_org.as_ref()).ok_or(Refused::NoOrg)?;
-        if !self.member_of.contains(org) && !self.holds_global_role() {
+        if !self.belongs_to(org) && !self.holds_global_role() {
             return Err(Refused::NotAMember(org.clone()));
         }
-        let mut roles = self.roles_in(org);
-        if !roles.any(|r| r.permissions.iter().any(|p| p.grants(resource, action))) {
+        let grants = |r: &Arc<Role>| r.permissions.iter().any(|p| p.grants(resource, action));
+        if !self.roles_in(org).any(grants) {
             return Err(Refused::NotGranted {
                 org: org.clone(),
                 resource: resource.to_owned(),
@@ -228,9 +264,16 @@ impl Grants {
         let mut names: Vec<RoleName> = self.roles_in(org).map(|r| r.name.clone()).collect();
         names.sort();
         names.dedup();
+        // The groups that mattered: those holding a role that grants it.
+        let groups = self
+            .groups_in(org)
+            .filter(|g| g.roles.iter().any(|r| applies(r, org) && grants(r)))
+            .map(|g| g.name.clone())
+            .collect();
         Ok(Allowed {
             org: org.clone(),
             roles: names,
+            groups,
         })
     }
 }

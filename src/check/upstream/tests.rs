@@ -85,6 +85,7 @@ fn an_allowed_user_gets_our_headers_and_forgeries_removed() {
             RoleName::parse("builder").unwrap(),
             RoleName::parse("viewer").unwrap(),
         ],
+        groups: Vec::new(),
     }));
     let h = headers(&permit, &req);
     assert!(owned(&h.set).contains(&(names::ORG, "acme".to_owned())));

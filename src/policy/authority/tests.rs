@@ -23,6 +23,7 @@ fn caller(member_of: &[&str], roles: Vec<Arc<Role>>) -> Authority {
             .map(|o| OrgName::parse(o).unwrap())
             .collect(),
         roles: roles.into(),
+        groups: Box::default(),
     }))
 }
 

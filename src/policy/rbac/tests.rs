@@ -31,6 +31,22 @@ fn grants(
         default_org: default.map(org),
         member_of: member_of.iter().map(|o| org(o)).collect(),
         roles: roles.into(),
+        groups: Box::default(),
+    }
+}
+
+fn group(org_name: &str, name: &str, roles: Vec<Arc<Role>>) -> Arc<GroupGrant> {
+    Arc::new(GroupGrant {
+        org: org(org_name),
+        name: GroupName::parse(name).unwrap(),
+        roles: roles.into(),
+    })
+}
+
+fn with_groups(grants: Grants, groups: Vec<Arc<GroupGrant>>) -> Grants {
+    Grants {
+        groups: groups.into(),
+        ..grants
     }
 }
 
@@ -66,6 +82,25 @@ fn subject(name: &str) -> Grants {
             None,
             &["beta"],
             vec![iam_admin, role("developer", Some("acme"), &["*:*"])],
+        ),
+        // In acme only through a group bound to acme's developer role.
+        "gina" => with_groups(
+            grants(true, Some("acme"), &[], vec![]),
+            vec![group("acme", "platform", vec![developer.clone()])],
+        ),
+        // A member with a role of their own, and a group's on top.
+        "hank" => with_groups(
+            grants(true, Some("acme"), &["acme"], vec![deployer]),
+            vec![group(
+                "acme",
+                "readers",
+                vec![role("reader", Some("acme"), &["*:get"])],
+            )],
+        ),
+        // A group of beta: nothing in acme.
+        "ivan" => with_groups(
+            grants(true, None, &[], vec![]),
+            vec![group("beta", "ops", vec![viewer])],
         ),
         other => panic!("unknown subject {other}"),
     }
@@ -157,6 +192,17 @@ fn the_decision_table() {
         ("eve", Some("beta"), "POST", "/v1/iam/serviceaccount", Allow("beta", &["iam-admin"])),
         ("eve", Some("beta"), "GET", "/v1/function", NotGranted),
         ("eve", None, "GET", "/v1/iam", NoOrg),
+        // Groups (roadmap 1.3): a group of an org makes one a member there,
+        // and its roles are held there, beside one's own.
+        ("gina", None, "POST", "/v1/function", Allow("acme", &["developer"])),
+        ("gina", Some("acme"), "GET", "/v1/secret/db", NotGranted),
+        ("gina", Some("beta"), "GET", "/v1/function", NotAMember),
+        ("hank", None, "GET", "/v1/secret/db", Allow("acme", &["deployer", "reader"])),
+        ("hank", None, "POST", "/v1/function", Allow("acme", &["deployer", "reader"])),
+        ("hank", None, "DELETE", "/v1/function/f", NotGranted),
+        ("ivan", Some("beta"), "GET", "/v1/function", Allow("beta", &["viewer"])),
+        ("ivan", Some("acme"), "GET", "/v1/function", NotAMember),
+        ("ivan", None, "GET", "/v1/function", NoOrg),
         // Unmatched routes and unknown methods never reach RBAC.
         ("root", Some("acme"), "GET", "/v1/functions", NoQuestion),
         ("root", Some("acme"), "GET", "/admin", NoQuestion),
@@ -170,6 +216,24 @@ fn the_decision_table() {
             "{who} {org_header:?} {method} {path}"
         );
     }
+}
+
+/// The groups that mattered: those whose roles granted the request.
+#[test]
+fn an_allow_names_the_groups_whose_roles_granted_it() {
+    let groups = |who: &str, resource: &str, action| {
+        let allowed = subject(who).decide(None, resource, action).unwrap();
+        allowed
+            .groups
+            .iter()
+            .map(|g| g.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(groups("gina", "function", Action::Create), ["platform"]);
+    assert_eq!(groups("hank", "secret", Action::Get), ["readers"]);
+    // Granted by hank's own role: no group mattered.
+    assert!(groups("hank", "function", Action::Create).is_empty());
+    assert!(groups("alice", "function", Action::Get).is_empty());
 }
 
 #[test]
@@ -204,15 +268,17 @@ fn permissions_parse_with_wildcards() {
 #[test]
 fn verdicts_agree_with_the_decision() {
     let actions = [Action::Get, Action::Create, Action::Update, Action::Delete];
-    for who in ["alice", "bob", "root", "carol", "dave", "svc", "eve"] {
+    for who in [
+        "alice", "bob", "root", "carol", "dave", "svc", "eve", "gina", "hank", "ivan",
+    ] {
         let grants = subject(who);
         for o in ["acme", "beta"] {
             for resource in ["function", "image", "iam", "secret"] {
                 for action in actions {
                     let verdicts = grants.verdicts(&org(o), resource, action);
                     let granted = verdicts.iter().any(|v| v.applies && v.granting.is_some());
-                    let member = grants.member_of.contains(&org(o))
-                        || verdicts.iter().any(|v| v.role.scope == Scope::Global);
+                    let member = grants.belongs_to(&org(o))
+                        || grants.roles.iter().any(|r| r.scope == Scope::Global);
                     let decided = grants.decide(Some(&org(o)), resource, action).is_ok();
                     assert_eq!(
                         decided,

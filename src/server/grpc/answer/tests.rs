@@ -45,6 +45,7 @@ fn allowed(org: &str, roles: &[&str]) -> Option<Allowed> {
     Some(Allowed {
         org: OrgName::parse(org).unwrap(),
         roles: roles.iter().map(|r| RoleName::parse(r).unwrap()).collect(),
+        groups: Vec::new(),
     })
 }
 
