@@ -20,12 +20,13 @@ use thiserror::Error;
 
 pub use location::StoreLocation;
 pub use records::{
-    Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount,
-    ServiceAccountKey,
+    Actor, AuditEntry, Group, GroupBinding, Membership, Organization, RoleBinding, RoleKey,
+    ServiceAccount, ServiceAccountKey,
 };
 pub use sql::{SqlStore, default_pool_size};
 pub use traits::{
-    AccountAdmin, AuditLog, BindingAdmin, CheckStore, IamStore, OrgAdmin, RoleAdmin, UserAdmin,
+    AccountAdmin, AuditLog, BindingAdmin, CheckStore, GroupAdmin, IamStore, OrgAdmin, RoleAdmin,
+    UserAdmin,
 };
 
 use crate::domain::{DisplayName, Email, InvalidValue, IssuerName, Login, Subject, UserId};

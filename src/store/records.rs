@@ -7,7 +7,9 @@ use std::{fmt, sync::Arc};
 use serde_json::{Value, json};
 
 use crate::{
-    domain::{OrgName, RoleName, ServiceAccountId, ServiceAccountName, SubjectRef, UserId},
+    domain::{
+        GroupName, OrgName, RoleName, ServiceAccountId, ServiceAccountName, SubjectRef, UserId,
+    },
     policy::{
         authority::Authority,
         rbac::{Grants, Role, Scope},
@@ -59,6 +61,29 @@ impl fmt::Display for Actor {
 pub struct Organization {
     pub name: OrgName,
     pub created_at: i64,
+}
+
+/// A group of an organization (its members and role bindings are rows of
+/// their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub org: OrgName,
+    pub name: GroupName,
+    pub created_at: i64,
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.org, self.name)
+    }
+}
+
+/// A role bound to a group: held by its members in the group's
+/// organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupBinding {
+    pub role: RoleKey,
+    pub group: GroupName,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +201,18 @@ impl Snapshot for Role {
             "name": self.name.as_str(),
             "permissions": self.permissions.iter().map(ToString::to_string).collect::<Vec<_>>(),
         })
+    }
+}
+
+impl Snapshot for Group {
+    fn snapshot(&self) -> Value {
+        json!({ "org": self.org.as_str(), "name": self.name.as_str() })
+    }
+}
+
+impl Snapshot for GroupBinding {
+    fn snapshot(&self) -> Value {
+        json!({ "role": self.role.to_string(), "group": self.group.as_str() })
     }
 }
 

@@ -11,10 +11,13 @@ use async_trait::async_trait;
 
 use super::{
     NewUser, StoreError, User, UserRef,
-    records::{Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount},
+    records::{
+        Actor, AuditEntry, Group, GroupBinding, Membership, Organization, RoleBinding, RoleKey,
+        ServiceAccount,
+    },
 };
 use crate::{
-    domain::{IssuerName, Login, OrgName, ServiceAccountName, Subject, SubjectRef},
+    domain::{GroupName, IssuerName, Login, OrgName, ServiceAccountName, Subject, SubjectRef},
     policy::rbac::{Grants, Role},
 };
 
@@ -48,13 +51,81 @@ pub trait CheckStore: Send + Sync + 'static {
 
 /// Everything the `iam` service needs.
 pub trait IamStore:
-    CheckStore + UserAdmin + OrgAdmin + RoleAdmin + BindingAdmin + AccountAdmin + AuditLog
+    CheckStore + UserAdmin + OrgAdmin + RoleAdmin + BindingAdmin + GroupAdmin + AccountAdmin + AuditLog
 {
 }
 
 impl<T> IamStore for T where
-    T: CheckStore + UserAdmin + OrgAdmin + RoleAdmin + BindingAdmin + AccountAdmin + AuditLog
+    T: CheckStore
+        + UserAdmin
+        + OrgAdmin
+        + RoleAdmin
+        + BindingAdmin
+        + GroupAdmin
+        + AccountAdmin
+        + AuditLog
 {
+}
+
+/// Groups of an organization, their members and their roles. Every write
+/// that changes who holds what returns the subjects whose grants it
+/// changed, for the caller to forget.
+#[async_trait]
+pub trait GroupAdmin: Send + Sync + 'static {
+    async fn create_group(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &GroupName,
+    ) -> Result<Group, StoreError>;
+    async fn get_group(&self, org: &OrgName, name: &GroupName)
+    -> Result<Option<Group>, StoreError>;
+    async fn list_groups(&self, org: &OrgName) -> Result<Vec<Group>, StoreError>;
+    /// Its members and bindings go with it.
+    async fn delete_group(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &GroupName,
+    ) -> Result<(Group, Vec<SubjectRef>), StoreError>;
+    /// Needs authority over every role bound to the group.
+    async fn add_group_member(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &GroupName,
+        subject: SubjectRef,
+    ) -> Result<(), StoreError>;
+    /// Needs authority over every role bound to the group.
+    async fn remove_group_member(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &GroupName,
+        subject: SubjectRef,
+    ) -> Result<(), StoreError>;
+    /// The members, each with its name (a user's id, an account's `ORG/NAME`).
+    async fn list_group_members(
+        &self,
+        org: &OrgName,
+        name: &GroupName,
+    ) -> Result<Vec<(SubjectRef, String)>, StoreError>;
+    /// A role of the group's organization, or a global one (which needs a
+    /// global `iam` role); never another organization's.
+    async fn bind_group_role(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        binding: &GroupBinding,
+    ) -> Result<Vec<SubjectRef>, StoreError>;
+    async fn unbind_group_role(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        binding: &GroupBinding,
+    ) -> Result<Vec<SubjectRef>, StoreError>;
+    /// The bindings to the organization's groups.
+    async fn list_group_bindings(&self, org: &OrgName) -> Result<Vec<GroupBinding>, StoreError>;
 }
 
 #[async_trait]

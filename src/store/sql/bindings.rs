@@ -188,15 +188,20 @@ pub(super) async fn insert_binding(
     Ok(())
 }
 
+/// Who holds the role: those bound to it, and the members of the groups
+/// bound to it.
 pub(super) async fn holders(
     conn: &mut AnyConnection,
     role_id: &str,
 ) -> Result<Vec<SubjectRef>, StoreError> {
-    let rows: Vec<(Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT user_id, service_account_id FROM role_bindings WHERE role_id = $1")
-            .bind(role_id)
-            .fetch_all(conn)
-            .await?;
+    let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT user_id, service_account_id FROM role_bindings WHERE role_id = $1 \
+         UNION SELECT m.user_id, m.service_account_id FROM group_members m \
+         JOIN group_role_bindings b ON b.group_id = m.group_id WHERE b.role_id = $1",
+    )
+    .bind(role_id)
+    .fetch_all(conn)
+    .await?;
     rows.iter()
         .map(|(u, s)| subject_row(u.as_deref(), s.as_deref()))
         .collect()

@@ -17,22 +17,22 @@ use sqlx::{
 };
 
 use super::{
-    AccountAdmin, AuditLog, BindingAdmin, CheckStore, NewUser, OrgAdmin, RoleAdmin, StoreError,
-    StoreLocation, User, UserAdmin, UserRef,
+    AccountAdmin, AuditLog, BindingAdmin, CheckStore, GroupAdmin, NewUser, OrgAdmin, RoleAdmin,
+    StoreError, StoreLocation, User, UserAdmin, UserRef,
     records::{
-        Actor, AuditEntry, Membership, Organization, RoleBinding, RoleKey, ServiceAccount,
-        ServiceAccountKey, Snapshot,
+        Actor, AuditEntry, Group, GroupBinding, Membership, Organization, RoleBinding, RoleKey,
+        ServiceAccount, ServiceAccountKey, Snapshot,
     },
 };
 use crate::{
     domain::{
-        DisplayName, Email, InvalidValue, IssuerName, Login, OrgName, RoleName, ServiceAccountId,
-        ServiceAccountName, Subject, SubjectRef, UserId, unix_now,
+        DisplayName, Email, GroupName, InvalidValue, IssuerName, Login, OrgName, RoleName,
+        ServiceAccountId, ServiceAccountName, Subject, SubjectRef, UserId, unix_now,
     },
     policy::{
         Action,
         authority::Overreach,
-        rbac::{Grants, Permission, Role, Scope},
+        rbac::{Grants, GroupGrant, Permission, Role, Scope},
     },
     shared::Shared,
 };
@@ -44,11 +44,14 @@ mod roles;
 mod accounts;
 mod audit;
 mod bindings;
+mod groups;
 mod orgs;
 mod reads;
 mod subjects;
 #[cfg(test)]
 pub(crate) mod test_backends;
+#[cfg(test)]
+mod tests_groups;
 #[cfg(test)]
 mod tests_iam;
 #[cfg(test)]

@@ -49,18 +49,19 @@ impl OrgAdmin for SqlStore {
     async fn delete_org(&self, actor: &Actor, name: &OrgName) -> Result<Organization, StoreError> {
         let mut tx = self.begin().await?;
         let org = org_in(&mut tx, name).await?;
-        let (members, roles, accounts): (i64, i64, i64) = sqlx::query_as(
+        let (members, roles, accounts, groups): (i64, i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM memberships WHERE org = $1), \
                     (SELECT COUNT(*) FROM roles WHERE org = $1), \
-                    (SELECT COUNT(*) FROM service_accounts WHERE org = $1)",
+                    (SELECT COUNT(*) FROM service_accounts WHERE org = $1), \
+                    (SELECT COUNT(*) FROM org_groups WHERE org = $1)",
         )
         .bind(name.as_str())
         .fetch_one(&mut *tx)
         .await?;
-        if members + roles + accounts > 0 {
+        if members + roles + accounts + groups > 0 {
             return Err(StoreError::Conflict(format!(
-                "organization {name} still has {members} member(s), {roles} role(s) and \
-                 {accounts} service account(s); remove them first"
+                "organization {name} still has {members} member(s), {roles} role(s), \
+                 {accounts} service account(s) and {groups} group(s); remove them first"
             )));
         }
         sqlx::query("DELETE FROM organizations WHERE name = $1")

@@ -51,6 +51,16 @@ impl SqlStore {
             .into_iter()
             .map(|role| self.roles.intern(role))
             .collect();
+        let mut groups = Vec::new();
+        for (id, org, name) in groups::subject_groups(&mut conn, subject).await? {
+            let roles = groups::group_roles(&mut conn, &id).await?;
+            let roles = roles
+                .into_iter()
+                .map(|role| self.roles.intern(Arc::unwrap_or_clone(role)))
+                .collect();
+            groups.push(Arc::new(GroupGrant { org, name, roles }));
+        }
+        grants.groups = groups.into();
         Ok(grants)
     }
 

@@ -93,6 +93,33 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
         ],
     ),
+    (
+        "org_groups",
+        &[
+            ("id", Text),
+            ("org", Text),
+            ("name", Text),
+            ("created_at", Int),
+        ],
+    ),
+    (
+        "group_members",
+        &[
+            ("group_id", Text),
+            ("user_id", OptText),
+            ("service_account_id", OptText),
+            ("created_at", Int),
+        ],
+    ),
+    (
+        "group_role_bindings",
+        &[
+            ("id", Text),
+            ("role_id", Text),
+            ("group_id", Text),
+            ("created_at", Int),
+        ],
+    ),
 ];
 
 fn columns(table: &str) -> Option<&'static [(&'static str, Kind)]> {

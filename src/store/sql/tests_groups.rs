@@ -1,0 +1,238 @@
+//! Groups in the store (issue 15): grants through groups, their removal,
+//! the rule against escalation through groups, and what each write says
+//! is stale.
+
+use super::*;
+use crate::store::sql::test_backends::on_both_backends;
+use crate::{
+    domain::{IssuerName, Login, Subject},
+    policy::authority::Authority,
+    store::NewUser,
+};
+
+fn local() -> Actor {
+    Actor::local("test")
+}
+
+async fn user(store: &SqlStore, subject: &str) -> User {
+    let new = NewUser {
+        issuer: IssuerName::parse("dex").unwrap(),
+        subject: Subject::parse(subject).unwrap(),
+        login: Login::parse(subject).unwrap(),
+        email: None,
+        display_name: None,
+    };
+    store.add(&local(), new).await.unwrap()
+}
+
+fn org(name: &str) -> OrgName {
+    OrgName::parse(name).unwrap()
+}
+
+fn group(name: &str) -> GroupName {
+    GroupName::parse(name).unwrap()
+}
+
+fn role(org: Option<&str>, name: &str, permissions: &[&str]) -> Role {
+    Role {
+        name: RoleName::parse(name).unwrap(),
+        scope: org.map_or(Scope::Global, |o| Scope::Org(self::org(o))),
+        permissions: permissions
+            .iter()
+            .map(|p| Permission::parse(p).unwrap())
+            .collect(),
+    }
+}
+
+/// acme with a `developer` role and a `platform` group bound to it.
+async fn world(store: &SqlStore) -> Role {
+    store.create_org(&local(), &org("acme")).await.unwrap();
+    store.create_org(&local(), &org("globex")).await.unwrap();
+    let developer = role(Some("acme"), "developer", &["function:*"]);
+    store.create_role(&local(), &developer).await.unwrap();
+    store
+        .create_group(&local(), &org("acme"), &group("platform"))
+        .await
+        .unwrap();
+    let binding = GroupBinding {
+        role: RoleKey::of(&developer),
+        group: group("platform"),
+    };
+    let stale = store
+        .bind_group_role(&local(), &org("acme"), &binding)
+        .await
+        .unwrap();
+    assert!(stale.is_empty(), "no member yet");
+    developer
+}
+
+async fn a_group_member_holds_its_roles_until_removed(store: SqlStore) {
+    let developer = world(&store).await;
+    let alice = user(&store, "alice").await;
+    let subject = SubjectRef::User(alice.id);
+    let acme = org("acme");
+    store
+        .add_group_member(&local(), &acme, &group("platform"), subject)
+        .await
+        .unwrap();
+    let grants = store.load_grants(subject).await.unwrap();
+    assert!(grants.member_of.is_empty(), "no membership of its own");
+    assert!(grants.belongs_to(&acme), "a member through the group");
+    let allowed = grants
+        .decide(Some(&acme), "function", Action::Create)
+        .unwrap();
+    assert_eq!(allowed.groups, [group("platform")]);
+    assert_eq!(*grants.groups[0].roles[0], developer);
+
+    store
+        .remove_group_member(&local(), &acme, &group("platform"), subject)
+        .await
+        .unwrap();
+    let grants = store.load_grants(subject).await.unwrap();
+    assert!(grants.groups.is_empty());
+    assert!(!grants.belongs_to(&acme));
+}
+
+async fn writes_name_the_members_they_change(store: SqlStore) {
+    let developer = world(&store).await;
+    let (alice, bob) = (user(&store, "alice").await, user(&store, "bob").await);
+    let acme = org("acme");
+    for u in [&alice, &bob] {
+        store
+            .add_group_member(&local(), &acme, &group("platform"), SubjectRef::User(u.id))
+            .await
+            .unwrap();
+    }
+    let members = |mut v: Vec<SubjectRef>| {
+        v.sort();
+        v
+    };
+    let both = members(vec![SubjectRef::User(alice.id), SubjectRef::User(bob.id)]);
+    let binding = GroupBinding {
+        role: RoleKey::of(&developer),
+        group: group("platform"),
+    };
+    let stale = store
+        .unbind_group_role(&local(), &acme, &binding)
+        .await
+        .unwrap();
+    assert_eq!(members(stale), both);
+    store
+        .bind_group_role(&local(), &acme, &binding)
+        .await
+        .unwrap();
+    // Deleting the role: its holders include the group's members.
+    let (_, holders) = store
+        .delete_role(&local(), &RoleKey::of(&developer))
+        .await
+        .unwrap();
+    assert_eq!(members(holders), both);
+    let (_, stale) = store
+        .delete_group(&local(), &acme, &group("platform"))
+        .await
+        .unwrap();
+    assert_eq!(members(stale), both);
+    assert!(store.list_groups(&acme).await.unwrap().is_empty());
+}
+
+async fn escalation_through_groups_is_refused(store: SqlStore) {
+    world(&store).await;
+    let acme = org("acme");
+    let admin = role(Some("acme"), "admin", &["*:*"]);
+    store.create_role(&local(), &admin).await.unwrap();
+    // mallory may manage acme's IAM but holds no function permission.
+    let iam = role(Some("acme"), "iam-only", &["iam:*"]);
+    store.create_role(&local(), &iam).await.unwrap();
+    let mallory = user(&store, "mallory").await;
+    let subject = SubjectRef::User(mallory.id);
+    store
+        .add_member(&local(), &acme, &UserRef::Id(mallory.id), true)
+        .await
+        .unwrap();
+    store
+        .bind_role(
+            &local(),
+            &RoleBinding {
+                role: RoleKey::of(&iam),
+                subject,
+            },
+        )
+        .await
+        .unwrap();
+    let as_mallory = Actor::caller(subject, Arc::new(store.load_grants(subject).await.unwrap()));
+    assert!(matches!(as_mallory.authority(), Authority::Caller(_)));
+
+    // Joining a group that holds `developer` (function:*): refused.
+    let refused = store
+        .add_group_member(&as_mallory, &acme, &group("platform"), subject)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("function:*"), "{refused}");
+    // A group of her own, then binding a role she does not hold: refused.
+    store
+        .create_group(&as_mallory, &acme, &group("mine"))
+        .await
+        .unwrap();
+    let bind = |role: &Role| GroupBinding {
+        role: RoleKey::of(role),
+        group: group("mine"),
+    };
+    let refused = store
+        .bind_group_role(&as_mallory, &acme, &bind(&admin))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("admin"), "{refused}");
+    // Another organization's role, or a global one: refused.
+    let foreign = role(Some("globex"), "boss", &["iam:*"]);
+    store.create_role(&local(), &foreign).await.unwrap();
+    let refused = store
+        .bind_group_role(&local(), &acme, &bind(&foreign))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("another organization's"),
+        "{refused}"
+    );
+    let global = role(None, "everything", &["iam:*"]);
+    store.create_role(&local(), &global).await.unwrap();
+    let refused = store
+        .bind_group_role(&as_mallory, &acme, &bind(&global))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("global"), "{refused}");
+    // What she holds, she may hand on through her group.
+    store
+        .bind_group_role(&as_mallory, &acme, &bind(&iam))
+        .await
+        .unwrap();
+    // Nothing was written by the refused attempts.
+    assert_eq!(
+        store.list_group_bindings(&acme).await.unwrap().len(),
+        2,
+        "platform's developer and mine's iam-only"
+    );
+    assert!(
+        store
+            .list_group_members(&acme, &group("platform"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn an_organization_with_groups_is_not_deleted(store: SqlStore) {
+    store.create_org(&local(), &org("empty")).await.unwrap();
+    store
+        .create_group(&local(), &org("empty"), &group("g"))
+        .await
+        .unwrap();
+    let refused = store.delete_org(&local(), &org("empty")).await.unwrap_err();
+    assert!(refused.to_string().contains("1 group(s)"), "{refused}");
+}
+
+on_both_backends!(
+    a_group_member_holds_its_roles_until_removed,
+    writes_name_the_members_they_change,
+    escalation_through_groups_is_refused,
+    an_organization_with_groups_is_not_deleted,
+);
