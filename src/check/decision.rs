@@ -263,6 +263,8 @@ pub mod names {
     pub const DRY_RUN: &str = "x-dispatch-dry-run";
     /// The signed identity (`assertion`), when configured.
     pub const SIGNED_IDENTITY: &str = "x-dispatch-identity";
+    /// The groups whose roles granted the request (`check.groups_header`).
+    pub const GROUPS: &str = "x-dispatch-groups";
 
     /// Every name we may set: none of them can ever pass through from a
     /// client.
@@ -277,6 +279,7 @@ pub mod names {
         ROLES,
         DRY_RUN,
         SIGNED_IDENTITY,
+        GROUPS,
     ];
 }
 

@@ -107,6 +107,10 @@ pub(super) fn log_decision(
                 Permit::WouldDeny { denial, .. } => Some(denial),
                 _ => None,
             };
+            // The groups whose roles granted it, when any did.
+            let groups = allowed
+                .filter(|a| !a.groups.is_empty())
+                .map(|a| super::upstream::joined(&a.groups));
             info!(
                 decision = if would_deny.is_some() {
                     "would_deny"
@@ -118,6 +122,7 @@ pub(super) fn log_decision(
                 user_id = id.as_ref().map(id_text),
                 login = login.as_deref(),
                 org = allowed.map(|a| a.org.as_str()),
+                groups = groups.as_deref(),
                 issuer = who.map(Who::issuer),
                 method = &*method,
                 path = &*path,

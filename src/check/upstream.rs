@@ -33,6 +33,8 @@ pub const DEFAULT_PASSTHROUGH: &[&str] = &["x-dispatch-blocking", "x-dispatch-pr
 pub struct UpstreamRules {
     /// Keep the caller's credential on the upstream request.
     pub forward_credential: bool,
+    /// Name the groups that granted an allow in `x-dispatch-groups`.
+    pub groups_header: bool,
     /// `x-dispatch-*` names (lower case, `-` spelling) the client may send
     /// to the upstream. Never one of [`names::IDENTITY`] (checked by
     /// [`UpstreamRules::new`]).
@@ -43,6 +45,7 @@ impl Default for UpstreamRules {
     fn default() -> Self {
         Self {
             forward_credential: false,
+            groups_header: false,
             passthrough: DEFAULT_PASSTHROUGH
                 .iter()
                 .map(|n| (*n).to_owned())
@@ -91,8 +94,14 @@ impl UpstreamRules {
             .collect::<Result<_, _>>()?;
         Ok(Self {
             forward_credential,
+            groups_header: false,
             passthrough,
         })
+    }
+
+    pub fn with_groups_header(mut self, on: bool) -> Self {
+        self.groups_header = on;
+        self
     }
 
     /// Whether a client may send `name` (as sent, lower-cased) in our
@@ -111,6 +120,15 @@ impl UpstreamRules {
         signed: Option<Arc<str>>,
     ) -> UpstreamHeaders {
         let mut set = identity_headers(permit);
+        if self.groups_header
+            && let Permit::Subject {
+                allowed: Some(allowed),
+                ..
+            } = permit
+            && !allowed.groups.is_empty()
+        {
+            set.push((names::GROUPS, joined(&allowed.groups).into()));
+        }
         if let Some(id) = &request.request_id {
             set.push((names::REQUEST_ID, id.shared().into()));
         }
@@ -207,6 +225,18 @@ pub(super) fn assertion<'a>(
         would_deny,
         request_id: request.request_id.as_ref().map(|id| id.as_str()),
     })
+}
+
+/// `a,b,c`.
+pub(super) fn joined<T: AsRef<str>>(names: &[T]) -> String {
+    let mut text = String::new();
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(name.as_ref());
+    }
+    text
 }
 
 /// `a,b,c`; one role, the common case, is its name unchanged.

@@ -32,6 +32,8 @@ pub struct CheckSettings {
     /// Client `x-dispatch-*` inputs the upstream may see (Dispatch's own by
     /// default); every other name of the namespace is removed.
     pub passthrough_headers: Vec<String>,
+    /// Name the groups whose roles granted an allow in `x-dispatch-groups`.
+    pub groups_header: bool,
     /// `refuse` (default) or `honour` X-HTTP-Method-Override and its kin.
     pub method_override: MethodOverride,
     /// A check's time budget when the caller sends no `grpc-timeout`
@@ -47,6 +49,7 @@ impl Default for CheckSettings {
             token_cookie: None,
             max_token_bytes: 8192,
             forward_credential: false,
+            groups_header: false,
             passthrough_headers: DEFAULT_PASSTHROUGH
                 .iter()
                 .map(|n| (*n).to_owned())
@@ -100,7 +103,8 @@ impl CheckSettings {
                 max_token_bytes: self.max_token_bytes,
             },
             upstream: UpstreamRules::new(self.forward_credential, &self.passthrough_headers)
-                .map_err(|e| invalid("check.passthrough_headers", e))?,
+                .map_err(|e| invalid("check.passthrough_headers", e))?
+                .with_groups_header(self.groups_header),
             method_override: self.method_override,
             default_budget: Duration::from_millis(self.default_deadline_ms),
             allow_lines_every: Some(NonZeroU32::MIN),

@@ -12,6 +12,7 @@
 mod accounts;
 mod error;
 mod forget;
+mod groups;
 mod replicas;
 mod roles;
 mod users;

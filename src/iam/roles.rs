@@ -99,7 +99,10 @@ impl Iam {
 
     /// Called only after the caller is authorized on the role, so a
     /// `NOT_FOUND` tells nothing to a caller who may not bind it.
-    async fn resolve(&self, subject: &SubjectName) -> Result<(SubjectRef, String), IamError> {
+    pub(super) async fn resolve(
+        &self,
+        subject: &SubjectName,
+    ) -> Result<(SubjectRef, String), IamError> {
         match subject {
             SubjectName::User(r) => {
                 let user = self.store.get(r).await?;

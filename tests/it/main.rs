@@ -16,6 +16,7 @@ mod envoy;
 mod escalation;
 mod explain;
 mod github;
+mod groups;
 mod http_check;
 mod oidc;
 mod operations;

@@ -79,9 +79,49 @@ pub enum Create {
         #[arg(long)]
         default: bool,
     },
-    /// Bind a role to a user or a service account.
+    /// Bind a role to a user, a service account or a group.
     #[command(visible_alias = "rolebinding")]
     Binding(BindingArgs),
+    /// A group of an organization: its members hold the roles bound to it.
+    Group {
+        name: String,
+        #[arg(long)]
+        org: String,
+    },
+    /// Add a user or a service account to a group.
+    Groupmember(GroupMemberArgs),
+}
+
+/// `--org O --group G` and the member: `--user U` or `--to-service-account ORG/NAME`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("member").required(true).args(["user", "service_account_member"])))]
+pub struct GroupMemberArgs {
+    #[arg(long)]
+    pub org: String,
+    #[arg(long)]
+    pub group: String,
+    /// A user: id or SOURCE:SUBJECT.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A service account of the organization: ORG/NAME.
+    #[arg(long = "to-service-account", value_name = "ORG/NAME")]
+    pub service_account_member: Option<String>,
+}
+
+impl GroupMemberArgs {
+    pub(super) fn message(&self) -> pb::GroupMember {
+        use pb::group_member::Member;
+        let member = match (&self.user, &self.service_account_member) {
+            (Some(user), _) => Member::User(user.clone()),
+            (None, Some(sa)) => Member::ServiceAccount(sa.clone()),
+            (None, None) => unreachable!("clap requires one"),
+        };
+        pb::GroupMember {
+            org: self.org.clone(),
+            group: self.group.clone(),
+            member: Some(member),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +151,12 @@ pub enum Get {
     Binding {
         #[command(flatten)]
         scope: RoleScope,
+    },
+    /// One group with its members and roles, or the organization's groups.
+    Group {
+        name: Option<String>,
+        #[arg(long)]
+        org: String,
     },
     /// The audit log, newest first.
     Audit {
@@ -155,6 +201,14 @@ pub enum Delete {
     /// A role binding.
     #[command(visible_alias = "rolebinding")]
     Binding(BindingArgs),
+    /// A group, its memberships and its bindings.
+    Group {
+        name: String,
+        #[arg(long)]
+        org: String,
+    },
+    /// Remove a user or a service account from a group.
+    Groupmember(GroupMemberArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,7 +243,7 @@ impl RoleScope {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("subject").required(true).args(["user", "service_account_subject"])))]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["user", "service_account_subject", "group"])))]
 pub struct BindingArgs {
     /// The role's name.
     pub role: String,
@@ -201,14 +255,19 @@ pub struct BindingArgs {
     /// A service account: ORG/NAME.
     #[arg(long = "to-service-account", value_name = "ORG/NAME")]
     pub service_account_subject: Option<String>,
+    /// A group: its NAME in --org, or ORG/NAME (for a global role).
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
 }
 
 impl BindingArgs {
     pub(super) fn binding(&self) -> pb::RoleBinding {
-        let subject = match (&self.user, &self.service_account_subject) {
-            (Some(user), _) => Subject::User(user.clone()),
-            (None, Some(sa)) => Subject::ServiceAccount(sa.clone()),
-            (None, None) => unreachable!("clap requires one"),
+        let subject = match (&self.user, &self.service_account_subject, &self.group) {
+            (Some(user), _, _) => Subject::User(user.clone()),
+            (None, Some(sa), _) => Subject::ServiceAccount(sa.clone()),
+            (None, None, Some(group)) if group.contains('/') => Subject::Group(group.clone()),
+            (None, None, Some(group)) => Subject::Group(format!("{}/{group}", self.scope.org())),
+            (None, None, None) => unreachable!("clap requires one"),
         };
         pb::RoleBinding {
             role: Some(pb::RoleRef {

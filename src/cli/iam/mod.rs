@@ -192,6 +192,8 @@ async fn create(a: &mut Admin, what: Create) -> anyhow::Result<()> {
             print(&call!(a, add_member, message))
         }
         Create::Binding(args) => print(&call!(a, create_role_binding, args.binding())),
+        Create::Group { name, org } => print(&call!(a, create_group, pb::GroupRef { org, name })),
+        Create::Groupmember(args) => print(&call!(a, add_group_member, args.message())),
     }
     Ok(())
 }
@@ -232,6 +234,14 @@ async fn get(a: &mut Admin, what: Get) -> anyhow::Result<()> {
             let message = pb::ListServiceAccountsRequest { org };
             let list = call!(a, list_service_accounts, message);
             list.service_accounts.iter().for_each(print);
+        }
+        Get::Group {
+            name: Some(name),
+            org,
+        } => print(&call!(a, get_group, pb::GroupRef { org, name })),
+        Get::Group { name: None, org } => {
+            let list = call!(a, list_groups, pb::ListGroupsRequest { org });
+            list.groups.iter().for_each(print);
         }
         Get::Member { org } => {
             let list = call!(a, list_members, pb::ListMembersRequest { org });
@@ -282,6 +292,8 @@ async fn delete(a: &mut Admin, what: Delete) -> anyhow::Result<()> {
             pb::RemoveMemberRequest { org, user }
         )),
         Delete::Binding(args) => print(&call!(a, delete_role_binding, args.binding())),
+        Delete::Group { name, org } => print(&call!(a, delete_group, pb::GroupRef { org, name })),
+        Delete::Groupmember(args) => print(&call!(a, remove_group_member, args.message())),
     }
     Ok(())
 }

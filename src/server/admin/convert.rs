@@ -6,15 +6,15 @@ use tonic::Status;
 
 use crate::{
     domain::{
-        DisplayName, Email, InvalidValue, IssuerName, Login, OrgName, RoleName, ServiceAccountName,
-        Subject, SubjectRef,
+        DisplayName, Email, GroupName, InvalidValue, IssuerName, Login, OrgName, RoleName,
+        ServiceAccountName, Subject, SubjectRef,
     },
     iam::{IamError, SubjectName},
     policy::rbac::{Permission, Role, Scope},
     proto::admin as pb,
     store::{
-        AuditEntry, Membership, NewUser, Organization, RoleBinding, RoleKey, ServiceAccount,
-        StoreError, User, UserRef,
+        AuditEntry, Group, GroupBinding, Membership, NewUser, Organization, RoleBinding, RoleKey,
+        ServiceAccount, StoreError, User, UserRef,
     },
 };
 
@@ -66,7 +66,13 @@ impl TryFrom<&pb::Role> for Role {
 /// A role binding as a request names it.
 pub struct Bind {
     pub role: RoleKey,
-    pub subject: SubjectName,
+    pub target: Bound,
+}
+
+/// Who a binding gives the role to.
+pub enum Bound {
+    Subject(SubjectName),
+    Group(OrgName, GroupName),
 }
 
 impl TryFrom<&pb::RoleBinding> for Bind {
@@ -79,19 +85,25 @@ impl TryFrom<&pb::RoleBinding> for Bind {
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("role: required"))?;
         let role = role_key(&role.org, &role.name)?;
-        let subject = match &binding.subject {
-            Some(S::User(user)) => SubjectName::User(field("user", UserRef::parse(user))?),
+        let target = match &binding.subject {
+            Some(S::User(user)) => {
+                Bound::Subject(SubjectName::User(field("user", UserRef::parse(user))?))
+            }
             Some(S::ServiceAccount(account)) => {
                 let (org, name) = account_ref(account)?;
-                SubjectName::ServiceAccount(org, name)
+                Bound::Subject(SubjectName::ServiceAccount(org, name))
+            }
+            Some(S::Group(group)) => {
+                let (org, name) = group_ref(group)?;
+                Bound::Group(org, name)
             }
             None => {
                 return Err(Status::invalid_argument(
-                    "subject: set user or service_account",
+                    "subject: set user, service_account or group",
                 ));
             }
         };
-        Ok(Self { role, subject })
+        Ok(Self { role, target })
     }
 }
 
@@ -137,7 +149,7 @@ pub fn account_fields(org: &str, name: &str) -> Result<(OrgName, ServiceAccountN
 }
 
 /// `ORG/NAME`.
-fn account_ref(value: &str) -> Result<(OrgName, ServiceAccountName), Status> {
+pub fn account_ref(value: &str) -> Result<(OrgName, ServiceAccountName), Status> {
     let (org, name) = value.split_once('/').ok_or_else(|| {
         Status::invalid_argument(format!("service_account: {value:?} is not ORG/NAME"))
     })?;
@@ -211,6 +223,36 @@ pub fn role_ref_pb(key: &RoleKey) -> pb::RoleRef {
 }
 
 /// `name`: a user's id or a service account's `ORG/NAME`.
+/// `ORG/NAME` of a group.
+pub fn group_ref(value: &str) -> Result<(OrgName, GroupName), Status> {
+    let (org, name) = value
+        .split_once('/')
+        .ok_or_else(|| Status::invalid_argument(format!("group: {value:?} is not ORG/NAME")))?;
+    Ok((
+        field("group", OrgName::parse(org))?,
+        field("group", GroupName::parse(name))?,
+    ))
+}
+
+pub fn group_pb(group: &Group, members: Vec<String>, roles: &[RoleKey]) -> pb::Group {
+    pb::Group {
+        org: group.org.to_string(),
+        name: group.name.to_string(),
+        members,
+        roles: roles.iter().map(role_ref_pb).collect(),
+    }
+}
+
+pub fn group_binding_pb(binding: &GroupBinding, org: &OrgName) -> pb::RoleBinding {
+    pb::RoleBinding {
+        role: Some(role_ref_pb(&binding.role)),
+        subject: Some(pb::role_binding::Subject::Group(format!(
+            "{org}/{}",
+            binding.group
+        ))),
+    }
+}
+
 pub fn binding_pb(binding: &RoleBinding, name: String) -> pb::RoleBinding {
     use pb::role_binding::Subject as S;
     let subject = match binding.subject {

@@ -14,15 +14,15 @@ use tonic::{Code, Request, Response, Status};
 pub use crate::proto::admin::admin_server::AdminServer;
 use crate::{
     check::{ClientHeaders, DenialKind, Live},
-    domain::OrgName,
-    iam::{Iam, IamError, PublicKey},
+    domain::{GroupName, OrgName},
+    iam::{Iam, IamError, PublicKey, SubjectName},
     policy::rbac::Role,
     proto::admin::{self as pb, admin_server::Admin},
-    store::{Actor, NewUser, UserRef},
+    store::{Actor, GroupBinding, NewUser, UserRef},
 };
 use convert::{
-    Bind, account_fields, account_pb, audit_pb, binding_pb, field, member_pb, optional, org_pb,
-    role_key, role_pb, status, user_pb,
+    Bind, Bound, account_fields, account_pb, audit_pb, binding_pb, field, group_binding_pb,
+    group_pb, member_pb, optional, org_pb, role_key, role_pb, status, user_pb,
 };
 
 pub struct AdminService {
@@ -104,6 +104,34 @@ fn user_ref(value: &str) -> Result<UserRef, Status> {
 
 fn org(value: &str) -> Result<OrgName, Status> {
     field("org", OrgName::parse(value))
+}
+
+fn group_fields(group: &pb::GroupRef) -> Result<(OrgName, GroupName), Status> {
+    Ok((
+        org(&group.org)?,
+        field("name", GroupName::parse(&group.name))?,
+    ))
+}
+
+fn group_member(m: &pb::GroupMember) -> Result<(OrgName, GroupName, SubjectName), Status> {
+    use pb::group_member::Member;
+    let member = match &m.member {
+        Some(Member::User(user)) => SubjectName::User(user_ref(user)?),
+        Some(Member::ServiceAccount(account)) => {
+            let (org, name) = convert::account_ref(account)?;
+            SubjectName::ServiceAccount(org, name)
+        }
+        None => {
+            return Err(Status::invalid_argument(
+                "member: set user or service_account",
+            ));
+        }
+    };
+    Ok((
+        org(&m.org)?,
+        field("group", GroupName::parse(&m.group))?,
+        member,
+    ))
 }
 
 #[tonic::async_trait]
@@ -291,9 +319,18 @@ impl Admin for AdminService {
         request: Request<pb::RoleBinding>,
     ) -> Reply<pb::RoleBinding> {
         let actor = self.actor(&request).await?;
-        let Bind { role, subject } = Bind::try_from(request.get_ref())?;
-        let result = self.iam.bind(&actor, role, &subject).await;
-        reply(result, |(binding, name)| binding_pb(&binding, name))
+        let Bind { role, target } = Bind::try_from(request.get_ref())?;
+        match target {
+            Bound::Subject(subject) => {
+                let result = self.iam.bind(&actor, role, &subject).await;
+                reply(result, |(binding, name)| binding_pb(&binding, name))
+            }
+            Bound::Group(org, group) => {
+                let binding = GroupBinding { role, group };
+                let result = self.iam.bind_group(&actor, &org, &binding).await;
+                reply(result, |()| group_binding_pb(&binding, &org))
+            }
+        }
     }
 
     async fn delete_role_binding(
@@ -301,9 +338,18 @@ impl Admin for AdminService {
         request: Request<pb::RoleBinding>,
     ) -> Reply<pb::RoleBinding> {
         let actor = self.actor(&request).await?;
-        let Bind { role, subject } = Bind::try_from(request.get_ref())?;
-        let result = self.iam.unbind(&actor, role, &subject).await;
-        reply(result, |(binding, name)| binding_pb(&binding, name))
+        let Bind { role, target } = Bind::try_from(request.get_ref())?;
+        match target {
+            Bound::Subject(subject) => {
+                let result = self.iam.unbind(&actor, role, &subject).await;
+                reply(result, |(binding, name)| binding_pb(&binding, name))
+            }
+            Bound::Group(org, group) => {
+                let binding = GroupBinding { role, group };
+                let result = self.iam.unbind_group(&actor, &org, &binding).await;
+                reply(result, |()| group_binding_pb(&binding, &org))
+            }
+        }
     }
 
     async fn list_role_bindings(
@@ -312,13 +358,85 @@ impl Admin for AdminService {
     ) -> Reply<pb::ListRoleBindingsResponse> {
         let actor = self.actor(&request).await?;
         let org = optional("org", &request.get_ref().org, OrgName::parse)?;
-        let result = self.iam.list_bindings(&actor, org.as_ref()).await;
-        reply(result, |bindings| pb::ListRoleBindingsResponse {
-            bindings: bindings
-                .into_iter()
-                .map(|(b, name)| binding_pb(&b, name))
+        let mut bindings: Vec<pb::RoleBinding> = self
+            .iam
+            .list_bindings(&actor, org.as_ref())
+            .await
+            .map_err(status)?
+            .into_iter()
+            .map(|(b, name)| binding_pb(&b, name))
+            .collect();
+        // An organization's listing also has the bindings to its groups.
+        if let Some(org) = &org {
+            let groups = self
+                .iam
+                .list_group_bindings(&actor, org)
+                .await
+                .map_err(status)?;
+            bindings.extend(groups.iter().map(|b| group_binding_pb(b, org)));
+        }
+        Ok(Response::new(pb::ListRoleBindingsResponse { bindings }))
+    }
+
+    // ---- groups -----------------------------------------------------------
+
+    async fn create_group(&self, request: Request<pb::GroupRef>) -> Reply<pb::Group> {
+        let actor = self.actor(&request).await?;
+        let (org, name) = group_fields(request.get_ref())?;
+        let result = self.iam.create_group(&actor, &org, &name).await;
+        reply(result, |g| group_pb(&g, Vec::new(), &[]))
+    }
+
+    async fn get_group(&self, request: Request<pb::GroupRef>) -> Reply<pb::Group> {
+        let actor = self.actor(&request).await?;
+        let (org, name) = group_fields(request.get_ref())?;
+        let result = self.iam.get_group(&actor, &org, &name).await;
+        reply(result, |(g, members, roles)| group_pb(&g, members, &roles))
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<pb::ListGroupsRequest>,
+    ) -> Reply<pb::ListGroupsResponse> {
+        let actor = self.actor(&request).await?;
+        let org = self::org(&request.get_ref().org)?;
+        let result = self.iam.list_groups(&actor, &org).await;
+        reply(result, |groups| pb::ListGroupsResponse {
+            groups: groups
+                .iter()
+                .map(|g| group_pb(g, Vec::new(), &[]))
                 .collect(),
         })
+    }
+
+    async fn delete_group(&self, request: Request<pb::GroupRef>) -> Reply<pb::Group> {
+        let actor = self.actor(&request).await?;
+        let (org, name) = group_fields(request.get_ref())?;
+        let result = self.iam.delete_group(&actor, &org, &name).await;
+        reply(result, |g| group_pb(&g, Vec::new(), &[]))
+    }
+
+    async fn add_group_member(&self, request: Request<pb::GroupMember>) -> Reply<pb::GroupMember> {
+        let actor = self.actor(&request).await?;
+        let (org, name, member) = group_member(request.get_ref())?;
+        let result = self
+            .iam
+            .add_group_member(&actor, &org, &name, &member)
+            .await;
+        reply(result, |_| request.into_inner())
+    }
+
+    async fn remove_group_member(
+        &self,
+        request: Request<pb::GroupMember>,
+    ) -> Reply<pb::GroupMember> {
+        let actor = self.actor(&request).await?;
+        let (org, name, member) = group_member(request.get_ref())?;
+        let result = self
+            .iam
+            .remove_group_member(&actor, &org, &name, &member)
+            .await;
+        reply(result, |_| request.into_inner())
     }
 
     // ---- service accounts -----------------------------------------------
