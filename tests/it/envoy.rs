@@ -493,3 +493,64 @@ async fn envoy_enforces_roles_per_organization_and_admin_changes_at_once() {
     assert_eq!(body["message"], "user is disabled");
     assert_eq!(stack.hits(), hits);
 }
+
+/// Issue 15 through the real Envoy: a group's member is allowed with the
+/// group's role, the upstream is told the group (and never a forged one),
+/// and leaving the group is refused at once.
+#[tokio::test]
+async fn envoy_passes_a_group_members_identity_and_refuses_them_once_removed() {
+    use crate::common::admin::user_ref;
+    use dispatch_authz::proto::admin::{self as pb, group_member::Member, role_binding::Subject};
+
+    let options = Options {
+        authorization: String::new(),
+        extra: "groups_header = true",
+        ..Default::default()
+    };
+    let Some(stack) = Stack::start_with(true, options).await else {
+        return;
+    };
+    let (mut admin, _) = stack.app.acme_with_alice().await;
+    stack.app.add_user("carol", "carol").await;
+    let r = admin.req(pb::GroupRef {
+        org: "acme".into(),
+        name: "platform".into(),
+    });
+    admin.client.create_group(r).await.unwrap();
+    admin
+        .bind("acme", "developer", Subject::Group("acme/platform".into()))
+        .await
+        .unwrap();
+    let member = || pb::GroupMember {
+        org: "acme".into(),
+        group: "platform".into(),
+        member: Some(Member::User(user_ref("carol"))),
+    };
+    let r = admin.req(member());
+    admin.client.add_group_member(r).await.unwrap();
+
+    let auth = bearer("carol");
+    let forged = [
+        ("authorization", auth.as_str()),
+        ("x-dispatch-org", "acme"),
+        ("x-dispatch-groups", "admins"),
+    ];
+    let (status, _, echo) = stack.get("/v1/function/hello", &forged).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(
+        seen(&echo, "x-dispatch-groups"),
+        Some(&vec![json!("platform")])
+    );
+    assert_eq!(
+        seen(&echo, "x-dispatch-roles"),
+        Some(&vec![json!("developer")])
+    );
+    assert!(!echo.to_string().contains("admins"), "{echo}");
+
+    let r = admin.req(member());
+    admin.client.remove_group_member(r).await.unwrap();
+    let hits = stack.hits();
+    let (status, _, body) = stack.get("/v1/function/hello", &forged[..2]).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(stack.hits(), hits);
+}

@@ -433,3 +433,71 @@ async fn two_sidecar_processes_follow_changes_and_fail_closed_under_load() {
         until(OK, async || ask(client.clone(), request.clone()).await).await;
     }
 }
+
+/// Issue 15: a group's changes reach the other replica too (the triggers on
+/// `group_members` and `group_role_bindings`).
+#[tokio::test]
+async fn a_group_change_through_one_replica_is_refused_by_the_other_within_a_second() {
+    use dispatch_authz::{
+        domain::GroupName,
+        store::{GroupAdmin, GroupBinding, RoleKey},
+    };
+    let Some(database) = postgres_if_available().await else {
+        return;
+    };
+    let opts = || Options {
+        users_ttl_secs: 3600,
+        authorization: String::new(),
+        ..Default::default()
+    };
+    let a = spawn_app_on(opts(), Some(database.clone())).await;
+    let b = spawn_app_on(opts(), Some(database)).await;
+    a.acme_with_alice().await;
+    let carol = a.add_user("carol", "carol").await;
+    let store = &a.store;
+    let actor = dispatch_authz::store::Actor::local("test");
+    let acme = dispatch_authz::domain::OrgName::parse("acme").unwrap();
+    let platform = GroupName::parse("platform").unwrap();
+    store.create_group(&actor, &acme, &platform).await.unwrap();
+    let binding = GroupBinding {
+        role: RoleKey {
+            org: Some(acme.clone()),
+            name: dispatch_authz::domain::RoleName::parse("developer").unwrap(),
+        },
+        group: platform.clone(),
+    };
+    store
+        .bind_group_role(&actor, &acme, &binding)
+        .await
+        .unwrap();
+    let subject = dispatch_authz::domain::SubjectRef::User(carol.id);
+    store
+        .add_group_member(&actor, &acme, &platform, subject)
+        .await
+        .unwrap();
+    let auth = bearer(&token(&claims("carol")));
+    let headers = [("authorization", auth.as_str()), ("x-dispatch-org", "acme")];
+    let check_b = async || code(&b.check("/v1/function/f", &headers).await);
+    until(OK, check_b).await;
+
+    // The role unbound from the group, through A (plain store writes: no
+    // in-process forgetting in B).
+    store
+        .unbind_group_role(&actor, &acme, &binding)
+        .await
+        .unwrap();
+    let took = until(PERMISSION_DENIED, check_b).await;
+    assert!(took < BOUND, "B refused only after {took:?}");
+
+    store
+        .bind_group_role(&actor, &acme, &binding)
+        .await
+        .unwrap();
+    until(OK, check_b).await;
+    store
+        .remove_group_member(&actor, &acme, &platform, subject)
+        .await
+        .unwrap();
+    let took = until(PERMISSION_DENIED, check_b).await;
+    assert!(took < BOUND, "B refused only after {took:?}");
+}
