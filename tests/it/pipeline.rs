@@ -44,7 +44,9 @@ fn world() -> World {
         .role("globex", "viewer", &["*:get"]);
     w.role("", "auditor", &["*:get"])
         .role("", "admin", &["*:*"]);
-    for user in ["alice", "bob", "carol", "dave", "erin", "frank", "root"] {
+    for user in [
+        "alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivy", "root",
+    ] {
         w.user(user);
     }
     w.member("acme", "alice", true)
@@ -62,6 +64,13 @@ fn world() -> World {
     w.bind("", "admin", "root");
     w.service_account("acme", "ci", "ES256", "ec256.pub.pem");
     w.bind("acme", "builder", "acme/ci");
+    w.member("acme", "ivy", true);
+    // Groups (issue 15): gina is in acme only through its platform group;
+    // ivy (a member with no role of her own) gets viewer through readers;
+    // hank is in globex's ops group, which holds the global auditor role.
+    w.group("acme", "platform", &["developer"], &["gina"])
+        .group("acme", "readers", &["viewer"], &["ivy"])
+        .group("globex", "ops", &["/auditor"], &["hank"]);
     w
 }
 
@@ -376,6 +385,14 @@ fn table() -> Vec<Row> {
         ("dave", "acme", "POST", "api.test", "/v1/function", Deny(403, "no role grants create")),
         ("dave", "", "GET", "api.test", "/v1/function", Deny(403, "no organization")),
         ("erin", "", "GET", "api.test", "/v1/function", Deny(403, "no role grants get on function")),
+        ("gina", "acme", "POST", "api.test", "/v1/function", Allow("acme", "developer")),
+        ("gina", "acme", "GET", "api.test", "/v1/secret/db", Deny(403, "no role grants get on secret")),
+        ("gina", "", "GET", "api.test", "/v1/function", Deny(403, "no organization")),
+        ("gina", "globex", "GET", "api.test", "/v1/function", Deny(403, "not a member of organization globex")),
+        ("ivy", "", "GET", "api.test", "/v1/secret/db", Allow("acme", "viewer")),
+        ("ivy", "", "POST", "api.test", "/v1/function", Deny(403, "no role grants create on function")),
+        ("hank", "globex", "GET", "api.test", "/v1/function", Allow("globex", "auditor")),
+        ("hank", "acme", "GET", "api.test", "/v1/function", Deny(403, "not a member of organization acme")),
         ("frank", "acme", "POST", "api.test", "/v1/function", Allow("acme", "developer")),
         ("frank", "globex", "POST", "api.test", "/v1/function", Deny(403, "in organization globex")),
         ("frank", "globex", "GET", "api.test", "/v1/event/subscriptions", Allow("globex", "viewer")),

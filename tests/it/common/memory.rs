@@ -10,10 +10,10 @@ use std::{
 use async_trait::async_trait;
 use dispatch_authz::{
     domain::{
-        IssuerName, Login, OrgName, RoleName, ServiceAccountId, ServiceAccountName, Subject,
-        SubjectRef, UserId,
+        GroupName, IssuerName, Login, OrgName, RoleName, ServiceAccountId, ServiceAccountName,
+        Subject, SubjectRef, UserId,
     },
-    policy::rbac::{Grants, Permission, Role, Scope},
+    policy::rbac::{Grants, GroupGrant, Permission, Role, Scope},
     store::{CheckStore, RoleKey, ServiceAccount, ServiceAccountKey, StoreError, User, UserRef},
 };
 
@@ -28,6 +28,8 @@ pub struct World {
     members: Vec<(OrgName, UserId, bool)>,
     bindings: Vec<(RoleKey, SubjectRef)>,
     accounts: Vec<ServiceAccount>,
+    /// `(org, name, bound roles, members)`.
+    groups: Vec<(OrgName, GroupName, Vec<RoleKey>, Vec<SubjectRef>)>,
 }
 
 fn org(name: &str) -> OrgName {
@@ -91,6 +93,35 @@ impl World {
             None => SubjectRef::User(self.user_id(subject)),
         };
         self.bindings.push((role_key(org_name, role), subject));
+        self
+    }
+
+    /// A group of `org_name` holding `roles` of that organization (`""`
+    /// before a name: a global role), with `members` (users by subject).
+    pub fn group(
+        &mut self,
+        org_name: &str,
+        name: &str,
+        roles: &[&str],
+        members: &[&str],
+    ) -> &mut Self {
+        let roles = roles
+            .iter()
+            .map(|r| match r.strip_prefix('/') {
+                Some(global) => role_key("", global),
+                None => role_key(org_name, r),
+            })
+            .collect();
+        let members = members
+            .iter()
+            .map(|m| SubjectRef::User(self.user_id(m)))
+            .collect();
+        self.groups.push((
+            org(org_name),
+            GroupName::parse(name).unwrap(),
+            roles,
+            members,
+        ));
         self
     }
 
@@ -174,6 +205,23 @@ impl World {
             .iter()
             .filter(|(_, s)| *s == subject)
             .filter_map(|(key, _)| self.roles.iter().find(|r| RoleKey::of(r) == *key).cloned())
+            .collect();
+        grants.groups = self
+            .groups
+            .iter()
+            .filter(|(_, _, _, members)| members.contains(&subject))
+            .map(|(org, name, roles, _)| {
+                Arc::new(GroupGrant {
+                    org: org.clone(),
+                    name: name.clone(),
+                    roles: roles
+                        .iter()
+                        .filter_map(|key| {
+                            self.roles.iter().find(|r| RoleKey::of(r) == *key).cloned()
+                        })
+                        .collect(),
+                })
+            })
             .collect();
         grants
     }
