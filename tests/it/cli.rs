@@ -750,6 +750,85 @@ async fn bootstrap_then_iam_commands_over_the_admin_api() {
     assert_eq!(audit.stdout.lines().count(), 4, "{}", audit.stdout);
 }
 
+/// Issue 15 through the binary: a group, a role bound to it and a member,
+/// each with `dispatch-authz iam`, and the member's checks following them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iam_commands_manage_groups_their_roles_and_members() {
+    let app = spawn_app_with(Options {
+        authorization: String::new(),
+        ..Options::default()
+    })
+    .await;
+    let config = app.dir.path().join("dispatch-authz.toml");
+    let boot = [
+        "bootstrap",
+        "--source",
+        "test",
+        "--subject",
+        "root",
+        "--login",
+        "root",
+    ];
+    assert!(run(&config, &boot).ok);
+    app.add_user("carol", "carol").await;
+    let server = format!("http://{}", app.admin_addr.unwrap());
+    let root = token(&claims("root"));
+    let iam = |args: &[&str]| {
+        let mut all = vec!["iam", "--server", &server];
+        all.extend_from_slice(args);
+        let r = run_env(&config, &all, &[("DISPATCH_TOKEN", &root)]);
+        assert!(r.ok, "{args:?}: {}", r.stderr);
+        r.stdout
+    };
+    iam(&["create", "organization", "acme"]);
+    iam(&[
+        "create",
+        "role",
+        "developer",
+        "--org",
+        "acme",
+        "-p",
+        "function:*",
+    ]);
+    iam(&["create", "group", "platform", "--org", "acme"]);
+    iam(&[
+        "create",
+        "binding",
+        "developer",
+        "--org",
+        "acme",
+        "--group",
+        "platform",
+    ]);
+    let member = [
+        "--org",
+        "acme",
+        "--group",
+        "platform",
+        "--user",
+        "test:carol",
+    ];
+    iam(&[&["create", "groupmember"][..], &member].concat());
+
+    let shown: Value =
+        serde_json::from_str(iam(&["get", "group", "platform", "--org", "acme"]).trim()).unwrap();
+    assert_eq!(shown["members"].as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(shown["roles"][0]["name"], "developer", "{shown}");
+    let bindings = iam(&["get", "binding", "--org", "acme"]);
+    assert!(bindings.contains("acme/platform"), "{bindings}");
+
+    let auth = bearer(&token(&claims("carol")));
+    let headers = [("authorization", auth.as_str()), ("x-dispatch-org", "acme")];
+    assert_eq!(code(&app.check("/v1/function/f", &headers).await), OK);
+    iam(&[&["delete", "groupmember"][..], &member].concat());
+    assert_eq!(
+        code(&app.check("/v1/function/f", &headers).await),
+        PERMISSION_DENIED
+    );
+    iam(&["delete", "group", "platform", "--org", "acme"]);
+    assert!(iam(&["get", "group", "--org", "acme"]).trim().is_empty());
+}
+
 /// Issue 12, item 5: a team starts on SQLite and moves to PostgreSQL with
 /// `export` and `import` (to another SQLite file where no server is set up).
 #[tokio::test]
