@@ -13,7 +13,7 @@ use std::{borrow::Cow, sync::Arc};
 use super::{
     Checker, Decision, Denial, Permit, Who,
     log::Seen,
-    phases::{self, Asked, Route},
+    phases::{Asked, Route},
     request::RequestView,
 };
 use crate::{
@@ -42,9 +42,13 @@ pub struct Explanation {
     pub decision: Decision,
 }
 
-impl Explanation {
+/// The steps written so far.
+#[derive(Default)]
+struct Steps(Vec<Step>);
+
+impl Steps {
     fn step(&mut self, phase: &'static str, detail: impl Into<String>) {
-        self.steps.push(Step {
+        self.0.push(Step {
             phase,
             detail: detail.into(),
         });
@@ -53,30 +57,20 @@ impl Explanation {
 
 impl Checker {
     pub async fn explain(&self, request: &RequestView<'_>, caller: ExplainAs<'_>) -> Explanation {
-        let mut explanation = Explanation {
-            steps: Vec::new(),
-            decision: Decision::Deny(phases::denial(
-                super::DenialKind::Unavailable,
-                "not_decided",
-                "not decided",
-            )),
-        };
+        let mut steps = Steps::default();
         let mut seen = Seen::default();
-        let decision = match self
-            .explained(request, caller, &mut seen, &mut explanation)
-            .await
-        {
+        let decision = match self.explained(request, caller, &mut seen, &mut steps).await {
             Ok(decision) => decision,
             Err(denial) => Decision::Deny(denial),
         };
         // As `check` does: where dry-run applies, a refusal is let through.
-        explanation.decision = self.dry_run(decision, request, &mut seen);
+        let decision = self.dry_run(decision, request, &mut seen);
         if let Decision::Allow {
             permit: Permit::WouldDeny { denial, .. },
             ..
-        } = &explanation.decision
+        } = &decision
         {
-            explanation.step(
+            steps.step(
                 "dry_run",
                 format!(
                     "refused ({}), let through: dry-run applies here",
@@ -84,7 +78,10 @@ impl Checker {
                 ),
             );
         }
-        explanation
+        Explanation {
+            steps: steps.0,
+            decision,
+        }
     }
 
     async fn explained(
@@ -92,7 +89,7 @@ impl Checker {
         request: &RequestView<'_>,
         caller: ExplainAs<'_>,
         seen: &mut Seen,
-        out: &mut Explanation,
+        out: &mut Steps,
     ) -> Result<Decision, Denial> {
         let host = if request.host.is_empty() {
             "-"
@@ -151,7 +148,7 @@ impl Checker {
         &self,
         caller: ExplainAs<'_>,
         seen: &mut Seen,
-        out: &mut Explanation,
+        out: &mut Steps,
     ) -> Result<Who, Denial> {
         let who = match caller {
             ExplainAs::Token(token) => {
@@ -193,7 +190,7 @@ impl Checker {
         &self,
         asked: &Asked<'_>,
         grants: &crate::policy::rbac::Grants,
-        out: &mut Explanation,
+        out: &mut Steps,
     ) {
         let org = asked.org.as_ref().or(grants.default_org.as_ref());
         let Some(org) = org else {
