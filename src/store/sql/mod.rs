@@ -51,6 +51,8 @@ mod subjects;
 #[cfg(test)]
 pub(crate) mod test_backends;
 #[cfg(test)]
+mod test_world;
+#[cfg(test)]
 mod tests_groups;
 #[cfg(test)]
 mod tests_iam;

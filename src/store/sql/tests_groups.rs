@@ -2,56 +2,22 @@
 //! the rule against escalation through groups, and what each write says
 //! is stale.
 
+use super::test_world::{actor, org, role, user};
 use super::*;
-use crate::store::sql::test_backends::on_both_backends;
-use crate::{
-    domain::{IssuerName, Login, Subject},
-    policy::authority::Authority,
-    store::NewUser,
-};
-
-fn local() -> Actor {
-    Actor::local("test")
-}
-
-async fn user(store: &SqlStore, subject: &str) -> User {
-    let new = NewUser {
-        issuer: IssuerName::parse("dex").unwrap(),
-        subject: Subject::parse(subject).unwrap(),
-        login: Login::parse(subject).unwrap(),
-        email: None,
-        display_name: None,
-    };
-    store.add(&local(), new).await.unwrap()
-}
-
-fn org(name: &str) -> OrgName {
-    OrgName::parse(name).unwrap()
-}
+use crate::{policy::authority::Authority, store::sql::test_backends::on_both_backends};
 
 fn group(name: &str) -> GroupName {
     GroupName::parse(name).unwrap()
 }
 
-fn role(org: Option<&str>, name: &str, permissions: &[&str]) -> Role {
-    Role {
-        name: RoleName::parse(name).unwrap(),
-        scope: org.map_or(Scope::Global, |o| Scope::Org(self::org(o))),
-        permissions: permissions
-            .iter()
-            .map(|p| Permission::parse(p).unwrap())
-            .collect(),
-    }
-}
-
 /// acme with a `developer` role and a `platform` group bound to it.
 async fn world(store: &SqlStore) -> Role {
-    store.create_org(&local(), &org("acme")).await.unwrap();
-    store.create_org(&local(), &org("globex")).await.unwrap();
+    store.create_org(&actor(), &org("acme")).await.unwrap();
+    store.create_org(&actor(), &org("globex")).await.unwrap();
     let developer = role(Some("acme"), "developer", &["function:*"]);
-    store.create_role(&local(), &developer).await.unwrap();
+    store.create_role(&actor(), &developer).await.unwrap();
     store
-        .create_group(&local(), &org("acme"), &group("platform"))
+        .create_group(&actor(), &org("acme"), &group("platform"))
         .await
         .unwrap();
     let binding = GroupBinding {
@@ -59,7 +25,7 @@ async fn world(store: &SqlStore) -> Role {
         group: group("platform"),
     };
     let stale = store
-        .bind_group_role(&local(), &org("acme"), &binding)
+        .bind_group_role(&actor(), &org("acme"), &binding)
         .await
         .unwrap();
     assert!(stale.is_empty(), "no member yet");
@@ -72,7 +38,7 @@ async fn a_group_member_holds_its_roles_until_removed(store: SqlStore) {
     let subject = SubjectRef::User(alice.id);
     let acme = org("acme");
     store
-        .add_group_member(&local(), &acme, &group("platform"), subject)
+        .add_group_member(&actor(), &acme, &group("platform"), subject)
         .await
         .unwrap();
     let grants = store.load_grants(subject).await.unwrap();
@@ -85,7 +51,7 @@ async fn a_group_member_holds_its_roles_until_removed(store: SqlStore) {
     assert_eq!(*grants.groups[0].roles[0], developer);
 
     store
-        .remove_group_member(&local(), &acme, &group("platform"), subject)
+        .remove_group_member(&actor(), &acme, &group("platform"), subject)
         .await
         .unwrap();
     let grants = store.load_grants(subject).await.unwrap();
@@ -99,7 +65,7 @@ async fn writes_name_the_members_they_change(store: SqlStore) {
     let acme = org("acme");
     for u in [&alice, &bob] {
         store
-            .add_group_member(&local(), &acme, &group("platform"), SubjectRef::User(u.id))
+            .add_group_member(&actor(), &acme, &group("platform"), SubjectRef::User(u.id))
             .await
             .unwrap();
     }
@@ -113,22 +79,22 @@ async fn writes_name_the_members_they_change(store: SqlStore) {
         group: group("platform"),
     };
     let stale = store
-        .unbind_group_role(&local(), &acme, &binding)
+        .unbind_group_role(&actor(), &acme, &binding)
         .await
         .unwrap();
     assert_eq!(members(stale), both);
     store
-        .bind_group_role(&local(), &acme, &binding)
+        .bind_group_role(&actor(), &acme, &binding)
         .await
         .unwrap();
     // Deleting the role: its holders include the group's members.
     let (_, holders) = store
-        .delete_role(&local(), &RoleKey::of(&developer))
+        .delete_role(&actor(), &RoleKey::of(&developer))
         .await
         .unwrap();
     assert_eq!(members(holders), both);
     let (_, stale) = store
-        .delete_group(&local(), &acme, &group("platform"))
+        .delete_group(&actor(), &acme, &group("platform"))
         .await
         .unwrap();
     assert_eq!(members(stale), both);
@@ -139,19 +105,19 @@ async fn escalation_through_groups_is_refused(store: SqlStore) {
     world(&store).await;
     let acme = org("acme");
     let admin = role(Some("acme"), "admin", &["*:*"]);
-    store.create_role(&local(), &admin).await.unwrap();
+    store.create_role(&actor(), &admin).await.unwrap();
     // mallory may manage acme's IAM but holds no function permission.
     let iam = role(Some("acme"), "iam-only", &["iam:*"]);
-    store.create_role(&local(), &iam).await.unwrap();
+    store.create_role(&actor(), &iam).await.unwrap();
     let mallory = user(&store, "mallory").await;
     let subject = SubjectRef::User(mallory.id);
     store
-        .add_member(&local(), &acme, &UserRef::Id(mallory.id), true)
+        .add_member(&actor(), &acme, &UserRef::Id(mallory.id), true)
         .await
         .unwrap();
     store
         .bind_role(
-            &local(),
+            &actor(),
             &RoleBinding {
                 role: RoleKey::of(&iam),
                 subject,
@@ -184,9 +150,9 @@ async fn escalation_through_groups_is_refused(store: SqlStore) {
     assert!(refused.to_string().contains("admin"), "{refused}");
     // Another organization's role, or a global one: refused.
     let foreign = role(Some("globex"), "boss", &["iam:*"]);
-    store.create_role(&local(), &foreign).await.unwrap();
+    store.create_role(&actor(), &foreign).await.unwrap();
     let refused = store
-        .bind_group_role(&local(), &acme, &bind(&foreign))
+        .bind_group_role(&actor(), &acme, &bind(&foreign))
         .await
         .unwrap_err();
     assert!(
@@ -194,7 +160,7 @@ async fn escalation_through_groups_is_refused(store: SqlStore) {
         "{refused}"
     );
     let global = role(None, "everything", &["iam:*"]);
-    store.create_role(&local(), &global).await.unwrap();
+    store.create_role(&actor(), &global).await.unwrap();
     let refused = store
         .bind_group_role(&as_mallory, &acme, &bind(&global))
         .await
@@ -221,12 +187,12 @@ async fn escalation_through_groups_is_refused(store: SqlStore) {
 }
 
 async fn an_organization_with_groups_is_not_deleted(store: SqlStore) {
-    store.create_org(&local(), &org("empty")).await.unwrap();
+    store.create_org(&actor(), &org("empty")).await.unwrap();
     store
-        .create_group(&local(), &org("empty"), &group("g"))
+        .create_group(&actor(), &org("empty"), &group("g"))
         .await
         .unwrap();
-    let refused = store.delete_org(&local(), &org("empty")).await.unwrap_err();
+    let refused = store.delete_org(&actor(), &org("empty")).await.unwrap_err();
     assert!(refused.to_string().contains("1 group(s)"), "{refused}");
 }
 

@@ -1,39 +1,6 @@
+use super::test_world::{actor, org, role, user};
 use super::*;
 use crate::store::sql::test_backends::on_both_backends;
-use crate::{
-    domain::{IssuerName, Login, Subject},
-    store::NewUser,
-};
-
-fn actor() -> Actor {
-    Actor::local("test")
-}
-
-async fn user(store: &SqlStore, subject: &str) -> User {
-    let new = NewUser {
-        issuer: IssuerName::parse("dex").unwrap(),
-        subject: Subject::parse(subject).unwrap(),
-        login: Login::parse(subject).unwrap(),
-        email: None,
-        display_name: None,
-    };
-    store.add(&actor(), new).await.unwrap()
-}
-
-fn org(name: &str) -> OrgName {
-    OrgName::parse(name).unwrap()
-}
-
-fn role(org: Option<&str>, name: &str, permissions: &[&str]) -> Role {
-    Role {
-        name: RoleName::parse(name).unwrap(),
-        scope: org.map_or(Scope::Global, |o| Scope::Org(self::org(o))),
-        permissions: permissions
-            .iter()
-            .map(|p| Permission::parse(p).unwrap())
-            .collect(),
-    }
-}
 
 async fn grants_reflect_memberships_bindings_and_their_removal(store: SqlStore) {
     let alice = user(&store, "alice").await;

@@ -3,26 +3,9 @@
 //! write at once. Each race runs many times; a write that loses may fail
 //! (and can be retried), but no interleaving leaves a broken state.
 
+use super::test_world::{actor, user};
 use super::*;
-use crate::{
-    domain::{IssuerName, Login, Subject},
-    store::{NewUser, sql::test_backends::on_both_backends_twice},
-};
-
-fn actor() -> Actor {
-    Actor::local("test")
-}
-
-async fn user(store: &SqlStore, subject: &str) -> User {
-    let new = NewUser {
-        issuer: IssuerName::parse("dex").unwrap(),
-        subject: Subject::parse(subject).unwrap(),
-        login: Login::parse(subject).unwrap(),
-        email: None,
-        display_name: None,
-    };
-    store.add(&actor(), new).await.unwrap()
-}
+use crate::store::sql::test_backends::on_both_backends_twice;
 
 /// Concurrent bootstraps through both replicas: exactly one global admin.
 async fn one_bootstrap_wins(a: SqlStore, b: SqlStore) {
