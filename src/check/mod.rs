@@ -155,53 +155,6 @@ impl Checker {
         }
     }
 
-    /// This checker's caches under new rules, for a reload. With new
-    /// identity sources, the settled entries go (they were verified by
-    /// sources that may be gone) and so do the verified tokens (the new
-    /// sources start with a cache of their own); the directory's caches stay.
-    pub fn reloaded(
-        &self,
-        identity: Option<IdentityVerifier>,
-        rules: RequestRules,
-        authorization: Authorization,
-    ) -> Self {
-        let (identity, settled) = match identity {
-            Some(identity) => (Arc::new(identity), Arc::new(self.settled.empty_like())),
-            None => (self.identity.clone(), self.settled.clone()),
-        };
-        Self {
-            identity,
-            directory: self.directory.clone(),
-            settled,
-            rules,
-            authorization,
-            allows: AtomicU32::new(0),
-        }
-    }
-
-    /// The rules in force (a reload starts from them).
-    pub fn rules(&self) -> &RequestRules {
-        &self.rules
-    }
-
-    pub fn directory(&self) -> &Directory {
-        &self.directory
-    }
-
-    /// Whether every identity source can verify tokens (remote keys fetched).
-    pub fn is_ready(&self) -> bool {
-        self.identity.is_ready()
-    }
-
-    /// The signer of `x-dispatch-identity`, when configured.
-    pub fn signed_identity(&self) -> Option<&Arc<Asserter>> {
-        self.rules.signed_identity.as_ref()
-    }
-
-    pub fn identity(&self) -> &IdentityVerifier {
-        &self.identity
-    }
-
     /// Decides, and writes the one decision line for this request.
     pub async fn check(&self, request: &RequestView<'_>) -> Checked {
         let started = std::time::Instant::now();
@@ -412,33 +365,6 @@ impl Checker {
                 self.directory.grants.release(who.subject()).await;
             }
         }
-    }
-
-    /// The last phase: what the allow does to the upstream request.
-    fn allow(&self, permit: Permit, request: &RequestView<'_>) -> Decision {
-        // The assertion only when one is signed: most deployments sign none.
-        let signing = self.rules.signed_identity.as_ref().and_then(|asserter| {
-            upstream::assertion(&permit, request).map(|assertion| (asserter, assertion))
-        });
-        let signed = match signing {
-            Some((asserter, assertion)) => match asserter.token(&assertion) {
-                Some(token) => Some(token),
-                // Never an allow without the identity the upstream expects.
-                None => {
-                    return deny(
-                        DenialKind::Unavailable,
-                        "signing_failed",
-                        "the signed identity could not be made; retry later",
-                    );
-                }
-            },
-            None => None,
-        };
-        let upstream =
-            self.rules
-                .upstream
-                .headers(&permit, request, &self.rules.credentials, signed);
-        Decision::Allow { permit, upstream }
     }
 
     /// The admin API's way in: the same credential rules, sources and

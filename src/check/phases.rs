@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tracing::{error, info};
 
 use super::{
-    Authorization, Checker, Denial, DenialKind, Who,
+    Authorization, Checker, Decision, Denial, DenialKind, Permit, Who,
     decision::{self, BearerError},
     log::Seen,
     request::{self, ClientHeaders, Removals, RequestView},
@@ -200,6 +200,33 @@ impl Checker {
             }
         }
         Ok(allowed)
+    }
+
+    /// The last phase: what the allow does to the upstream request.
+    pub(super) fn allow(&self, permit: Permit, request: &RequestView<'_>) -> Decision {
+        // The assertion only when one is signed: most deployments sign none.
+        let signing = self.rules.signed_identity.as_ref().and_then(|asserter| {
+            super::upstream::assertion(&permit, request).map(|assertion| (asserter, assertion))
+        });
+        let signed = match signing {
+            Some((asserter, assertion)) => match asserter.token(&assertion) {
+                Some(token) => Some(token),
+                // Never an allow without the identity the upstream expects.
+                None => {
+                    return Decision::Deny(denial(
+                        DenialKind::Unavailable,
+                        "signing_failed",
+                        "the signed identity could not be made; retry later",
+                    ));
+                }
+            },
+            None => None,
+        };
+        let upstream =
+            self.rules
+                .upstream
+                .headers(&permit, request, &self.rules.credentials, signed);
+        Decision::Allow { permit, upstream }
     }
 
     /// A source that is authoritative for logins (GitHub) renamed the user:

@@ -223,6 +223,34 @@ pub fn role_ref_pb(key: &RoleKey) -> pb::RoleRef {
 }
 
 /// `name`: a user's id or a service account's `ORG/NAME`.
+pub fn group_fields(group: &pb::GroupRef) -> Result<(OrgName, GroupName), Status> {
+    Ok((
+        field("org", OrgName::parse(&group.org))?,
+        field("name", GroupName::parse(&group.name))?,
+    ))
+}
+
+pub fn group_member(m: &pb::GroupMember) -> Result<(OrgName, GroupName, SubjectName), Status> {
+    use pb::group_member::Member;
+    let member = match &m.member {
+        Some(Member::User(user)) => SubjectName::User(field("user", UserRef::parse(user))?),
+        Some(Member::ServiceAccount(account)) => {
+            let (org, name) = account_ref(account)?;
+            SubjectName::ServiceAccount(org, name)
+        }
+        None => {
+            return Err(Status::invalid_argument(
+                "member: set user or service_account",
+            ));
+        }
+    };
+    Ok((
+        field("org", OrgName::parse(&m.org))?,
+        field("group", GroupName::parse(&m.group))?,
+        member,
+    ))
+}
+
 /// `ORG/NAME` of a group.
 pub fn group_ref(value: &str) -> Result<(OrgName, GroupName), Status> {
     let (org, name) = value

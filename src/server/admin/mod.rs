@@ -6,6 +6,7 @@
 //! transaction and invalidates what it made stale — and converts the answer.
 
 mod convert;
+mod reload;
 
 use std::sync::Arc;
 
@@ -14,38 +15,23 @@ use tonic::{Code, Request, Response, Status};
 pub use crate::proto::admin::admin_server::AdminServer;
 use crate::{
     check::{ClientHeaders, DenialKind, Live},
-    domain::{GroupName, OrgName},
-    iam::{Iam, IamError, PublicKey, SubjectName},
+    domain::OrgName,
+    iam::{Iam, IamError, PublicKey},
     policy::rbac::Role,
     proto::admin::{self as pb, admin_server::Admin},
     store::{Actor, GroupBinding, NewUser, UserRef},
 };
 use convert::{
     Bind, Bound, account_fields, account_pb, audit_pb, binding_pb, field, group_binding_pb,
-    group_pb, member_pb, optional, org_pb, role_key, role_pb, status, user_pb,
+    group_fields, group_member, group_pb, member_pb, optional, org_pb, role_key, role_pb, status,
+    user_pb,
 };
+pub use reload::{Reload, Reloaded};
 
 pub struct AdminService {
     checker: Arc<Live>,
     iam: Arc<Iam>,
     reload: Option<Arc<dyn Reload>>,
-}
-
-/// Reading the configuration again (`startup` does it; SIGHUP too).
-#[tonic::async_trait]
-pub trait Reload: Send + Sync {
-    /// `Err`: the new configuration was refused, naming why; the one in
-    /// force stays.
-    async fn reload(&self) -> Result<Reloaded, String>;
-}
-
-/// What a reload changed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Reloaded {
-    /// Sections that changed and took effect.
-    pub changed: Vec<&'static str>,
-    /// Sections that changed but need a restart.
-    pub needs_restart: Vec<&'static str>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -106,34 +92,6 @@ fn org(value: &str) -> Result<OrgName, Status> {
     field("org", OrgName::parse(value))
 }
 
-fn group_fields(group: &pb::GroupRef) -> Result<(OrgName, GroupName), Status> {
-    Ok((
-        org(&group.org)?,
-        field("name", GroupName::parse(&group.name))?,
-    ))
-}
-
-fn group_member(m: &pb::GroupMember) -> Result<(OrgName, GroupName, SubjectName), Status> {
-    use pb::group_member::Member;
-    let member = match &m.member {
-        Some(Member::User(user)) => SubjectName::User(user_ref(user)?),
-        Some(Member::ServiceAccount(account)) => {
-            let (org, name) = convert::account_ref(account)?;
-            SubjectName::ServiceAccount(org, name)
-        }
-        None => {
-            return Err(Status::invalid_argument(
-                "member: set user or service_account",
-            ));
-        }
-    };
-    Ok((
-        org(&m.org)?,
-        field("group", GroupName::parse(&m.group))?,
-        member,
-    ))
-}
-
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn get_server_info(
@@ -150,18 +108,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::ReloadConfigurationRequest>,
     ) -> Reply<pb::ReloadConfigurationResponse> {
-        let actor = self.actor(&request).await?;
-        self.iam.may_reload(&actor).map_err(status)?;
-        let Some(reload) = &self.reload else {
-            return Err(Status::unimplemented("this server cannot reload"));
-        };
-        tracing::info!(actor = %actor, "configuration reload asked through the admin API");
-        let reloaded = reload.reload().await.map_err(Status::failed_precondition)?;
-        let names = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect();
-        Ok(Response::new(pb::ReloadConfigurationResponse {
-            changed: names(reloaded.changed),
-            needs_restart: names(reloaded.needs_restart),
-        }))
+        self.reload_asked(request).await
     }
 
     // ---- users ----------------------------------------------------------
