@@ -29,7 +29,10 @@ use dispatch_authz::{
         Authorization, Checker, ClientHeaders, CredentialSettings, MethodOverride, Permit,
         RequestRules, RequestView, SettledCache, UpstreamRules,
     },
-    directory::{CacheSettings, Directory, GrantsCache, OrgCache, ServiceAccountCache, UserCache},
+    directory::{
+        CacheSettings, Directory, GrantsCache, LinkedCache, OrgCache, ServiceAccountCache,
+        UserCache,
+    },
     domain::{IssuerName, Login, OrgName, RequestId, RoleName, Subject, SubjectRef},
     identity::{ClaimMapping, IdentityVerifier, JwtIssuer, KeySource, TokenCache, keys, unix_now},
     policy::{
@@ -241,6 +244,7 @@ impl HotPath {
                 users: UserCache::new(shared.clone(), settings),
                 grants: GrantsCache::new(shared.clone(), settings),
                 orgs: OrgCache::new(shared.clone(), settings),
+                linked: LinkedCache::new(shared.clone(), settings),
                 accounts: ServiceAccountCache::new(shared, settings),
             };
             Arc::new(Checker::new(

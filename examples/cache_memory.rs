@@ -62,6 +62,7 @@ async fn main() {
             expires_at: u64::MAX,
             verified_at: 0,
             service_account: None,
+            links: Box::default(),
         };
         tokens.insert(digest, Arc::new(identity)).await;
     }

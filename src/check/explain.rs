@@ -120,7 +120,7 @@ impl Checker {
                 None => "no route maps this path to a resource".into(),
             },
         );
-        let who = self.explained_subject(caller, seen, out).await?;
+        let (who, identity) = self.explained_subject(caller, seen, out).await?;
         seen.who = Some(who.clone());
         let Some(asked) = self.asked(request, &method, resource)? else {
             out.step(
@@ -131,7 +131,7 @@ impl Checker {
         };
         out.step("action", asked.action.as_str());
         seen.org = asked.org.clone();
-        let grants = self.grants(&who).await?;
+        let grants = self.grants(&who, &identity).await?;
         self.explain_roles(&asked, &grants, out);
         let allowed = self.authorize(&asked, &grants).await?;
         Ok(self.allow(
@@ -149,15 +149,25 @@ impl Checker {
         caller: ExplainAs<'_>,
         seen: &mut Seen,
         out: &mut Steps,
-    ) -> Result<Who, Denial> {
-        let who = match caller {
+    ) -> Result<(Who, Arc<VerifiedIdentity>), Denial> {
+        let identity = match caller {
             ExplainAs::Token(token) => {
                 let identity = self.verify(token).await?;
                 out.step(
                     "identity",
                     format!("token verified: {}", identity.principal),
                 );
-                self.subject(&identity, seen).await?
+                if !identity.links.is_empty() {
+                    let keys: Vec<&str> = identity.links.iter().map(|k| k.as_str()).collect();
+                    out.step(
+                        "links",
+                        format!(
+                            "the source says: {} (linked groups match these)",
+                            keys.join(", ")
+                        ),
+                    );
+                }
+                identity
             }
             ExplainAs::User(principal) => {
                 out.step(
@@ -166,7 +176,8 @@ impl Checker {
                 );
                 // What a token would have come to, minus what only a token
                 // says (login, e-mail): the subject phase reads the rest.
-                let identity = VerifiedIdentity {
+                // No linked group matches without a token to prove it.
+                Arc::new(VerifiedIdentity {
                     principal: Arc::new(principal),
                     login: None,
                     login_is_authoritative: false,
@@ -174,16 +185,17 @@ impl Checker {
                     expires_at: u64::MAX,
                     verified_at: unix_now(),
                     service_account: None,
-                };
-                self.subject(&identity, seen).await?
+                    links: Box::default(),
+                })
             }
         };
+        let who = self.subject(&identity, seen).await?;
         let kind = who.subject().kind();
         out.step(
             "subject",
             format!("{kind} {} ({}), enabled", who.name(), who.subject().id()),
         );
-        Ok(who)
+        Ok((who, identity))
     }
 
     fn explain_roles(

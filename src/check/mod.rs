@@ -326,7 +326,7 @@ impl Checker {
             return Ok(Permit::Subject { who, allowed: None });
         };
         seen.org = asked.org.clone();
-        let grants = self.grants(&who).await?;
+        let grants = self.grants(&who, &identity).await?;
         self.settle(rest.key, identity, &who, Some(grants.clone()), stamps)
             .await;
         let allowed = self.authorize(&asked, &grants).await?;
@@ -374,7 +374,7 @@ impl Checker {
         let token = self.credential(headers)?;
         let identity = self.verify(token).await?;
         let who = self.subject(&identity, &mut Seen::default()).await?;
-        let grants = self.grants(&who).await?;
+        let grants = self.grants(&who, &identity).await?;
         Ok(Caller { who, grants })
     }
 }

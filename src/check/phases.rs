@@ -94,13 +94,34 @@ impl Checker {
             .map_err(|e| denial(token_denial(&e), e.code(), e))
     }
 
-    /// The subject's memberships and roles (cached).
-    pub(super) async fn grants(&self, who: &Who) -> Result<Arc<Grants>, Denial> {
-        self.directory
-            .grants
+    /// The subject's memberships and roles (cached), with the groups
+    /// linked to what its identity carries (a GitHub team, a claim's value):
+    /// membership proven by the verified token, never by the request.
+    pub(super) async fn grants(
+        &self,
+        who: &Who,
+        identity: &VerifiedIdentity,
+    ) -> Result<Arc<Grants>, Denial> {
+        let grants = &self.directory.grants;
+        let own = grants
             .get(who.subject())
             .await
-            .map_err(|e| store_unavailable(&e))
+            .map_err(|e| store_unavailable(&e))?;
+        if identity.links.is_empty() {
+            return Ok(own);
+        }
+        let linked = self
+            .directory
+            .linked
+            .get()
+            .await
+            .map_err(|e| store_unavailable(&e))?
+            .matching(&identity.principal.issuer, &identity.links);
+        Ok(if linked.is_empty() {
+            own
+        } else {
+            grants.with_linked(&own, linked)
+        })
     }
 
     /// Step 4: the verified identity as a known, enabled subject.

@@ -48,9 +48,10 @@ pub(super) struct Settled {
 
 /// What an entry keeps of the token's verification: what a hit reads. Most
 /// verified identities are no more than that; only a service account's
-/// (the account, judged on read) and an authoritative source's (GitHub's
-/// login, written back on a rename) carry what a later phase needs, and
-/// only those are kept whole. (The whole identity was a sixth of a settled
+/// (the account, judged on read), an authoritative source's (GitHub's
+/// login, written back on a rename) and one carrying link keys (its linked
+/// groups are matched again when its grants are) carry what a later phase
+/// needs, and only those are kept whole. (The whole identity was a sixth of a settled
 /// user's memory: BENCHMARKS.md.)
 pub(super) struct Verification {
     /// The token's `exp` and the verification's time, seconds since the
@@ -63,7 +64,9 @@ pub(super) struct Verification {
 
 impl Verification {
     fn of(identity: Arc<VerifiedIdentity>) -> Self {
-        let keep = identity.service_account.is_some() || identity.login_is_authoritative;
+        let keep = identity.service_account.is_some()
+            || identity.login_is_authoritative
+            || !identity.links.is_empty();
         Self {
             expires_at: u32::try_from(identity.expires_at).unwrap_or(u32::MAX),
             verified_at: u32::try_from(identity.verified_at).unwrap_or(u32::MAX),
@@ -97,6 +100,7 @@ impl Verification {
             expires_at: self.expires_at.into(),
             verified_at: self.verified_at.into(),
             service_account: None,
+            links: Box::default(),
         }))
     }
 }

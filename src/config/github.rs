@@ -33,6 +33,11 @@ pub struct GithubConfig {
     /// Require membership of this team, as `org/team-slug`.
     #[serde(default)]
     pub required_team: Option<String>,
+    /// Read the user's teams (one more paginated call per new token; the
+    /// token needs `read:org`), so groups linked to `github:team=ORG/SLUG`
+    /// apply.
+    #[serde(default)]
+    pub read_teams: bool,
     #[serde(default = "default_github_ttl")]
     pub cache_ttl_secs: u64,
     #[serde(default = "default_github_failure_ttl")]
@@ -123,6 +128,7 @@ impl GithubConfig {
             app,
             required_org: self.required_org.clone(),
             required_team,
+            read_teams: self.read_teams,
             cache_ttl: Duration::from_secs(self.cache_ttl_secs),
             failure_ttl: Duration::from_secs(self.failure_ttl_secs),
             timeout: Duration::from_millis(self.timeout_ms),

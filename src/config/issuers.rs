@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Secret, check_url, invalid, within};
 use crate::{
-    domain::IssuerName,
+    domain::{IssuerName, LinkKey},
     identity::{
         ClaimMapping, IssuerConfig, KeyConfig,
         jwks::RemoteJwksSettings,
@@ -51,6 +51,11 @@ pub struct IssuerSettings {
     /// Claim names (a preset brings its own).
     #[serde(default)]
     pub claims: Option<ClaimSettings>,
+    /// Claims whose values groups may be linked to (`groups` for Dex and
+    /// most OIDC providers; `repository`, `job_workflow_ref` for GitHub
+    /// Actions): `SOURCE:CLAIM=VALUE` in `iam link group`.
+    #[serde(default)]
+    pub group_claims: Vec<String>,
 }
 
 fn default_leeway() -> u64 {
@@ -157,6 +162,9 @@ impl IssuerSettings {
         if claims.subject.is_empty() {
             return Err(invalid(at("claims.subject"), "must name a claim"));
         }
+        for (i, claim) in self.group_claims.iter().enumerate() {
+            LinkKey::new(claim, "-").map_err(|e| invalid(at(&format!("group_claims[{i}]")), e))?;
+        }
         let keys = if self.discovery || self.jwks_uri.is_some() || self.preset.is_some() {
             self.remote_keys(&at, &iss)?
         } else {
@@ -172,6 +180,7 @@ impl IssuerSettings {
                 subject: claims.subject.clone(),
                 login: non_empty(&claims.login),
                 email: non_empty(&claims.email),
+                groups: self.group_claims.clone(),
             },
         })
     }

@@ -22,7 +22,7 @@ use moka::{Expiry, future::Cache};
 use crate::{
     domain::{Login, OrgName, Principal, ServiceAccountName, SubjectRef},
     freshness::{Freshness, Stamped},
-    policy::rbac::Grants,
+    policy::rbac::{Grants, GroupGrant},
     shared::Shared,
     store::{CheckStore, ServiceAccount, StoreError, User, UserRef},
     telemetry::metrics,
@@ -36,6 +36,8 @@ pub struct Directory {
     /// Also read by the service-account token source.
     pub accounts: ServiceAccountCache,
     pub orgs: OrgCache,
+    /// Groups linked to identity sources, matched against each identity.
+    pub linked: LinkedCache,
 }
 
 impl Directory {
@@ -61,6 +63,17 @@ impl Directory {
         self.grants.cache.invalidate_all();
         self.accounts.cache.invalidate_all();
         self.orgs.cache.invalidate_all();
+        self.linked.invalidate_all();
+    }
+
+    /// The linked groups changed: whoever an identity source says belongs
+    /// to them gained or lost roles. Who that is shows only when their
+    /// identities are checked, so every subject's grants are judged stale
+    /// (read again on each subject's next check). Linked groups change
+    /// rarely, by an admin's hand.
+    pub async fn forget_linked(&self) {
+        self.linked.invalidate().await;
+        self.grants.cache.invalidate_all();
     }
 }
 
@@ -358,6 +371,12 @@ impl GrantsCache {
     pub async fn invalidate(&self, subject: SubjectRef) {
         self.cache.invalidate(subject).await;
     }
+
+    /// `own` plus the linked groups an identity proves, shared with every
+    /// subject whose grants come to the same (a team's members, often).
+    pub fn with_linked(&self, own: &Grants, linked: Vec<Arc<GroupGrant>>) -> Arc<Grants> {
+        self.shared.intern(own.with_linked(linked))
+    }
 }
 
 /// Whether each organization exists (`Some(())`), asked only when a global
@@ -432,6 +451,10 @@ impl ServiceAccountCache {
         self.cache.invalidate((org.clone(), name.clone())).await;
     }
 }
+
+mod linked;
+
+pub use linked::LinkedCache;
 
 #[cfg(test)]
 mod stress;

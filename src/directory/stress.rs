@@ -86,6 +86,9 @@ impl CheckStore for VersionedStore {
     async fn org_exists(&self, _: &OrgName) -> Result<bool, StoreError> {
         unimplemented!()
     }
+    async fn linked_groups(&self) -> Result<crate::policy::rbac::LinkedGroups, StoreError> {
+        Ok(Default::default())
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

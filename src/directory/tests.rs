@@ -57,6 +57,9 @@ impl CheckStore for CountingStore {
     async fn org_exists(&self, _: &OrgName) -> Result<bool, StoreError> {
         unimplemented!("not used by these tests")
     }
+    async fn linked_groups(&self) -> Result<crate::policy::rbac::LinkedGroups, StoreError> {
+        Ok(Default::default())
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

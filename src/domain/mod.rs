@@ -10,6 +10,10 @@ use std::{fmt, sync::Arc};
 use thiserror::Error;
 use uuid::Uuid;
 
+mod link;
+
+pub use link::{GroupLink, LinkKey, MAX_LINK_VALUE};
+
 /// Why a value was refused. `what` names the kind of value, so messages read
 /// "invalid login: contains a control character".
 #[derive(Debug, Clone, Error, PartialEq, Eq)]

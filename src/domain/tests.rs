@@ -37,3 +37,32 @@ fn user_ids_round_trip() {
     assert_eq!(UserId::parse(&id.to_string()), Ok(id));
     assert!(UserId::parse("octocat").is_err());
 }
+
+#[test]
+fn group_links_parse_and_print_the_same() {
+    for text in [
+        "github:team=acme/platform",
+        "dex:groups=platform",
+        "actions:job_workflow_ref=acme/deploy/.github/workflows/ship.yml@refs/heads/main",
+        "dex:groups=a=b",
+    ] {
+        let link = GroupLink::parse(text).unwrap();
+        assert_eq!(link.to_string(), text);
+    }
+    let link = GroupLink::parse("dex:groups=a=b").unwrap();
+    assert_eq!(link.key.claim(), "groups");
+    for bad in [
+        "",
+        "github",
+        "github:team",
+        "Dex:groups=x",
+        "dex:=x",
+        "dex:groups=",
+        "dex:gr oups=x",
+        "dex:groups=x\ny",
+    ] {
+        assert!(GroupLink::parse(bad).is_err(), "{bad:?} accepted");
+    }
+    let long = format!("dex:groups={}", "x".repeat(MAX_LINK_VALUE + 1));
+    assert!(GroupLink::parse(&long).is_err());
+}

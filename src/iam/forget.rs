@@ -23,6 +23,9 @@ pub enum Stale {
     Account(ServiceAccount),
     /// Whether the organization exists.
     Org(OrgName),
+    /// The groups linked to identity sources, and so every subject's
+    /// grants (whose identities carry a link is not known here).
+    LinkedGroups,
 }
 
 #[async_trait]
@@ -55,6 +58,7 @@ impl Forget for Checker {
                     forget_account(self, account.id, &account.org, &account.name).await
                 }
                 Stale::Org(org) => directory.orgs.invalidate(org).await,
+                Stale::LinkedGroups => directory.forget_linked().await,
             }
         }
     }

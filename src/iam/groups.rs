@@ -3,7 +3,7 @@
 
 use super::{Iam, IamError, Stale, in_org, roles::SubjectName};
 use crate::{
-    domain::{GroupName, OrgName, SubjectRef},
+    domain::{GroupLink, GroupName, OrgName, SubjectRef},
     policy::Action,
     store::{Actor, Group, GroupBinding, RoleKey},
 };
@@ -55,7 +55,7 @@ impl Iam {
     ) -> Result<Group, IamError> {
         in_org(actor, org, Action::Delete)?;
         let (group, members) = self.store.delete_group(actor, org, name).await?;
-        self.forget_grants(members).await;
+        self.forget_grants(members, group.link.is_some()).await;
         Ok(group)
     }
 
@@ -101,7 +101,8 @@ impl Iam {
     ) -> Result<(), IamError> {
         in_org(actor, org, Action::Create)?;
         let members = self.store.bind_group_role(actor, org, binding).await?;
-        self.forget_grants(members).await;
+        let linked = self.is_linked(org, &binding.group).await;
+        self.forget_grants(members, linked).await;
         Ok(())
     }
 
@@ -113,7 +114,8 @@ impl Iam {
     ) -> Result<(), IamError> {
         in_org(actor, org, Action::Delete)?;
         let members = self.store.unbind_group_role(actor, org, binding).await?;
-        self.forget_grants(members).await;
+        let linked = self.is_linked(org, &binding.group).await;
+        self.forget_grants(members, linked).await;
         Ok(())
     }
 
@@ -126,8 +128,47 @@ impl Iam {
         Ok(self.store.list_group_bindings(org).await?)
     }
 
-    async fn forget_grants(&self, subjects: Vec<SubjectRef>) {
-        let stale: Vec<Stale> = subjects.into_iter().map(Stale::Grants).collect();
+    /// Links the group to an identity source's team or claim value, or
+    /// unlinks it (`None`): whoever the source names gains or loses its
+    /// roles on their next check.
+    pub async fn link_group(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &GroupName,
+        link: Option<&GroupLink>,
+    ) -> Result<Group, IamError> {
+        in_org(actor, org, Action::Update)?;
+        let group = self.store.link_group(actor, org, name, link).await?;
+        self.forget(&[Stale::LinkedGroups]).await;
+        Ok(group)
+    }
+
+    /// Whether the group is linked, read after a write to it. A link made
+    /// or removed since forgets the linked groups itself, so a read that
+    /// misses one misses nothing.
+    async fn is_linked(&self, org: &OrgName, name: &GroupName) -> bool {
+        match self.store.get_group(org, name).await {
+            Ok(group) => group.is_some_and(|g| g.link.is_some()),
+            // Unknown: forget as if it were.
+            Err(_) => true,
+        }
+    }
+
+    /// Whether any group is linked, read after a write (a role deleted):
+    /// as [`Iam::is_linked`], a link that went since forgot by itself.
+    pub(super) async fn any_linked(&self) -> bool {
+        self.store
+            .linked_groups()
+            .await
+            .map_or(true, |linked| !linked.is_empty())
+    }
+
+    async fn forget_grants(&self, subjects: Vec<SubjectRef>, linked: bool) {
+        let mut stale: Vec<Stale> = subjects.into_iter().map(Stale::Grants).collect();
+        if linked {
+            stale.push(Stale::LinkedGroups);
+        }
         self.forget(&stale).await;
     }
 }

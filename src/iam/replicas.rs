@@ -81,6 +81,7 @@ async fn forget_changed(checker: &Checker, changed: Changed) {
         Changed::Grants(subject) => checker.forget(&[Stale::Grants(subject)]).await,
         Changed::Account { id, org, name } => forget_account(checker, id, &org, &name).await,
         Changed::Org(org) => checker.forget(&[Stale::Org(org)]).await,
+        Changed::LinkedGroups => checker.forget(&[Stale::LinkedGroups]).await,
     }
 }
 

@@ -40,7 +40,10 @@ impl Iam {
     pub async fn delete_role(&self, actor: &Actor, key: &RoleKey) -> Result<Role, IamError> {
         for_role(actor, key, Action::Delete)?;
         let (role, holders) = self.store.delete_role(actor, key).await?;
-        let stale: Vec<Stale> = holders.into_iter().map(Stale::Grants).collect();
+        let mut stale: Vec<Stale> = holders.into_iter().map(Stale::Grants).collect();
+        if self.any_linked().await {
+            stale.push(Stale::LinkedGroups);
+        }
         self.forget(&stale).await;
         Ok(role)
     }

@@ -251,6 +251,7 @@ mod tests {
                 created_at: 0,
                 updated_at: 0,
             })),
+            links: Box::default(),
         }
     }
 

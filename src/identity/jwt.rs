@@ -18,7 +18,7 @@ use super::{
 };
 use std::sync::Arc;
 
-use crate::domain::{Email, IssuerName, Login, Principal, Subject};
+use crate::domain::{Email, IssuerName, LinkKey, Login, Principal, Subject};
 
 /// Which claims carry the subject, the login and the e-mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,9 @@ pub struct ClaimMapping {
     pub subject: String,
     pub login: Option<String>,
     pub email: Option<String>,
+    /// Claims whose values groups may be linked to (`groups`,
+    /// `repository`): a string, or an array of strings.
+    pub groups: Vec<String>,
 }
 
 impl Default for ClaimMapping {
@@ -34,6 +37,7 @@ impl Default for ClaimMapping {
             subject: "sub".into(),
             login: Some("preferred_username".into()),
             email: Some("email".into()),
+            groups: Vec::new(),
         }
     }
 }
@@ -244,6 +248,7 @@ impl JwtIssuer {
             .map_err(|_| TokenError::BadClaim(self.claims.subject.clone()))?;
         let login = optional_claim(claims, self.claims.login.as_deref(), Login::parse)?;
         let email = optional_claim(claims, self.claims.email.as_deref(), Email::parse)?;
+        let links = link_keys(claims, &self.claims.groups)?;
         Ok(VerifiedIdentity {
             principal: Arc::new(Principal {
                 issuer: self.name.clone(),
@@ -255,6 +260,7 @@ impl JwtIssuer {
             expires_at,
             verified_at: now,
             service_account: None,
+            links,
         })
     }
 }
@@ -336,6 +342,40 @@ fn claim_string(claims: &Map<String, Value>, name: &str) -> Result<Option<String
         Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
         Some(_) => Err(TokenError::BadClaim(name.to_owned())),
     }
+}
+
+/// The most values an identity's group claims may carry together: a
+/// token with more is refused (`bad_claim`) rather than cut, since which
+/// values a cut would drop is arbitrary.
+pub const MAX_LINKS: usize = 1000;
+
+/// The values of the configured group claims, as link keys. A claim that
+/// is absent contributes nothing; one that is neither a string nor an array
+/// of strings, or a value no link could name, refuses the token: a group
+/// claim that cannot be read fully is a doubt.
+fn link_keys(claims: &Map<String, Value>, names: &[String]) -> Result<Box<[LinkKey]>, TokenError> {
+    let mut keys = Vec::new();
+    for name in names {
+        let bad = || TokenError::BadClaim(name.clone());
+        let values: Vec<&str> = match claims.get(name) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(value)) => vec![value.as_str()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| item.as_str().ok_or_else(bad))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad()),
+        };
+        if keys.len() + values.len() > MAX_LINKS {
+            return Err(bad());
+        }
+        for value in values {
+            keys.push(LinkKey::new(name, value).map_err(|_| bad())?);
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(keys.into_boxed_slice())
 }
 
 /// Optional claims that are present but unusable are left out rather than

@@ -26,7 +26,7 @@ pub use cache::{TokenCache, TokenStamp};
 pub use jwt::{ClaimMapping, IssuerConfig, JwtIssuer, KeyConfig, KeySource};
 
 use crate::{
-    domain::{Email, Login, Principal, ServiceAccountId},
+    domain::{Email, LinkKey, Login, Principal, ServiceAccountId},
     store::ServiceAccount,
 };
 
@@ -53,6 +53,11 @@ pub struct VerifiedIdentity {
     /// Set when the token is a service account's: the account as it was
     /// when the token was verified (its id is what roles are bound to).
     pub service_account: Option<Arc<ServiceAccount>>,
+    /// What the source says the identity belongs to, as groups may be
+    /// linked to (`domain::GroupLink`): the GitHub teams read with the
+    /// token, the values of an issuer's `group_claims`. Sorted, no
+    /// duplicates; empty for most identities.
+    pub links: Box<[LinkKey]>,
 }
 
 /// Why a token was refused. The messages go to the client in the 401 body

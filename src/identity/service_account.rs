@@ -177,6 +177,7 @@ fn identity(account: Arc<ServiceAccount>, expires_at: u64, now: u64) -> Verified
         expires_at,
         verified_at: now,
         service_account: Some(account),
+        links: Box::default(),
     }
 }
 

@@ -358,6 +358,7 @@ async fn numeric_subjects_and_custom_claims_map() {
         subject: "user_id".into(),
         login: Some("login".into()),
         email: None,
+        groups: Vec::new(),
     };
     let v = IdentityVerifier::new(vec![iss], TokenCache::new(10, Duration::from_secs(60)));
     let c = with(
@@ -377,6 +378,45 @@ async fn numeric_subjects_and_custom_claims_map() {
         .await
         .unwrap();
     assert_eq!(id.login, None);
+}
+
+/// Group claims (issue 15): strings and arrays of strings become link
+/// keys, sorted and without duplicates; anything else refuses the token.
+#[tokio::test]
+async fn group_claims_become_link_keys_or_refuse_the_token() {
+    let mut iss = issuer(vec![pem_key(Algorithm::RS256, RSA_PUB, None)]);
+    iss.claims.groups = vec!["groups".into(), "repository".into()];
+    let v = IdentityVerifier::new(vec![iss], TokenCache::new(10, Duration::from_secs(60)));
+    let c = with(
+        with(claims(), "groups", json!(["ops", "dev", "ops"])),
+        "repository",
+        json!("acme/deploy"),
+    );
+    let id = verify(&v, &mint(Algorithm::RS256, RSA, None, &c))
+        .await
+        .unwrap();
+    let keys: Vec<&str> = id.links.iter().map(|k| k.as_str()).collect();
+    assert_eq!(keys, ["groups=dev", "groups=ops", "repository=acme/deploy"]);
+    let id = verify(&v, &mint(Algorithm::RS256, RSA, None, &claims()))
+        .await
+        .unwrap();
+    assert!(id.links.is_empty(), "absent claims carry nothing");
+    let too_many: Vec<String> = (0..=crate::identity::jwt::MAX_LINKS)
+        .map(|i| format!("g{i}"))
+        .collect();
+    for bad in [
+        json!(7),
+        json!(["ok", 7]),
+        json!({"a": "b"}),
+        json!(too_many),
+        json!("a\nb"),
+    ] {
+        let c = with(claims(), "groups", bad.clone());
+        let err = verify(&v, &mint(Algorithm::RS256, RSA, None, &c))
+            .await
+            .unwrap_err();
+        assert_eq!(err, TokenError::BadClaim("groups".into()), "{bad}");
+    }
 }
 
 #[tokio::test]

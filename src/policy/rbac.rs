@@ -11,6 +11,10 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+mod linked;
+
+pub use linked::LinkedGroups;
+
 use super::{OrgSet, routes::Action};
 use crate::domain::{GroupName, OrgName, RoleName};
 

@@ -14,7 +14,7 @@ use crate::{
     assertion::Asserter,
     check::{Checker, Live, SettledCache},
     config::{Config, Overrides, Settings},
-    directory::{Directory, GrantsCache, OrgCache, ServiceAccountCache, UserCache},
+    directory::{Directory, GrantsCache, LinkedCache, OrgCache, ServiceAccountCache, UserCache},
     domain::IssuerName,
     iam::{Iam, NoCaches},
     identity::{
@@ -309,6 +309,7 @@ pub fn checker(store: Arc<dyn CheckStore>, mut config: Config) -> Checker {
     let directory = Directory {
         users: UserCache::new(store.clone(), caches.users),
         grants: GrantsCache::new(store.clone(), caches.users),
+        linked: LinkedCache::new(store.clone(), caches.users),
         orgs: OrgCache::new(store, caches.users),
         accounts,
     };

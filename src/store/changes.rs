@@ -29,6 +29,8 @@ pub enum Changed {
         name: ServiceAccountName,
     },
     Org(OrgName),
+    /// A linked group changed (`20261201000005_group_links.sql`).
+    LinkedGroups,
 }
 
 /// What the feed says next.
@@ -61,6 +63,7 @@ enum Payload {
     Org {
         name: String,
     },
+    Linked,
 }
 
 impl Payload {
@@ -91,6 +94,7 @@ impl Payload {
                 name: ServiceAccountName::parse(&name).ok()?,
             },
             Self::Org { name } => Changed::Org(OrgName::parse(&name).ok()?),
+            Self::Linked => Changed::LinkedGroups,
         })
     }
 }

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::{
     domain::{
-        GroupName, OrgName, RoleName, ServiceAccountId, ServiceAccountName, SubjectRef, UserId,
+        GroupLink, GroupName, OrgName, RoleName, ServiceAccountId, ServiceAccountName, SubjectRef,
+        UserId,
     },
     policy::{
         authority::Authority,
@@ -69,6 +70,9 @@ pub struct Organization {
 pub struct Group {
     pub org: OrgName,
     pub name: GroupName,
+    /// Set: membership comes from the identity source, as well as from
+    /// member rows.
+    pub link: Option<GroupLink>,
     pub created_at: i64,
 }
 
@@ -206,7 +210,11 @@ impl Snapshot for Role {
 
 impl Snapshot for Group {
     fn snapshot(&self) -> Value {
-        json!({ "org": self.org.as_str(), "name": self.name.as_str() })
+        json!({
+            "org": self.org.as_str(),
+            "name": self.name.as_str(),
+            "link": self.link.as_ref().map(ToString::to_string),
+        })
     }
 }
 

@@ -17,8 +17,10 @@ use super::{
     },
 };
 use crate::{
-    domain::{GroupName, IssuerName, Login, OrgName, ServiceAccountName, Subject, SubjectRef},
-    policy::rbac::{Grants, Role},
+    domain::{
+        GroupLink, GroupName, IssuerName, Login, OrgName, ServiceAccountName, Subject, SubjectRef,
+    },
+    policy::rbac::{Grants, LinkedGroups, Role},
 };
 
 /// The check path's reads, each behind a cache in `directory`.
@@ -45,6 +47,9 @@ pub trait CheckStore: Send + Sync + 'static {
     /// The check path's one write: a new login (a GitHub rename) for the
     /// same identity.
     async fn update_login(&self, user: &UserRef, login: &Login) -> Result<User, StoreError>;
+    /// Every group linked to an identity source, with its roles: whose
+    /// membership only identities prove, so the check matches them itself.
+    async fn linked_groups(&self) -> Result<LinkedGroups, StoreError>;
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -124,6 +129,16 @@ pub trait GroupAdmin: Send + Sync + 'static {
         org: &OrgName,
         binding: &GroupBinding,
     ) -> Result<Vec<SubjectRef>, StoreError>;
+    /// Links the group to an identity source's teams or claim values
+    /// (`None`: unlinks it). Needs authority over every role bound to the
+    /// group: a link hands them to whoever the source names.
+    async fn link_group(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &GroupName,
+        link: Option<&GroupLink>,
+    ) -> Result<Group, StoreError>;
     /// The bindings to the organization's groups.
     async fn list_group_bindings(&self, org: &OrgName) -> Result<Vec<GroupBinding>, StoreError>;
 }

@@ -45,7 +45,8 @@ fn world() -> World {
     w.role("", "auditor", &["*:get"])
         .role("", "admin", &["*:*"]);
     for user in [
-        "alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivy", "root",
+        "alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivy", "root", "lena",
+        "mona",
     ] {
         w.user(user);
     }
@@ -71,6 +72,9 @@ fn world() -> World {
     w.group("acme", "platform", &["developer"], &["gina"])
         .group("acme", "readers", &["viewer"], &["ivy"])
         .group("globex", "ops", &["/auditor"], &["hank"]);
+    // Linked groups: acme's sre is whoever the issuer's `groups` claim says
+    // is in sre (lena; mona's values only look alike).
+    w.linked_group("acme", "sre", &["developer"], "test:groups=sre");
     w
 }
 
@@ -345,6 +349,55 @@ async fn a_settled_token_is_verified_again_after_the_token_caches_lifetime() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Linked groups (issue 15): a group the identity provider drops goes
+/// with the token that said it: a new token without it is refused at once,
+/// while the old one, whose claims are signed, keeps it until it expires
+/// (the token cache's life). An admin's unlinking takes effect on the very
+/// next check, of any token.
+#[tokio::test]
+async fn linked_membership_ends_with_the_token_or_at_once_with_the_link() {
+    let store = Arc::new(MemoryStore::new(world()));
+    let checker = pipeline_over(store.clone());
+    let create = |want| ("lena", "acme", "POST", "api.test", "/v1/function", want);
+    let allowed = || create(Allow("acme", "developer"));
+    let refused = || create(Deny(403, "not a member of organization acme"));
+    let mut old = Credentials::default();
+    for _ in 0..2 {
+        let failures = run(&checker, vec![allowed()], &mut old).await;
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+    // The provider took lena out of sre: her next token says so.
+    let mut new = Credentials::default();
+    let without = crate::common::token(&crate::rbac::with_groups(
+        crate::common::claims("lena"),
+        &["oncall"],
+    ));
+    new.0.insert("lena", without);
+    let failures = run(&checker, vec![refused()], &mut new).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let failures = run(&checker, vec![allowed()], &mut old).await;
+    assert!(
+        failures.is_empty(),
+        "the old token keeps its signed claims: {failures:?}"
+    );
+    // An admin unlinks the group: no token of lena's gets its roles.
+    store.change(|w| w.relink("acme", "sre", None));
+    use dispatch_authz::iam::{Forget, Stale};
+    checker.forget(&[Stale::LinkedGroups]).await;
+    let failures = run(&checker, vec![refused()], &mut old).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Linked again, to a value of another claim the issuer is not set to
+    // read: still nobody's.
+    store.change(|w| w.relink("acme", "sre", Some("test:team=sre")));
+    checker.forget(&[Stale::LinkedGroups]).await;
+    let failures = run(&checker, vec![refused()], &mut old).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    store.change(|w| w.relink("acme", "sre", Some("test:groups=sre")));
+    checker.forget(&[Stale::LinkedGroups]).await;
+    let failures = run(&checker, vec![allowed()], &mut old).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 fn table() -> Vec<Row> {
     #[rustfmt::skip]
     let table: Vec<Row> = vec![
@@ -393,6 +446,11 @@ fn table() -> Vec<Row> {
         ("ivy", "", "POST", "api.test", "/v1/function", Deny(403, "no role grants create on function")),
         ("hank", "globex", "GET", "api.test", "/v1/function", Allow("globex", "auditor")),
         ("hank", "acme", "GET", "api.test", "/v1/function", Deny(403, "not a member of organization acme")),
+        ("lena", "acme", "POST", "api.test", "/v1/function", Allow("acme", "developer")),
+        ("lena", "acme", "GET", "api.test", "/v1/secret/db", Deny(403, "no role grants get on secret")),
+        ("lena", "", "GET", "api.test", "/v1/function", Deny(403, "no organization")),
+        ("lena", "globex", "GET", "api.test", "/v1/function", Deny(403, "not a member of organization globex")),
+        ("mona", "acme", "GET", "api.test", "/v1/function", Deny(403, "not a member of organization acme")),
         ("frank", "acme", "POST", "api.test", "/v1/function", Allow("acme", "developer")),
         ("frank", "globex", "POST", "api.test", "/v1/function", Deny(403, "in organization globex")),
         ("frank", "globex", "GET", "api.test", "/v1/event/subscriptions", Allow("globex", "viewer")),

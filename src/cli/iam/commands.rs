@@ -224,6 +224,24 @@ pub enum Update {
         #[arg(long)]
         disable: bool,
     },
+    /// Link a group to an identity source (`--link SOURCE:CLAIM=VALUE`:
+    /// `github:team=acme/platform`, `dex:groups=platform`), or `--unlink` it:
+    /// whoever the verified identity says belongs is then a member.
+    Group {
+        name: String,
+        #[arg(long)]
+        org: String,
+        #[arg(
+            long,
+            value_name = "SOURCE:CLAIM=VALUE",
+            value_parser = clap::builder::NonEmptyStringValueParser::new(),
+            conflicts_with = "unlink",
+            required_unless_present = "unlink"
+        )]
+        link: Option<String>,
+        #[arg(long)]
+        unlink: bool,
+    },
 }
 
 /// `--org ORG` for an organization's role, `--global` for a global one.

@@ -119,14 +119,17 @@ pub async fn run(connection: &Connection, command: IamCommand) -> anyhow::Result
         IamCommand::Create { what } => create(&mut a, what).await,
         IamCommand::Get { what } => get(&mut a, what).await,
         IamCommand::Delete { what } => delete(&mut a, what).await,
-        IamCommand::Update {
-            what:
-                Update::Serviceaccount {
-                    name,
-                    org,
-                    enable,
-                    disable: _,
-                },
+        IamCommand::Update { what } => update(&mut a, what).await,
+    }
+}
+
+async fn update(a: &mut Admin, what: Update) -> anyhow::Result<()> {
+    match what {
+        Update::Serviceaccount {
+            name,
+            org,
+            enable,
+            disable: _,
         } => {
             let message = pb::SetServiceAccountEnabledRequest {
                 org,
@@ -134,9 +137,22 @@ pub async fn run(connection: &Connection, command: IamCommand) -> anyhow::Result
                 enabled: enable,
             };
             print(&call!(a, set_service_account_enabled, message));
-            Ok(())
+        }
+        Update::Group {
+            name,
+            org,
+            link,
+            unlink: _,
+        } => {
+            let message = pb::LinkGroupRequest {
+                org,
+                name,
+                link: link.unwrap_or_default(),
+            };
+            print(&call!(a, link_group, message));
         }
     }
+    Ok(())
 }
 
 async fn create(a: &mut Admin, what: Create) -> anyhow::Result<()> {

@@ -35,7 +35,7 @@ use super::{
     limiter::{ColdLimiter, LimiterSettings},
     unix_now,
 };
-use crate::domain::{IssuerName, Login, Principal, Subject};
+use crate::domain::{IssuerName, LinkKey, Login, Principal, Subject};
 
 /// A configured GitHub source.
 #[derive(Debug)]
@@ -48,6 +48,9 @@ pub struct GithubSettings {
     pub required_org: Option<String>,
     /// `(org, team-slug)`.
     pub required_team: Option<(String, String)>,
+    /// Read the user's teams (`GET /user/teams`, which needs the `read:org`
+    /// scope) so that groups linked to `github:team=ORG/SLUG` apply.
+    pub read_teams: bool,
     pub cache_ttl: Duration,
     pub failure_ttl: Duration,
     pub timeout: Duration,
@@ -187,8 +190,13 @@ impl GithubSource {
                 ))));
             }
         }
+        let teams: Vec<Team> = if self.settings.read_teams || self.settings.required_team.is_some()
+        {
+            self.paginate(token, "/user/teams").await?
+        } else {
+            Vec::new()
+        };
         if let Some((org, team)) = &self.settings.required_team {
-            let teams: Vec<Team> = self.paginate(token, "/user/teams").await?;
             let member = teams.iter().any(|t| {
                 t.slug.eq_ignore_ascii_case(team) && t.organization.login.eq_ignore_ascii_case(org)
             });
@@ -198,6 +206,11 @@ impl GithubSource {
                 ))));
             }
         }
+        let links = if self.settings.read_teams {
+            team_links(&teams)
+        } else {
+            Box::default()
+        };
         let bad = || Failure::Refused(TokenError::BadClaim("GitHub user".into()));
         Ok(VerifiedIdentity {
             principal: Arc::new(Principal {
@@ -210,8 +223,25 @@ impl GithubSource {
             expires_at: unix_now() + self.settings.cache_ttl.as_secs(),
             verified_at: unix_now(),
             service_account: None,
+            links,
         })
     }
+}
+
+/// The teams as link keys, `team=org/slug` in lower case: GitHub compares
+/// both without case, and links are matched exactly. A name no link could
+/// hold is left out (it could never match one).
+fn team_links(teams: &[Team]) -> Box<[LinkKey]> {
+    let mut keys: Vec<LinkKey> = teams
+        .iter()
+        .filter_map(|t| {
+            let value = format!("{}/{}", t.organization.login, t.slug).to_ascii_lowercase();
+            LinkKey::new("team", &value).ok()
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_boxed_slice()
 }
 
 /// Whether a token routed to GitHub has a shape GitHub issues: a known

@@ -6,8 +6,8 @@ use tonic::Status;
 
 use crate::{
     domain::{
-        DisplayName, Email, GroupName, InvalidValue, IssuerName, Login, OrgName, RoleName,
-        ServiceAccountName, Subject, SubjectRef,
+        DisplayName, Email, GroupLink, GroupName, InvalidValue, IssuerName, Login, OrgName,
+        RoleName, ServiceAccountName, Subject, SubjectRef,
     },
     iam::{IamError, SubjectName},
     policy::rbac::{Permission, Role, Scope},
@@ -268,7 +268,27 @@ pub fn group_pb(group: &Group, members: Vec<String>, roles: &[RoleKey]) -> pb::G
         name: group.name.to_string(),
         members,
         roles: roles.iter().map(role_ref_pb).collect(),
+        link: group
+            .link
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     }
+}
+
+/// The group and its new link (`None`: unlink).
+pub fn link_fields(
+    request: &pb::LinkGroupRequest,
+) -> Result<(OrgName, GroupName, Option<GroupLink>), Status> {
+    let link = match request.link.as_str() {
+        "" => None,
+        text => Some(field("link", GroupLink::parse(text))?),
+    };
+    Ok((
+        field("org", OrgName::parse(&request.org))?,
+        field("name", GroupName::parse(&request.name))?,
+        link,
+    ))
 }
 
 pub fn group_binding_pb(binding: &GroupBinding, org: &OrgName) -> pb::RoleBinding {

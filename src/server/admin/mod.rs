@@ -23,8 +23,8 @@ use crate::{
 };
 use convert::{
     Bind, Bound, account_fields, account_pb, audit_pb, binding_pb, field, group_binding_pb,
-    group_fields, group_member, group_pb, member_pb, optional, org_pb, role_key, role_pb, status,
-    user_pb,
+    group_fields, group_member, group_pb, link_fields, member_pb, optional, org_pb, role_key,
+    role_pb, status, user_pb,
 };
 pub use reload::{Reload, Reloaded};
 
@@ -371,6 +371,16 @@ impl Admin for AdminService {
             .add_group_member(&actor, &org, &name, &member)
             .await;
         reply(result, |_| request.into_inner())
+    }
+
+    async fn link_group(&self, request: Request<pb::LinkGroupRequest>) -> Reply<pb::Group> {
+        let actor = self.actor(&request).await?;
+        let (org, name, link) = link_fields(request.get_ref())?;
+        let result = self
+            .iam
+            .link_group(&actor, &org, &name, link.as_ref())
+            .await;
+        reply(result, |g| group_pb(&g, Vec::new(), &[]))
     }
 
     async fn remove_group_member(

@@ -21,6 +21,7 @@ impl GroupAdmin for SqlStore {
         let group = Group {
             org: org.clone(),
             name: name.clone(),
+            link: None,
             created_at: now(),
         };
         sqlx::query("INSERT INTO org_groups (id, org, name, created_at) VALUES ($1, $2, $3, $4)")
@@ -52,16 +53,18 @@ impl GroupAdmin for SqlStore {
     }
 
     async fn list_groups(&self, org: &OrgName) -> Result<Vec<Group>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT name, created_at FROM org_groups WHERE org = $1 ORDER BY name")
-                .bind(org.as_str())
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT name, link, created_at FROM org_groups WHERE org = $1 ORDER BY name",
+        )
+        .bind(org.as_str())
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
-            .map(|(name, created_at)| {
+            .map(|(name, link, created_at)| {
                 Ok(Group {
                     org: org.clone(),
                     name: GroupName::parse(&name).map_err(corrupt(&name))?,
+                    link: link_column(link.as_deref())?,
                     created_at,
                 })
             })
@@ -268,6 +271,49 @@ impl GroupAdmin for SqlStore {
         Ok(members)
     }
 
+    async fn link_group(
+        &self,
+        actor: &Actor,
+        org: &OrgName,
+        name: &GroupName,
+        link: Option<&GroupLink>,
+    ) -> Result<Group, StoreError> {
+        let mut tx = self.begin().await?;
+        let (id, before) = existing(&mut tx, org, name).await?;
+        actor.authority().in_org(org, Action::Update)?;
+        // A new link gives the group's roles to whoever the source says
+        // belongs (as adding members does); removing one takes them away.
+        let roles = group_roles(&mut tx, &id).await?;
+        if link.is_some() {
+            actor.authority().over_holder(&roles, Action::Create)?;
+        }
+        if before.link.is_some() {
+            actor.authority().over_holder(&roles, Action::Delete)?;
+        }
+        sqlx::query("UPDATE org_groups SET link = $1 WHERE id = $2")
+            .bind(link.map(ToString::to_string))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let after = Group {
+            link: link.cloned(),
+            ..before.clone()
+        };
+        let change = Change {
+            action: if link.is_some() {
+                "group.link"
+            } else {
+                "group.unlink"
+            },
+            org: Some(org),
+            target: after.to_string(),
+            before: Some(before.snapshot()),
+            after: Some(after.snapshot()),
+        };
+        commit_audited(tx, actor, change).await?;
+        Ok(after)
+    }
+
     async fn list_group_bindings(&self, org: &OrgName) -> Result<Vec<GroupBinding>, StoreError> {
         let rows: Vec<(Option<String>, String, String)> = sqlx::query_as(
             "SELECT r.org, r.name, g.name FROM group_role_bindings b \
@@ -288,26 +334,55 @@ impl GroupAdmin for SqlStore {
     }
 }
 
+/// A stored link, read back.
+fn link_column(link: Option<&str>) -> Result<Option<GroupLink>, StoreError> {
+    link.map(|l| GroupLink::parse(l).map_err(corrupt(l)))
+        .transpose()
+}
+
+/// Every linked group with its roles: for [`CheckStore::linked_groups`].
+pub(super) async fn linked_groups(
+    conn: &mut AnyConnection,
+) -> Result<Vec<(String, OrgName, GroupName, GroupLink)>, StoreError> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT id, org, name, link FROM org_groups WHERE link IS NOT NULL ORDER BY org, name",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(id, org, name, link)| {
+            Ok((
+                id,
+                OrgName::parse(&org).map_err(corrupt(&org))?,
+                GroupName::parse(&name).map_err(corrupt(&name))?,
+                GroupLink::parse(&link).map_err(corrupt(&link))?,
+            ))
+        })
+        .collect()
+}
+
 /// The group's id and record, if it exists.
 pub(super) async fn group_in(
     conn: &mut AnyConnection,
     org: &OrgName,
     name: &GroupName,
 ) -> Result<Option<(String, Group)>, StoreError> {
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT id, created_at FROM org_groups WHERE org = $1 AND name = $2")
+    let row: Option<(String, Option<String>, i64)> =
+        sqlx::query_as("SELECT id, link, created_at FROM org_groups WHERE org = $1 AND name = $2")
             .bind(org.as_str())
             .bind(name.as_str())
             .fetch_optional(conn)
             .await?;
-    Ok(row.map(|(id, created_at)| {
-        let group = Group {
-            org: org.clone(),
-            name: name.clone(),
-            created_at,
-        };
-        (id, group)
-    }))
+    let Some((id, link, created_at)) = row else {
+        return Ok(None);
+    };
+    let group = Group {
+        org: org.clone(),
+        name: name.clone(),
+        link: link_column(link.as_deref())?,
+        created_at,
+    };
+    Ok(Some((id, group)))
 }
 
 async fn existing(

@@ -26,13 +26,13 @@ use super::{
 };
 use crate::{
     domain::{
-        DisplayName, Email, GroupName, InvalidValue, IssuerName, Login, OrgName, RoleName,
-        ServiceAccountId, ServiceAccountName, Subject, SubjectRef, UserId, unix_now,
+        DisplayName, Email, GroupLink, GroupName, InvalidValue, IssuerName, Login, OrgName,
+        RoleName, ServiceAccountId, ServiceAccountName, Subject, SubjectRef, UserId, unix_now,
     },
     policy::{
         Action,
         authority::Overreach,
-        rbac::{Grants, GroupGrant, Permission, Role, Scope},
+        rbac::{Grants, GroupGrant, LinkedGroups, Permission, Role, Scope},
     },
     shared::Shared,
 };

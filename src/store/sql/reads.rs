@@ -64,6 +64,20 @@ impl SqlStore {
         Ok(grants)
     }
 
+    pub(super) async fn load_linked_groups(&self) -> Result<LinkedGroups, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut groups = Vec::new();
+        for (id, org, name, link) in groups::linked_groups(&mut conn).await? {
+            let roles = groups::group_roles(&mut conn, &id).await?;
+            let roles = roles
+                .into_iter()
+                .map(|role| self.roles.intern(Arc::unwrap_or_clone(role)))
+                .collect();
+            groups.push((link, Arc::new(GroupGrant { org, name, roles })));
+        }
+        Ok(LinkedGroups::new(groups))
+    }
+
     pub(super) async fn load_service_account(
         &self,
         org: &OrgName,
@@ -119,6 +133,10 @@ impl CheckStore for SqlStore {
 
     async fn update_login(&self, user: &UserRef, login: &Login) -> Result<User, StoreError> {
         self.rename(user, login).await
+    }
+
+    async fn linked_groups(&self) -> Result<LinkedGroups, StoreError> {
+        self.load_linked_groups().await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -100,6 +100,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("org", Text),
             ("name", Text),
             ("created_at", Int),
+            ("link", OptText),
         ],
     ),
     (

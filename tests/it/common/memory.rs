@@ -10,10 +10,10 @@ use std::{
 use async_trait::async_trait;
 use dispatch_authz::{
     domain::{
-        GroupName, IssuerName, Login, OrgName, RoleName, ServiceAccountId, ServiceAccountName,
-        Subject, SubjectRef, UserId,
+        GroupLink, GroupName, IssuerName, Login, OrgName, RoleName, ServiceAccountId,
+        ServiceAccountName, Subject, SubjectRef, UserId,
     },
-    policy::rbac::{Grants, GroupGrant, Permission, Role, Scope},
+    policy::rbac::{Grants, GroupGrant, LinkedGroups, Permission, Role, Scope},
     store::{CheckStore, RoleKey, ServiceAccount, ServiceAccountKey, StoreError, User, UserRef},
 };
 
@@ -28,9 +28,17 @@ pub struct World {
     members: Vec<(OrgName, UserId, bool)>,
     bindings: Vec<(RoleKey, SubjectRef)>,
     accounts: Vec<ServiceAccount>,
-    /// `(org, name, bound roles, members)`.
-    groups: Vec<(OrgName, GroupName, Vec<RoleKey>, Vec<SubjectRef>)>,
+    groups: Vec<MemoryGroup>,
 }
+
+/// `(org, name, bound roles, members, link)`.
+type MemoryGroup = (
+    OrgName,
+    GroupName,
+    Vec<RoleKey>,
+    Vec<SubjectRef>,
+    Option<GroupLink>,
+);
 
 fn org(name: &str) -> OrgName {
     OrgName::parse(name).unwrap()
@@ -121,8 +129,54 @@ impl World {
             GroupName::parse(name).unwrap(),
             roles,
             members,
+            None,
         ));
         self
+    }
+
+    /// A group linked to `link` (`SOURCE:CLAIM=VALUE`), with no members
+    /// of its own.
+    pub fn linked_group(
+        &mut self,
+        org_name: &str,
+        name: &str,
+        roles: &[&str],
+        link: &str,
+    ) -> &mut Self {
+        self.group(org_name, name, roles, &[]);
+        self.groups.last_mut().unwrap().4 = Some(GroupLink::parse(link).unwrap());
+        self
+    }
+
+    /// Unlinks (`None`) or links a group.
+    pub fn relink(&mut self, org_name: &str, name: &str, link: Option<&str>) {
+        let group = self
+            .groups
+            .iter_mut()
+            .find(|g| g.0.as_str() == org_name && g.1.as_str() == name)
+            .unwrap();
+        group.4 = link.map(|l| GroupLink::parse(l).unwrap());
+    }
+
+    fn group_grant(&self, org: &OrgName, name: &GroupName, roles: &[RoleKey]) -> Arc<GroupGrant> {
+        Arc::new(GroupGrant {
+            org: org.clone(),
+            name: name.clone(),
+            roles: roles
+                .iter()
+                .filter_map(|key| self.roles.iter().find(|r| RoleKey::of(r) == *key).cloned())
+                .collect(),
+        })
+    }
+
+    fn linked_groups(&self) -> LinkedGroups {
+        LinkedGroups::new(
+            self.groups
+                .iter()
+                .filter_map(|(org, name, roles, _, link)| {
+                    Some((link.clone()?, self.group_grant(org, name, roles)))
+                }),
+        )
     }
 
     /// A service account with one key from the fixtures.
@@ -209,19 +263,8 @@ impl World {
         grants.groups = self
             .groups
             .iter()
-            .filter(|(_, _, _, members)| members.contains(&subject))
-            .map(|(org, name, roles, _)| {
-                Arc::new(GroupGrant {
-                    org: org.clone(),
-                    name: name.clone(),
-                    roles: roles
-                        .iter()
-                        .filter_map(|key| {
-                            self.roles.iter().find(|r| RoleKey::of(r) == *key).cloned()
-                        })
-                        .collect(),
-                })
-            })
+            .filter(|(_, _, _, members, _)| members.contains(&subject))
+            .map(|(org, name, roles, _, _)| self.group_grant(org, name, roles))
             .collect();
         grants
     }
@@ -296,6 +339,11 @@ impl CheckStore for MemoryStore {
         let user = found.ok_or_else(|| StoreError::NotFound(format!("user {user}")))?;
         user.login = login.clone();
         Ok(user.clone())
+    }
+
+    async fn linked_groups(&self) -> Result<LinkedGroups, StoreError> {
+        self.count();
+        Ok(self.0.lock().unwrap().linked_groups())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -146,6 +146,7 @@ name = "{ISSUER_NAME}"
 issuer = "{ISS}"
 audiences = ["{AUD}"]
 leeway_secs = 5
+group_claims = ["groups"]
 
 [[issuers.public_keys]]
 pem_file = "{key}"
