@@ -449,3 +449,19 @@ fn secrets_are_redacted_in_debug_output() {
         assert!(shown.contains("redacted"), "{shown}");
     }
 }
+
+#[test]
+fn group_claims_are_names_a_link_can_hold() {
+    let keys = format!("[[issuers.public_keys]]\npem_file = \"{KEY}\"\nalgorithm = \"RS256\"\n");
+    let ok = load_str(&issuer(&format!(
+        "group_claims = [\"groups\", \"job_workflow_ref\"]\n{keys}"
+    )))
+    .unwrap();
+    assert_eq!(ok.issuers[0].claims.groups, ["groups", "job_workflow_ref"]);
+    let bad = err(&issuer(&format!(
+        "group_claims = [\"groups\", \"a=b\"]\n{keys}"
+    )));
+    assert!(bad.contains("issuers[0].group_claims[1]"), "{bad}");
+    let bad = err(&issuer(&format!("group_claims = [\"\"]\n{keys}")));
+    assert!(bad.contains("group_claims[0]"), "{bad}");
+}

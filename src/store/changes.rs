@@ -156,5 +156,7 @@ mod tests {
         let bad = r#"{"k":"grants","user":"not-a-uuid"}"#;
         assert_eq!(serde_json::from_str::<Payload>(bad).unwrap().parse(), None);
         assert!(serde_json::from_str::<Payload>(r#"{"k":"what"}"#).is_err());
+        let linked = serde_json::from_str::<Payload>(r#"{"k":"linked"}"#).unwrap();
+        assert_eq!(linked.parse(), Some(Changed::LinkedGroups));
     }
 }

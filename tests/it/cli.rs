@@ -825,6 +825,33 @@ async fn iam_commands_manage_groups_their_roles_and_members() {
         code(&app.check("/v1/function/f", &headers).await),
         PERMISSION_DENIED
     );
+
+    // Linked to the issuer's `groups` claim: carol's token that says so.
+    let platform = ["group", "platform", "--org", "acme"];
+    let linked = iam(&[&["update"][..], &platform, &["--link", "test:groups=ops"]].concat());
+    assert!(linked.contains("test:groups=ops"), "{linked}");
+    let shown = iam(&["get", "group", "--org", "acme"]);
+    assert!(shown.contains("test:groups=ops"), "{shown}");
+    let ops = bearer(&token(&crate::rbac::with_groups(claims("carol"), &["ops"])));
+    let headers = [("authorization", ops.as_str()), ("x-dispatch-org", "acme")];
+    assert_eq!(code(&app.check("/v1/function/f", &headers).await), OK);
+    iam(&[&["update"][..], &platform, &["--unlink"]].concat());
+    assert_eq!(
+        code(&app.check("/v1/function/f", &headers).await),
+        PERMISSION_DENIED
+    );
+    // Neither, or a malformed link: refused with the reason.
+    let mut all = vec!["iam", "--server", &server, "update"];
+    all.extend_from_slice(&platform);
+    let r = run_env(&config, &all, &[("DISPATCH_TOKEN", &root)]);
+    assert!(!r.ok && r.stderr.contains("--link"), "{}", r.stderr);
+    all.extend_from_slice(&["--link", "ops"]);
+    let r = run_env(&config, &all, &[("DISPATCH_TOKEN", &root)]);
+    assert!(
+        !r.ok && r.stderr.contains("SOURCE:CLAIM=VALUE"),
+        "{}",
+        r.stderr
+    );
     iam(&["delete", "group", "platform", "--org", "acme"]);
     assert!(iam(&["get", "group", "--org", "acme"]).trim().is_empty());
 }

@@ -554,3 +554,62 @@ async fn envoy_passes_a_group_members_identity_and_refuses_them_once_removed() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(stack.hits(), hits);
 }
+
+/// Issue 15, item 2, through the real Envoy: a group linked to a value of
+/// the issuer's `groups` claim; the token that carries it is allowed with
+/// the group's role and named group, and an admin's unlinking is refused
+/// on the very next request.
+#[tokio::test]
+async fn envoy_passes_a_linked_groups_identity_and_refuses_it_once_unlinked() {
+    use dispatch_authz::proto::admin::{self as pb, role_binding::Subject};
+
+    let options = Options {
+        authorization: String::new(),
+        extra: "groups_header = true",
+        ..Default::default()
+    };
+    let Some(stack) = Stack::start_with(true, options).await else {
+        return;
+    };
+    let (mut admin, _) = stack.app.acme_with_alice().await;
+    stack.app.add_user("lena", "lena").await;
+    let r = admin.req(pb::GroupRef {
+        org: "acme".into(),
+        name: "sre".into(),
+    });
+    admin.client.create_group(r).await.unwrap();
+    admin
+        .bind("acme", "developer", Subject::Group("acme/sre".into()))
+        .await
+        .unwrap();
+    let link = |link: &str| pb::LinkGroupRequest {
+        org: "acme".into(),
+        name: "sre".into(),
+        link: link.into(),
+    };
+    let r = admin.req(link("test:groups=sre"));
+    admin.client.link_group(r).await.unwrap();
+
+    let token = token(&crate::rbac::with_groups(claims("lena"), &["sre"]));
+    let auth = format!("Bearer {token}");
+    let forged = [
+        ("authorization", auth.as_str()),
+        ("x-dispatch-org", "acme"),
+        ("x-dispatch-groups", "admins"),
+    ];
+    let (status, _, echo) = stack.get("/v1/function/hello", &forged).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(seen(&echo, "x-dispatch-groups"), Some(&vec![json!("sre")]));
+    assert_eq!(
+        seen(&echo, "x-dispatch-roles"),
+        Some(&vec![json!("developer")])
+    );
+    assert!(!echo.to_string().contains("admins"), "{echo}");
+
+    let r = admin.req(link(""));
+    admin.client.link_group(r).await.unwrap();
+    let hits = stack.hits();
+    let (status, _, body) = stack.get("/v1/function/hello", &forged[..2]).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(stack.hits(), hits);
+}

@@ -18,6 +18,7 @@ mod explain;
 mod github;
 mod groups;
 mod http_check;
+mod linked_groups;
 mod oidc;
 mod operations;
 mod pipeline;

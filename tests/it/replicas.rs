@@ -501,3 +501,68 @@ async fn a_group_change_through_one_replica_is_refused_by_the_other_within_a_sec
     let took = until(PERMISSION_DENIED, check_b).await;
     assert!(took < BOUND, "B refused only after {took:?}");
 }
+
+/// Issue 15, item 2: a linked group's changes reach the other replica
+/// (`{"k":"linked"}` from the triggers on `org_groups` and
+/// `group_role_bindings`): unlinking, and unbinding its role.
+#[tokio::test]
+async fn a_linked_group_change_through_one_replica_is_refused_by_the_other_within_a_second() {
+    use dispatch_authz::{
+        domain::{GroupLink, GroupName, OrgName, RoleName},
+        store::{Actor, GroupAdmin, GroupBinding, RoleKey},
+    };
+    let Some(database) = postgres_if_available().await else {
+        return;
+    };
+    let opts = || Options {
+        users_ttl_secs: 3600,
+        authorization: String::new(),
+        ..Default::default()
+    };
+    let a = spawn_app_on(opts(), Some(database.clone())).await;
+    let b = spawn_app_on(opts(), Some(database)).await;
+    a.acme_with_alice().await;
+    a.add_user("carol", "carol").await;
+    let store = &a.store;
+    let actor = Actor::local("test");
+    let acme = OrgName::parse("acme").unwrap();
+    let sre = GroupName::parse("sre").unwrap();
+    store.create_group(&actor, &acme, &sre).await.unwrap();
+    let binding = GroupBinding {
+        role: RoleKey {
+            org: Some(acme.clone()),
+            name: RoleName::parse("developer").unwrap(),
+        },
+        group: sre.clone(),
+    };
+    store
+        .bind_group_role(&actor, &acme, &binding)
+        .await
+        .unwrap();
+    let link = GroupLink::parse("test:groups=sre").unwrap();
+    store
+        .link_group(&actor, &acme, &sre, Some(&link))
+        .await
+        .unwrap();
+    let token = token(&crate::rbac::with_groups(claims("carol"), &["sre"]));
+    let auth = bearer(&token);
+    let headers = [("authorization", auth.as_str()), ("x-dispatch-org", "acme")];
+    let check_b = async || code(&b.check("/v1/function/f", &headers).await);
+    until(OK, check_b).await;
+
+    store.link_group(&actor, &acme, &sre, None).await.unwrap();
+    let took = until(PERMISSION_DENIED, check_b).await;
+    assert!(took < BOUND, "B refused only after {took:?}");
+
+    store
+        .link_group(&actor, &acme, &sre, Some(&link))
+        .await
+        .unwrap();
+    until(OK, check_b).await;
+    store
+        .unbind_group_role(&actor, &acme, &binding)
+        .await
+        .unwrap();
+    let took = until(PERMISSION_DENIED, check_b).await;
+    assert!(took < BOUND, "B refused only after {took:?}");
+}

@@ -186,6 +186,115 @@ async fn escalation_through_groups_is_refused(store: SqlStore) {
     );
 }
 
+fn link(text: &str) -> GroupLink {
+    GroupLink::parse(text).unwrap()
+}
+
+/// Linked groups (item 2): read whole with their roles, audited, and
+/// linking needs authority over every role of the group (it hands them to
+/// whoever the source names), as unlinking does (it takes them away).
+async fn linked_groups_are_listed_audited_and_guarded(store: SqlStore) {
+    let developer = world(&store).await;
+    let acme = org("acme");
+    assert!(store.load_linked_groups().await.unwrap().is_empty());
+    let team = link("github:team=acme/platform");
+    let linked = store
+        .link_group(&actor(), &acme, &group("platform"), Some(&team))
+        .await
+        .unwrap();
+    assert_eq!(linked.link.as_ref(), Some(&team));
+    let last = &store.list_audit(None, 1).await.unwrap()[0];
+    assert_eq!(last.action, "group.link");
+    assert!(last.before.as_deref().unwrap().contains("\"link\":null"));
+    assert!(
+        last.after
+            .as_deref()
+            .unwrap()
+            .contains("github:team=acme/platform")
+    );
+    let listed = store.list_groups(&acme).await.unwrap();
+    assert_eq!(listed[0].link.as_ref(), Some(&team));
+
+    let all = store.load_linked_groups().await.unwrap();
+    let issuer = IssuerName::parse("github").unwrap();
+    let found = all.matching(&issuer, &[team.key.clone()]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].org.as_str(), found[0].name.as_str()),
+        ("acme", "platform")
+    );
+    assert_eq!(*found[0].roles[0], developer);
+    let other = IssuerName::parse("dex").unwrap();
+    assert!(
+        all.matching(&other, &[team.key.clone()]).is_empty(),
+        "another source's"
+    );
+
+    // mallory manages acme's IAM but holds no function permission: she may
+    // neither link the developer group elsewhere nor unlink it.
+    let iam = role(Some("acme"), "iam-only", &["iam:*"]);
+    store.create_role(&actor(), &iam).await.unwrap();
+    let mallory = user(&store, "mallory").await;
+    let subject = SubjectRef::User(mallory.id);
+    store
+        .add_member(&actor(), &acme, &UserRef::Id(mallory.id), true)
+        .await
+        .unwrap();
+    let binding = RoleBinding {
+        role: RoleKey::of(&iam),
+        subject,
+    };
+    store.bind_role(&actor(), &binding).await.unwrap();
+    let as_mallory = Actor::caller(subject, Arc::new(store.load_grants(subject).await.unwrap()));
+    for attempt in [Some(link("dex:groups=everyone")), None] {
+        let refused = store
+            .link_group(&as_mallory, &acme, &group("platform"), attempt.as_ref())
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("function:*"), "{refused}");
+    }
+    assert_eq!(
+        store.list_groups(&acme).await.unwrap()[0].link.as_ref(),
+        Some(&team),
+        "nothing written"
+    );
+    // A group of her own roles she may link.
+    store
+        .create_group(&as_mallory, &acme, &group("mine"))
+        .await
+        .unwrap();
+    let mine = GroupBinding {
+        role: RoleKey::of(&iam),
+        group: group("mine"),
+    };
+    store
+        .bind_group_role(&as_mallory, &acme, &mine)
+        .await
+        .unwrap();
+    let dex = link("dex:groups=iam");
+    store
+        .link_group(&as_mallory, &acme, &group("mine"), Some(&dex))
+        .await
+        .unwrap();
+    // Unlinked, a group is no longer among the linked ones.
+    store
+        .link_group(&actor(), &acme, &group("platform"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_audit(None, 1).await.unwrap()[0].action,
+        "group.unlink"
+    );
+    let all = store.load_linked_groups().await.unwrap();
+    assert!(all.matching(&issuer, &[team.key.clone()]).is_empty());
+    assert_eq!(all.matching(&other, &[dex.key.clone()]).len(), 1);
+    let missing = store
+        .link_group(&actor(), &acme, &group("nope"), Some(&dex))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
+}
+
 async fn an_organization_with_groups_is_not_deleted(store: SqlStore) {
     store.create_org(&actor(), &org("empty")).await.unwrap();
     store
@@ -201,4 +310,5 @@ on_both_backends!(
     writes_name_the_members_they_change,
     escalation_through_groups_is_refused,
     an_organization_with_groups_is_not_deleted,
+    linked_groups_are_listed_audited_and_guarded,
 );

@@ -72,6 +72,25 @@ async fn populated() -> (tempfile::TempDir, SqlStore) {
         };
         store.bind_role(&actor(), &binding).await.unwrap();
     }
+    // A group linked to an identity source (issue 15), holding dev.
+    let platform = GroupName::parse("platform").unwrap();
+    store
+        .create_group(&actor(), &acme, &platform)
+        .await
+        .unwrap();
+    let link = GroupLink::parse("dex:groups=platform").unwrap();
+    store
+        .link_group(&actor(), &acme, &platform, Some(&link))
+        .await
+        .unwrap();
+    let binding = GroupBinding {
+        role: RoleKey::of(&dev),
+        group: platform,
+    };
+    store
+        .bind_group_role(&actor(), &acme, &binding)
+        .await
+        .unwrap();
     (dir, store)
 }
 
@@ -96,6 +115,22 @@ async fn a_moved_store_is_the_same_store(target: SqlStore) {
     assert_eq!(
         target.load_grants(subject).await.unwrap(),
         source.load_grants(subject).await.unwrap()
+    );
+    let dex = IssuerName::parse("dex").unwrap();
+    let key = [crate::domain::LinkKey::new("groups", "platform").unwrap()];
+    let linked = target
+        .load_linked_groups()
+        .await
+        .unwrap()
+        .matching(&dex, &key);
+    assert_eq!(linked.len(), 1, "the group's link moved");
+    assert_eq!(
+        linked,
+        source
+            .load_linked_groups()
+            .await
+            .unwrap()
+            .matching(&dex, &key)
     );
     assert!(target.has_global_admin().await.unwrap());
     // The import is audited in the new store.

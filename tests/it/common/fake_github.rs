@@ -222,6 +222,23 @@ impl FakeGithub {
         }
     }
 
+    /// GitHub moves the user into (or out of) teams, `(org, team-slug)`.
+    pub fn set_teams(&self, id: u64, teams: &[(&str, &str)]) {
+        for account in self
+            .api
+            .tokens
+            .lock()
+            .unwrap()
+            .values_mut()
+            .filter(|a| a.id == id)
+        {
+            account.teams = teams
+                .iter()
+                .map(|(o, t)| ((*o).to_owned(), (*t).to_owned()))
+                .collect();
+        }
+    }
+
     pub fn calls(&self) -> u64 {
         self.api.calls.load(Ordering::SeqCst)
     }

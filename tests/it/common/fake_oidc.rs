@@ -144,6 +144,21 @@ impl FakeOidc {
         jsonwebtoken::encode(&header, &claims, &signer.key).unwrap()
     }
 
+    /// [`FakeOidc::token`] with more claims (`groups`, say).
+    pub fn token_with(&self, kid: &str, subject: &str, extra: Value) -> String {
+        let keys = self.state.keys.lock().unwrap();
+        let signer = keys.iter().find(|k| k.kid == kid).expect("unknown kid");
+        let now = super::now();
+        let mut claims: Value = json!({"iss": self.url, "aud": super::AUD, "sub": subject,
+            "iat": now, "exp": now + 600});
+        for (name, value) in extra.as_object().expect("claims object") {
+            claims[name] = value.clone();
+        }
+        let mut header = Header::new(signer.alg);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, &claims, &signer.key).unwrap()
+    }
+
     /// A token claiming `kid` but signed with the fixture key `file`.
     pub fn token_with_unpublished_key(&self, kid: &str, file: &str, subject: &str) -> String {
         let pem = std::fs::read(super::fixture(file)).unwrap();
