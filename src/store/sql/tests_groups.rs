@@ -217,7 +217,7 @@ async fn linked_groups_are_listed_audited_and_guarded(store: SqlStore) {
 
     let all = store.load_linked_groups().await.unwrap();
     let issuer = IssuerName::parse("github").unwrap();
-    let found = all.matching(&issuer, &[team.key.clone()]);
+    let found = all.matching(&issuer, std::slice::from_ref(&team.key));
     assert_eq!(found.len(), 1);
     assert_eq!(
         (found[0].org.as_str(), found[0].name.as_str()),
@@ -226,7 +226,8 @@ async fn linked_groups_are_listed_audited_and_guarded(store: SqlStore) {
     assert_eq!(*found[0].roles[0], developer);
     let other = IssuerName::parse("dex").unwrap();
     assert!(
-        all.matching(&other, &[team.key.clone()]).is_empty(),
+        all.matching(&other, std::slice::from_ref(&team.key))
+            .is_empty(),
         "another source's"
     );
 
@@ -286,8 +287,14 @@ async fn linked_groups_are_listed_audited_and_guarded(store: SqlStore) {
         "group.unlink"
     );
     let all = store.load_linked_groups().await.unwrap();
-    assert!(all.matching(&issuer, &[team.key.clone()]).is_empty());
-    assert_eq!(all.matching(&other, &[dex.key.clone()]).len(), 1);
+    assert!(
+        all.matching(&issuer, std::slice::from_ref(&team.key))
+            .is_empty()
+    );
+    assert_eq!(
+        all.matching(&other, std::slice::from_ref(&dex.key)).len(),
+        1
+    );
     let missing = store
         .link_group(&actor(), &acme, &group("nope"), Some(&dex))
         .await
