@@ -141,13 +141,32 @@ impl OrgAdmin for SqlStore {
         let membership = membership_in(&mut tx, org, user.id)
             .await?
             .ok_or_else(not_a_member)?;
-        // The user's bindings in this organization go with the membership.
-        let unbound: Vec<_> = bound_roles(&mut tx, SubjectRef::User(user.id))
+        // The user's bindings in this organization go with the membership,
+        // and so do the user's places in its groups: a group of an
+        // organization makes one a member, so leaving it would otherwise
+        // leave the user in (a linked group's membership is the source's).
+        let subject = SubjectRef::User(user.id);
+        let mut unbound: Vec<_> = bound_roles(&mut tx, subject)
             .await?
             .into_iter()
             .filter(|r| r.scope == Scope::Org(org.clone()))
             .collect();
+        let mut left = Vec::new();
+        for (group_id, group_org, name) in groups::subject_groups(&mut tx, subject).await? {
+            if group_org == *org {
+                unbound.extend(groups::group_roles(&mut tx, &group_id).await?);
+                left.push(name.to_string());
+            }
+        }
         actor.authority().over_holder(&unbound, Action::Delete)?;
+        sqlx::query(
+            "DELETE FROM group_members WHERE user_id = $2 \
+             AND group_id IN (SELECT id FROM org_groups WHERE org = $1)",
+        )
+        .bind(org.as_str())
+        .bind(user.id.to_string())
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM memberships WHERE org = $1 AND user_id = $2")
             .bind(org.as_str())
             .bind(user.id.to_string())
@@ -161,11 +180,13 @@ impl OrgAdmin for SqlStore {
         .bind(user.id.to_string())
         .execute(&mut *tx)
         .await?;
+        let mut before = membership.snapshot();
+        before["groups"] = serde_json::json!(left);
         let change = Change {
             action: "member.remove",
             org: Some(org),
-            target: SubjectRef::User(user.id).to_string(),
-            before: Some(membership.snapshot()),
+            target: subject.to_string(),
+            before: Some(before),
             after: None,
         };
         commit_audited(tx, actor, change).await?;

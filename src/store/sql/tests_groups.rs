@@ -302,6 +302,61 @@ async fn linked_groups_are_listed_audited_and_guarded(store: SqlStore) {
     assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
 }
 
+/// Leaving an organization takes the user out of its groups too (a group
+/// would otherwise keep them a member), with the authority that takes.
+async fn leaving_an_organization_leaves_its_groups(store: SqlStore) {
+    world(&store).await;
+    let acme = org("acme");
+    let alice = user(&store, "alice").await;
+    let subject = SubjectRef::User(alice.id);
+    store
+        .add_member(&actor(), &acme, &UserRef::Id(alice.id), true)
+        .await
+        .unwrap();
+    store
+        .add_group_member(&actor(), &acme, &group("platform"), subject)
+        .await
+        .unwrap();
+    // An organization admin without function:* may not take developer away.
+    let iam = role(Some("acme"), "iam-only", &["iam:*"]);
+    store.create_role(&actor(), &iam).await.unwrap();
+    let mallory = user(&store, "mallory").await;
+    let m = SubjectRef::User(mallory.id);
+    store
+        .add_member(&actor(), &acme, &UserRef::Id(mallory.id), true)
+        .await
+        .unwrap();
+    let binding = RoleBinding {
+        role: RoleKey::of(&iam),
+        subject: m,
+    };
+    store.bind_role(&actor(), &binding).await.unwrap();
+    let as_mallory = Actor::caller(m, Arc::new(store.load_grants(m).await.unwrap()));
+    let refused = store
+        .remove_member(&as_mallory, &acme, &UserRef::Id(alice.id))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("function:*"), "{refused}");
+    assert!(store.load_grants(subject).await.unwrap().belongs_to(&acme));
+
+    store
+        .remove_member(&actor(), &acme, &UserRef::Id(alice.id))
+        .await
+        .unwrap();
+    let grants = store.load_grants(subject).await.unwrap();
+    assert!(grants.groups.is_empty(), "still in {:?}", grants.groups);
+    assert!(!grants.belongs_to(&acme));
+    let last = &store.list_audit(None, 1).await.unwrap()[0];
+    assert_eq!(last.action, "member.remove");
+    assert!(
+        last.before
+            .as_deref()
+            .unwrap()
+            .contains("\"groups\":[\"platform\"]"),
+        "{last:?}"
+    );
+}
+
 async fn an_organization_with_groups_is_not_deleted(store: SqlStore) {
     store.create_org(&actor(), &org("empty")).await.unwrap();
     store
@@ -318,4 +373,5 @@ on_both_backends!(
     escalation_through_groups_is_refused,
     an_organization_with_groups_is_not_deleted,
     linked_groups_are_listed_audited_and_guarded,
+    leaving_an_organization_leaves_its_groups,
 );
