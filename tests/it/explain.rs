@@ -188,3 +188,40 @@ async fn explain_prints_every_step_and_decides_as_the_server() {
     assert_eq!(out.code, Some(2), "clap's usage error");
     assert!(out.stderr.contains("--token"), "{}", out.stderr);
 }
+
+/// Issue 15: with a token, explain shows what the source says (the link
+/// keys) and the linked group that granted; named without a token, no
+/// linked group can match.
+#[tokio::test]
+async fn explain_shows_the_links_a_token_carries_and_the_group_they_match() {
+    use dispatch_authz::proto::admin::{self as pb, role_binding::Subject};
+    let app = spawn_app_with(Options {
+        authorization: String::new(),
+        ..Default::default()
+    })
+    .await;
+    let (mut admin, _) = app.acme_with_alice().await;
+    let r = admin.req(pb::GroupRef {
+        org: "acme".into(),
+        name: "sre".into(),
+    });
+    admin.client.create_group(r).await.unwrap();
+    admin
+        .bind("acme", "developer", Subject::Group("acme/sre".into()))
+        .await
+        .unwrap();
+    let r = admin.req(pb::LinkGroupRequest {
+        org: "acme".into(),
+        name: "sre".into(),
+        link: "test:groups=sre".into(),
+    });
+    admin.client.link_group(r).await.unwrap();
+    let bob = token(&crate::rbac::with_groups(claims("bob"), &["sre"]));
+    let args = ["--org", "acme", "GET", "/v1/function/f"];
+    let out = explain(&app, &[&["--token", bob.as_str()][..], &args].concat());
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    has(&out, "groups=sre");
+    has(&out, "through group sre");
+    let out = explain(&app, &[&["--user", "test:bob"][..], &args].concat());
+    assert_eq!(out.code, Some(2), "{}{}", out.stdout, out.stderr);
+}

@@ -290,3 +290,55 @@ fn verdicts_agree_with_the_decision() {
         }
     }
 }
+
+/// Linked groups (issue 15): matched by source and exact key, added once
+/// to the subject's own grants, and never enabling a disabled subject.
+#[test]
+fn linked_groups_match_their_source_and_key_exactly() {
+    use crate::domain::{GroupLink, IssuerName, LinkKey};
+    let developer = role("developer", Some("acme"), &["function:*"]);
+    let platform = group("acme", "platform", vec![developer]);
+    let link = GroupLink::parse("github:team=acme/platform").unwrap();
+    let linked = LinkedGroups::new([(link.clone(), platform.clone())]);
+    let github = IssuerName::parse("github").unwrap();
+    let dex = IssuerName::parse("dex").unwrap();
+    let key = |text: &str| {
+        let (claim, value) = text.split_once('=').unwrap();
+        LinkKey::new(claim, value).unwrap()
+    };
+    let found = linked.matching(&github, &[key("team=acme/platform")]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0], platform);
+    for (issuer, keys) in [
+        (&dex, vec![key("team=acme/platform")]),
+        (&github, vec![key("team=acme/Platform")]),
+        (&github, vec![key("team=acme/platform-x")]),
+        (&github, vec![key("groups=acme/platform")]),
+        (&github, vec![]),
+    ] {
+        assert!(
+            linked.matching(issuer, &keys).is_empty(),
+            "{issuer} {keys:?}"
+        );
+    }
+
+    let own = grants(true, None, &[], vec![]);
+    let with = own.with_linked(vec![platform.clone(), platform.clone()]);
+    assert_eq!(with.groups.len(), 1, "added once");
+    let allowed = with
+        .decide(Some(&org("acme")), "function", Action::Create)
+        .unwrap();
+    assert_eq!(allowed.groups, [GroupName::parse("platform").unwrap()]);
+    let already =
+        with_groups(own.clone(), vec![platform.clone()]).with_linked(vec![platform.clone()]);
+    assert_eq!(
+        already.groups.len(),
+        1,
+        "a database member is not counted twice"
+    );
+    let disabled = grants(false, None, &[], vec![]).with_linked(vec![platform]);
+    assert_eq!(
+        disabled.decide(Some(&org("acme")), "function", Action::Create),
+        Err(Refused::Disabled)
+    );
+}
