@@ -31,5 +31,14 @@ pub mod proto {
     #[allow(clippy::all, clippy::pedantic)]
     pub mod admin {
         tonic::include_proto!("dispatch.authz.admin.v1");
+
+        /// For gRPC reflection on the admin listener.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/admin_descriptor.bin"));
     }
+
+    /// Envoy's `envoy.service.auth.v3.Authorization` and its imports, for
+    /// gRPC reflection (compiled from `proto/vendor/`).
+    pub const EXT_AUTHZ_FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/ext_authz_descriptor.bin"));
 }

@@ -60,6 +60,7 @@ pub async fn serve(
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(crate::proto::EXT_AUTHZ_FILE_DESCRIPTOR_SET)
     };
     let router = Server::builder()
         .add_service(health_service)
@@ -91,11 +92,29 @@ pub async fn serve(
     // The admin API: its own listener (loopback by default), stopped with
     // the main one.
     let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin_reflection = {
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(crate::proto::admin::FILE_DESCRIPTOR_SET)
+        };
+        (reflection().build_v1()?, reflection().build_v1alpha()?)
+    };
     let admin_server = async {
         match admin {
             Some((listener, service)) => {
                 let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                // Health (SERVING while it runs) and reflection here too, so
+                // `grpcurl` and probes work on the admin port as on the main.
+                let (admin_health, admin_health_service) = tonic_health::server::health_reporter();
+                admin_health
+                    .set_serving::<AdminServer<AdminService>>()
+                    .await;
+                let (v1, v1alpha) = admin_reflection;
                 Server::builder()
+                    .add_service(admin_health_service)
+                    .add_service(v1)
+                    .add_service(v1alpha)
                     .add_service(AdminServer::new(service))
                     .serve_with_incoming_shutdown(incoming, async {
                         let _ = admin_stop_rx.await;

@@ -367,54 +367,88 @@ async fn bad_credentials_get_a_401_naming_the_problem() {
     }
 }
 
+/// Issue 16, item 6: health and reflection on both gRPC listeners, and
+/// reflection lists (and describes) the services each one serves, as
+/// `grpcurl list` / `grpcurl describe` ask.
 #[tokio::test]
-async fn health_and_reflection_are_served_on_the_same_port() {
+async fn health_and_reflection_are_served_on_every_grpc_listener() {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
     let app = spawn_app().await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel.clone());
-    for service in ["", "envoy.service.auth.v3.Authorization"] {
-        let status = health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
+    let listeners = [
+        (app.addr, "envoy.service.auth.v3.Authorization"),
+        (app.admin_addr.unwrap(), "dispatch.authz.admin.v1.Admin"),
+    ];
+    for (addr, service) in listeners {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
             .unwrap()
-            .into_inner()
-            .status;
-        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+            .connect()
+            .await
+            .unwrap();
+        let mut health = HealthClient::new(channel.clone());
+        for name in ["", service] {
+            let status = health
+                .check(HealthCheckRequest {
+                    service: name.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status;
+            assert_eq!(status, ServingStatus::Serving as i32, "{addr} {name:?}");
+        }
+        let names = reflect(channel.clone(), ReflectAsk::List).await;
+        for want in ["grpc.health.v1.Health", service] {
+            assert!(names.contains(&want.to_owned()), "{addr}: {names:?}");
+        }
+        // `describe`: the file defining the service, with its imports.
+        let files = reflect(channel, ReflectAsk::Symbol(service)).await;
+        assert!(!files.is_empty(), "{service} not described");
     }
+}
 
+enum ReflectAsk {
+    List,
+    Symbol(&'static str),
+}
+
+/// Service names, or the names of the files describing a symbol.
+async fn reflect(channel: tonic::transport::Channel, ask: ReflectAsk) -> Vec<String> {
+    use prost::Message;
     use tonic_reflection::pb::v1::{
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
-    let mut reflection = ServerReflectionClient::new(channel);
+    let message_request = match ask {
+        ReflectAsk::List => MessageRequest::ListServices(String::new()),
+        ReflectAsk::Symbol(symbol) => MessageRequest::FileContainingSymbol(symbol.into()),
+    };
     let request = ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+        message_request: Some(message_request),
     };
-    let mut stream = reflection
+    let mut stream = ServerReflectionClient::new(channel)
         .server_reflection_info(tokio_stream::iter([request]))
         .await
         .unwrap()
         .into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) =
-        stream.message().await.unwrap().unwrap().message_response
-    else {
-        panic!("no service list")
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(
-        names.contains(&"grpc.health.v1.Health".to_owned()),
-        "{names:?}"
-    );
+    match stream.message().await.unwrap().unwrap().message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        Some(MessageResponse::FileDescriptorResponse(files)) => files
+            .file_descriptor_proto
+            .iter()
+            .map(|f| {
+                prost_types::FileDescriptorProto::decode(&f[..])
+                    .unwrap()
+                    .name()
+                    .to_owned()
+            })
+            .collect(),
+        other => panic!("unexpected answer {other:?}"),
+    }
 }
 
 #[tokio::test]
