@@ -3,6 +3,8 @@
 
 mod explain;
 mod iam;
+mod init;
+mod keys;
 mod token;
 mod users;
 
@@ -114,6 +116,13 @@ pub enum Command {
     /// organization, each role considered and what granted it or why
     /// nothing did. Exit status 0 on allow, 2 on deny.
     Explain(explain::Explain),
+    /// Write a working development setup into DIR: a configuration whose
+    /// issuer "dev" trusts a fresh key pair, the private key (for `token
+    /// mint`) and, once served, the database. Never overwrites.
+    Init {
+        #[arg(default_value = "dispatch-authz-dev")]
+        dir: PathBuf,
+    },
     /// Developer tools for tokens.
     Token {
         #[command(subcommand)]
@@ -131,12 +140,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         database: cli.database.clone(),
         log_format: cli.log_format,
     };
-    if let Command::Token {
-        command: TokenCommand::Mint(args),
-    } = &cli.command
-    {
-        println!("{}", token::mint(args)?);
-        return Ok(ExitCode::SUCCESS);
+    match &cli.command {
+        Command::Token {
+            command: TokenCommand::Mint(args),
+        } => {
+            println!("{}", token::mint(args)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Init { dir } => {
+            init::init(dir)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     let config = settings.compile()?;
@@ -189,7 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let rows = store.import(&actor, std::io::BufReader::new(file)).await?;
             println!("imported {rows} rows into {}", config.database);
         }
-        Command::Token { .. } => unreachable!("handled above"),
+        Command::Token { .. } | Command::Init { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Header;
+
+use super::keys::{PrivateKey, read_private_key};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -17,9 +18,10 @@ pub struct MintToken {
     /// PEM private key (for HS256: a file holding the shared secret).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
-    /// RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA or HS256.
-    #[arg(long, default_value = "RS256")]
-    pub algorithm: String,
+    /// Taken from the key (RS256 for RSA, ES256/ES384, EdDSA); set it for an
+    /// HMAC secret (HS256), or PS256 etc. with an RSA key.
+    #[arg(long)]
+    pub algorithm: Option<String>,
     #[arg(long)]
     pub kid: Option<String>,
     /// A service account's token: `iss` = ORG/NAME, no `sub` or `aud`
@@ -51,11 +53,11 @@ impl MintToken {
     pub(super) fn for_service_account(
         account: &str,
         key: &std::path::Path,
-        algorithm: &str,
+        algorithm: Option<&str>,
     ) -> Self {
         Self {
             key: key.to_owned(),
-            algorithm: algorithm.to_owned(),
+            algorithm: algorithm.map(str::to_owned),
             kid: None,
             service_account: Some(account.to_owned()),
             issuer: None,
@@ -69,26 +71,7 @@ impl MintToken {
 }
 
 pub(super) fn mint(args: &MintToken) -> anyhow::Result<String> {
-    let algorithm: Algorithm = args
-        .algorithm
-        .parse()
-        .map_err(|_| anyhow::anyhow!("unknown algorithm {:?}", args.algorithm))?;
-    let bytes = std::fs::read(&args.key)
-        .with_context(|| format!("cannot read key {}", args.key.display()))?;
-    let key = match algorithm {
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Ok(EncodingKey::from_secret(
-            String::from_utf8_lossy(&bytes).trim().as_bytes(),
-        )),
-        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&bytes),
-        Algorithm::EdDSA => EncodingKey::from_ed_pem(&bytes),
-        _ => EncodingKey::from_rsa_pem(&bytes),
-    }
-    .with_context(|| {
-        format!(
-            "{} is not a PEM private key for {algorithm:?}",
-            args.key.display()
-        )
-    })?;
+    let PrivateKey { algorithm, key } = read_private_key(&args.key, args.algorithm.as_deref())?;
     let now = crate::domain::unix_now() as i64;
     let mut claims = serde_json::json!({ "iat": now, "exp": now + args.ttl_secs });
     let iss = args.service_account.as_ref().or(args.issuer.as_ref());

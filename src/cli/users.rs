@@ -137,13 +137,16 @@ fn new_user(add: &AddUser, config: &Config) -> anyhow::Result<NewUser> {
     let sources = config.source_names();
     if !sources.contains(&&issuer) {
         let known: Vec<&str> = sources.iter().map(|i| i.as_str()).collect();
+        if known.is_empty() {
+            bail!(
+                "source \"{issuer}\" is not configured: no identity source is. Pass --config \
+                 with the server's configuration, or make a development one with \
+                 `dispatch-authz init DIR` (its source is \"dev\")"
+            );
+        }
         bail!(
             "source \"{issuer}\" is not configured (configured: {}); pass --config with the server's configuration",
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
+            known.join(", ")
         );
     }
     Ok(NewUser {

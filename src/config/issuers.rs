@@ -1,7 +1,9 @@
 //! `[[issuers]]`: OIDC/JWT issuers, checked into `IssuerConfig`s (keys
 //! read from files here; remote key sets are fetched by `startup`).
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
+
+use figment::value::magic::RelativePathBuf;
 
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::{Deserialize, Serialize};
@@ -38,7 +40,7 @@ pub struct IssuerSettings {
     #[serde(default)]
     pub remote: RemoteKeySettings,
     #[serde(default)]
-    pub jwks_file: Option<PathBuf>,
+    pub jwks_file: Option<RelativePathBuf>,
     #[serde(default)]
     pub public_keys: Vec<PublicKeySettings>,
     /// HS256 shared secret; requires `development_only = true`.
@@ -102,7 +104,7 @@ impl Default for RemoteKeySettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublicKeySettings {
-    pub pem_file: PathBuf,
+    pub pem_file: RelativePathBuf,
     /// RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA.
     pub algorithm: String,
     #[serde(default)]
@@ -274,14 +276,15 @@ impl IssuerSettings {
         }
         let mut keys = Vec::new();
         if let Some(path) = &self.jwks_file {
-            keys.extend(keys::load_jwks_file(path).map_err(|e| invalid(at("jwks_file"), e))?);
+            let path = path.relative();
+            keys.extend(keys::load_jwks_file(&path).map_err(|e| invalid(at("jwks_file"), e))?);
         }
         for (i, key) in self.public_keys.iter().enumerate() {
             let field = at(&format!("public_keys[{i}]"));
             let algorithm = keys::parse_public_algorithm(&key.algorithm)
                 .map_err(|e| invalid(format!("{field}.algorithm"), e))?;
             keys.push(
-                keys::load_pem(&key.pem_file, algorithm, key.kid.clone())
+                keys::load_pem(&key.pem_file.relative(), algorithm, key.kid.clone())
                     .map_err(|e| invalid(format!("{field}.pem_file"), e))?,
             );
         }

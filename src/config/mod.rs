@@ -180,7 +180,19 @@ impl Settings {
         if let Some(format) = overrides.log_format {
             figment = figment.merge(Serialized::default("log.format", format));
         }
-        Ok(figment.extract()?)
+        let mut settings: Settings = figment.extract()?;
+        // Paths written in the file are read from the file's directory, so
+        // a configuration works whatever directory it is started from (key
+        // files are `RelativePathBuf`s for the same reason); a path from the
+        // environment or the command line is the caller's, from theirs.
+        let from_file = figment
+            .find_metadata("store.database")
+            .and_then(|m| m.source.as_ref()?.file_path())
+            .and_then(Path::parent);
+        if let Some(dir) = from_file {
+            settings.store.database = relative_to(dir, &settings.store.database);
+        }
+        Ok(settings)
     }
 
     pub fn compile(&self) -> Result<Config, ConfigError> {
@@ -277,4 +289,18 @@ fn within(
         ));
     }
     Ok(())
+}
+
+/// A relative SQLite path, joined to `dir`; URLs and absolute paths as
+/// they are.
+fn relative_to(dir: &Path, database: &str) -> String {
+    match StoreLocation::parse(database) {
+        // An empty value stays empty: `compile` names it.
+        StoreLocation::Sqlite(path)
+            if path.is_relative() && !dir.as_os_str().is_empty() && !database.trim().is_empty() =>
+        {
+            dir.join(path).to_string_lossy().into_owned()
+        }
+        _ => database.to_owned(),
+    }
 }

@@ -1,7 +1,9 @@
 //! `[signed_identity]`: the `x-dispatch-identity` JWT (`assertion`). Off
 //! unless the section is present.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
+
+use figment::value::magic::RelativePathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +27,7 @@ pub struct SignedIdentityConfig {
     /// PKCS#8 PEM private keys: the first signs, the others are published
     /// (the next key, before it signs). Empty: keys generated in memory,
     /// for one replica.
-    pub key_files: Vec<PathBuf>,
+    pub key_files: Vec<RelativePathBuf>,
     /// Generated keys: a new one signs this often.
     pub rotate_secs: u64,
     /// Tokens kept for reuse (about 0.8 KiB each).
@@ -70,7 +72,12 @@ impl SignedIdentityConfig {
                 rotate: Duration::from_secs(self.rotate_secs),
             }
         } else {
-            KeyOrigin::Files(self.key_files.clone())
+            KeyOrigin::Files(
+                self.key_files
+                    .iter()
+                    .map(RelativePathBuf::relative)
+                    .collect(),
+            )
         };
         within(
             "signed_identity.cache_capacity",

@@ -465,3 +465,39 @@ fn group_claims_are_names_a_link_can_hold() {
     let bad = err(&issuer(&format!("group_claims = [\"\"]\n{keys}")));
     assert!(bad.contains("group_claims[0]"), "{bad}");
 }
+
+/// Issue 16: paths written in the file are read from its directory (the
+/// configuration works from anywhere); a database given by the caller
+/// (`--database`, the environment) is theirs, from their directory.
+#[test]
+fn paths_in_the_file_are_read_from_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(KEY, dir.path().join("dev.pub.pem")).unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[store]\ndatabase = \"data/users.db\"\n[[issuers]]\nname = \"dev\"\nissuer = \"https://d\"\n\
+         audiences = [\"a\"]\n[[issuers.public_keys]]\npem_file = \"dev.pub.pem\"\nalgorithm = \"RS256\"\n",
+    )
+    .unwrap();
+    let config = Settings::load(Some(&path), &Overrides::default())
+        .unwrap()
+        .compile()
+        .unwrap();
+    assert_eq!(fixed(&config.issuers[0].keys).len(), 1, "the key was found");
+    assert_eq!(
+        config.database.to_string(),
+        dir.path().join("data/users.db").display().to_string()
+    );
+    let overrides = Overrides {
+        database: Some("mine.db".into()),
+        ..Overrides::default()
+    };
+    let config = Settings::load(Some(&path), &overrides)
+        .unwrap()
+        .compile()
+        .unwrap();
+    assert_eq!(config.database.to_string(), "mine.db");
+    let postgres = "postgres://u@h/db";
+    assert_eq!(relative_to(dir.path(), postgres), postgres);
+}

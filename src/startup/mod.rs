@@ -54,11 +54,6 @@ pub use reload::Reloader;
 impl App {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let store = SqlStore::open(&config.database, config.pool_size).await?;
-        if config.issuers.is_empty() && config.github.is_none() {
-            tracing::warn!(
-                "no identity issuers configured: every request outside the public paths will be refused"
-            );
-        }
         let sources = config.source_names().into_iter().cloned().collect();
         let listener = bind(&config.listen).await?;
         let admin = match config.admin_listen {
@@ -132,8 +127,9 @@ impl App {
         &self.store
     }
 
-    /// The one start-up line: what runs where, on which store, trusting
-    /// which issuers (the store's password masked).
+    /// A line per listener, then the start-up line: what runs where, on
+    /// which store, trusting which issuers (the store's password masked);
+    /// then, with no identity source, what to do about it.
     fn log_start(&self) {
         let at = |listener: &Listener| match listener {
             Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -144,6 +140,35 @@ impl App {
                 .and_then(|l| l.local_addr().ok())
                 .map_or("off".to_owned(), |a| a.to_string())
         };
+        let mut listeners = vec![(
+            "check",
+            at(&self.listener),
+            "gRPC: Authorization, Health, reflection",
+        )];
+        if let Some(addr) = self.admin_addr() {
+            listeners.push((
+                "admin",
+                addr.to_string(),
+                "gRPC: admin API, Health, reflection",
+            ));
+        }
+        if let Some((l, _)) = &self.http {
+            listeners.push((
+                "http",
+                at(l),
+                "HTTP checks for nginx, Caddy, Traefik, Envoy",
+            ));
+        }
+        if let Some(addr) = self.operations_addr() {
+            listeners.push((
+                "operations",
+                addr.to_string(),
+                "HTTP: /healthz, /readyz, /metrics",
+            ));
+        }
+        for (listener, addr, serves) in listeners {
+            tracing::info!(listener, %addr, serves, "listening");
+        }
         let issuers: Vec<&str> = self.sources.iter().map(IssuerName::as_str).collect();
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
@@ -159,6 +184,13 @@ impl App {
             traces = %traces(),
             "serving ext_authz"
         );
+        if self.sources.is_empty() {
+            tracing::warn!(
+                "no issuer configured: every request outside the public paths is refused. For a \
+                 development setup run `dispatch-authz init DIR` and serve with its configuration; \
+                 to trust Dex, GitHub or GitHub Actions see README.md, \"Identity sources\""
+            );
+        }
     }
 
     pub async fn run_until_stopped(

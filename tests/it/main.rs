@@ -15,6 +15,7 @@ mod dry_run;
 mod envoy;
 mod escalation;
 mod explain;
+mod first_run;
 mod github;
 mod groups;
 mod http_check;

@@ -37,9 +37,9 @@ pub struct Connection {
     /// The service account's private key (PEM).
     #[arg(long, global = true, value_name = "FILE")]
     pub key: Option<PathBuf>,
-    /// Algorithm of --key.
-    #[arg(long, global = true, default_value = "RS256")]
-    pub algorithm: String,
+    /// Algorithm of --key [default: the key's own].
+    #[arg(long, global = true)]
+    pub algorithm: Option<String>,
 }
 
 struct Admin {
@@ -57,7 +57,7 @@ impl Admin {
             (_, Some(account), Some(key)) => mint(&MintToken::for_service_account(
                 account,
                 key,
-                &connection.algorithm,
+                connection.algorithm.as_deref(),
             ))?,
             (Some(token), _, _) => token.clone(),
             _ => bail!(
