@@ -2,6 +2,7 @@
 //! the only place `anyhow` is used).
 
 mod explain;
+mod health;
 mod iam;
 mod init;
 mod keys;
@@ -116,6 +117,15 @@ pub enum Command {
     /// organization, each role considered and what granted it or why
     /// nothing did. Exit status 0 on allow, 2 on deny.
     Explain(explain::Explain),
+    /// Ask the running server (server.listen of the configuration) whether
+    /// it is healthy, over gRPC health: exit 0 when SERVING. For a
+    /// container's HEALTHCHECK or a probe that can only run a command.
+    Healthcheck {
+        /// Ask for readiness (keys loaded, database answering) instead of
+        /// liveness.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Write a working development setup into DIR: a configuration whose
     /// issuer "dev" trusts a fresh key pair, the private key (for `token
     /// mint`) and, once served, the database. Never overwrites.
@@ -179,6 +189,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => iam::run(&connection, command).await?,
         Command::Bootstrap(add) => users::bootstrap(&add, &config).await?,
+        Command::Healthcheck { ready } => {
+            let service = if ready {
+                "envoy.service.auth.v3.Authorization"
+            } else {
+                ""
+            };
+            health::healthcheck(&config, service).await?;
+        }
         Command::Reload { connection } => iam::reload(&connection).await?,
         Command::Explain(args) => return explain::explain(&args, config).await,
         Command::Export { output } => {

@@ -344,27 +344,41 @@ async fn every_envoy_config_validates() {
     let Some(binary) = require_envoy() else {
         return;
     };
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy");
-    let mut checked = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let out = Command::new(&binary)
-                .args(["--mode", "validate", "-c"])
-                .arg(&path)
-                .output()
-                .await
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}: {}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            checked += 1;
+    // The front proxy's, the compose topology's and the sidecar form.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = Vec::new();
+    for dir in ["envoy", "examples/compose", "deploy/envoy"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let is_envoy =
+                std::fs::read_to_string(&path).is_ok_and(|text| text.contains("static_resources:"));
+            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") && is_envoy {
+                let out = Command::new(&binary)
+                    .args(["--mode", "validate", "-c"])
+                    .arg(&path)
+                    .output()
+                    .await
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                checked.push(path);
+            }
         }
     }
-    assert!(checked > 0, "no Envoy configs found");
+    for want in [
+        "envoy/envoy.yaml",
+        "examples/compose/envoy.yaml",
+        "deploy/envoy/envoy-sidecar.yaml",
+    ] {
+        assert!(
+            checked.contains(&root.join(want)),
+            "{want} not validated: {checked:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,8 @@ mod admin;
 mod api;
 mod architecture;
 mod cli;
+mod compose;
+mod deploy;
 mod dry_run;
 mod envoy;
 mod escalation;
