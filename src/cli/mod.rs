@@ -6,6 +6,7 @@ mod health;
 mod iam;
 mod init;
 mod keys;
+mod output;
 mod token;
 mod users;
 
@@ -162,6 +163,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}
+    }
+    if let Command::Users { connection, .. } | Command::Iam { connection, .. } = &cli.command {
+        output::set_format(output::Format::json(connection.json));
     }
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     let config = settings.compile()?;

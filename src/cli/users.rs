@@ -4,6 +4,7 @@
 use anyhow::bail;
 use clap::{Args, Subcommand};
 
+use super::output;
 use crate::{
     config::Config,
     domain::{DisplayName, Email, IssuerName, Login, Subject},
@@ -16,12 +17,8 @@ pub enum UsersCommand {
     /// Register a user: the source (by configured name) and its subject,
     /// e.g. `--source github --github-id 583231 --login octocat`.
     Add(AddUser),
-    /// List users.
-    List {
-        /// Print JSON lines instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    /// List users (`--json`: JSON lines).
+    List,
     /// Show one user, by id or SOURCE:SUBJECT.
     Show { user: String },
     /// Refuse the user's requests from now on (within the cache TTL).
@@ -73,15 +70,9 @@ pub(super) async fn users(command: UsersCommand, config: &Config) -> anyhow::Res
             let user = iam.create_user(&actor, new_user(&add, config)?).await?;
             print_user(&user);
         }
-        UsersCommand::List { json } => {
-            let users = iam.list_users(&actor).await?;
-            if json {
-                for user in &users {
-                    println!("{}", user_json(user));
-                }
-            } else {
-                print_table(&users);
-            }
+        UsersCommand::List => {
+            let users: Vec<_> = iam.list_users(&actor).await?.iter().map(user_json).collect();
+            output::many(output::format(), &users, USER_COLUMNS);
         }
         UsersCommand::Show { user } => {
             let r = UserRef::parse(&user)?;
@@ -158,16 +149,6 @@ fn new_user(add: &AddUser, config: &Config) -> anyhow::Result<NewUser> {
     })
 }
 
-fn timestamp(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
-}
-
 fn user_json(user: &User) -> serde_json::Value {
     serde_json::json!({
         "id": user.id.to_string(),
@@ -177,34 +158,14 @@ fn user_json(user: &User) -> serde_json::Value {
         "email": user.email.as_ref().map(Email::as_str),
         "display_name": user.display_name.as_deref().map(DisplayName::as_str),
         "enabled": user.enabled,
-        "created_at": timestamp(user.created_at),
-        "updated_at": timestamp(user.updated_at),
+        "created_at": output::timestamp(user.created_at),
+        "updated_at": output::timestamp(user.updated_at),
     })
 }
 
-fn print_user(user: &User) {
-    let json = user_json(user);
-    for (key, value) in json.as_object().into_iter().flatten() {
-        let value = value
-            .as_str()
-            .map_or_else(|| value.to_string(), str::to_owned);
-        println!("{key:<13}{value}");
-    }
-}
+/// The columns of a user table, with or without `--server`.
+pub(super) const USER_COLUMNS: &[&str] = &["id", "source", "subject", "login", "enabled"];
 
-fn print_table(users: &[User]) {
-    println!(
-        "{:<36}  {:<16}  {:<24}  {:<20}  ENABLED",
-        "ID", "SOURCE", "SUBJECT", "LOGIN"
-    );
-    for u in users {
-        println!(
-            "{:<36}  {:<16}  {:<24}  {:<20}  {}",
-            u.id.to_string(),
-            u.issuer.as_str(),
-            u.subject.as_str(),
-            u.login.as_str(),
-            if u.enabled { "yes" } else { "no" }
-        );
-    }
+fn print_user(user: &User) {
+    output::one(output::format(), &user_json(user));
 }

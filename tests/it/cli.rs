@@ -102,13 +102,19 @@ fn users_can_be_added_listed_disabled_and_removed() {
     let id = users[0]["id"].as_str().unwrap().to_owned();
 
     let disabled = run(&config, &["users", "disable", "test:583231"]);
-    assert!(
-        disabled.ok && disabled.stdout.contains("false"),
-        "{}",
-        disabled.stdout
-    );
+    let field = |out: &str, name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+    };
+    assert!(disabled.ok, "{}", disabled.stderr);
+    assert_eq!(field(&disabled.stdout, "enabled").as_deref(), Some("no"));
+    // Absent values print as "-", times as ISO-8601.
+    assert_eq!(field(&disabled.stdout, "display_name").as_deref(), Some("-"));
+    assert!(field(&disabled.stdout, "created_at").unwrap().ends_with('Z'));
     let enabled = run(&config, &["users", "enable", &id]);
-    assert!(enabled.ok && enabled.stdout.contains("true"));
+    assert!(enabled.ok);
+    assert_eq!(field(&enabled.stdout, "enabled").as_deref(), Some("yes"));
     let shown = run(&config, &["users", "show", &id]);
     assert!(shown.stdout.contains("octocat@example.com"));
     assert!(run(&config, &["users", "list"]).stdout.contains("octocat"));
@@ -659,7 +665,7 @@ async fn bootstrap_then_iam_commands_over_the_admin_api() {
     let server = format!("http://{}", app.admin_addr.unwrap());
     let root = token(&claims("root"));
     let iam = |args: &[&str]| {
-        let mut all = vec!["iam", "--server", &server];
+        let mut all = vec!["iam", "--json", "--server", &server];
         all.extend_from_slice(args);
         run_env(&config, &all, &[("DISPATCH_TOKEN", &root)])
     };
@@ -774,7 +780,7 @@ async fn iam_commands_manage_groups_their_roles_and_members() {
     let server = format!("http://{}", app.admin_addr.unwrap());
     let root = token(&claims("root"));
     let iam = |args: &[&str]| {
-        let mut all = vec!["iam", "--server", &server];
+        let mut all = vec!["iam", "--json", "--server", &server];
         all.extend_from_slice(args);
         let r = run_env(&config, &all, &[("DISPATCH_TOKEN", &root)]);
         assert!(r.ok, "{args:?}: {}", r.stderr);
@@ -901,4 +907,39 @@ async fn export_then_import_moves_the_store_to_another_backend() {
         &["--database", &fresh, "import", file.to_str().unwrap()],
     );
     assert!(!bad.ok && bad.stderr.contains("line 1"), "{}", bad.stderr);
+}
+
+/// Issue 16, item 7: a command prints the same with or without `--server`
+/// (a table or `key value` lines by default, JSON lines with `--json`;
+/// ISO-8601 times, absent values null), so scripts need not care which
+/// way it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_and_server_commands_print_the_same() {
+    let app = spawn_app_with(Options::default()).await;
+    let config = app.dir.path().join("dispatch-authz.toml");
+    let boot = ["bootstrap", "--source", "test", "--subject", "root", "--login", "root"];
+    assert!(run(&config, &boot).ok);
+    let add = ["users", "add", "--source", "test", "--subject", "42", "--login", "hubot"];
+    assert!(run(&config, &add).ok);
+    let server = format!("http://{}", app.admin_addr.unwrap());
+    let root = token(&claims("root"));
+    let env = [("DISPATCH_TOKEN", root.as_str())];
+    for args in [
+        &["users", "list"][..],
+        &["users", "list", "--json"],
+        &["users", "show", "test:42"],
+        &["users", "show", "test:42", "--json"],
+    ] {
+        let local = run(&config, args);
+        let mut remote_args = args.to_vec();
+        remote_args.extend_from_slice(&["--server", &server]);
+        let remote = run_env(&config, &remote_args, &env);
+        assert!(local.ok && remote.ok, "{args:?}: {}{}", local.stderr, remote.stderr);
+        assert_eq!(local.stdout, remote.stdout, "{args:?}");
+    }
+    let shown = run(&config, &["users", "show", "test:42", "--json"]);
+    let user: Value = serde_json::from_str(shown.stdout.trim()).unwrap();
+    assert_eq!(user["email"], Value::Null, "absent is null, not \"\"");
+    assert!(user["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(user["source"], "test");
 }

@@ -13,7 +13,7 @@ use tonic::{Request, transport::Channel};
 pub use commands::IamCommand;
 use commands::{Create, Delete, Get, Update};
 
-use super::{MintToken, UsersCommand, token::mint};
+use super::{MintToken, UsersCommand, output, token::mint};
 use crate::{
     config::DEFAULT_ADMIN_LISTEN,
     proto::admin::{self as pb, admin_client::AdminClient},
@@ -37,6 +37,10 @@ pub struct Connection {
     /// The service account's private key (PEM).
     #[arg(long, global = true, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Print JSON lines instead of a table (times ISO-8601, absent values
+    /// null: the same with or without --server).
+    #[arg(long, global = true)]
+    pub json: bool,
     /// Algorithm of --key [default: the key's own].
     #[arg(long, global = true)]
     pub algorithm: Option<String>,
@@ -87,10 +91,18 @@ impl Admin {
 }
 
 fn print<T: serde::Serialize>(item: &T) {
-    println!(
-        "{}",
-        serde_json::to_string(item).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-    );
+    output::one(output::format(), &output::record(item));
+}
+
+fn print_all<T: serde::Serialize>(items: &[T]) {
+    let records: Vec<_> = items.iter().map(output::record).collect();
+    let columns: &[&str] = match items.first().map(output::record) {
+        // Users: the columns `users list` shows on the database file too.
+        Some(r) if r.get("login").is_some() => super::users::USER_COLUMNS,
+        Some(r) if r.get("actor").is_some() => &["at", "actor", "action", "org", "target"],
+        _ => &[],
+    };
+    output::many(output::format(), &records, columns);
 }
 
 fn status(e: tonic::Status) -> anyhow::Error {
@@ -221,7 +233,7 @@ async fn get(a: &mut Admin, what: Get) -> anyhow::Result<()> {
         }
         Get::Organization { name: None } => {
             let list = call!(a, list_organizations, pb::ListOrganizationsRequest {});
-            list.organizations.iter().for_each(print);
+            print_all(&list.organizations);
         }
         Get::Role {
             name: Some(name),
@@ -236,7 +248,7 @@ async fn get(a: &mut Admin, what: Get) -> anyhow::Result<()> {
         )),
         Get::Role { name: None, scope } => {
             let list = call!(a, list_roles, pb::ListRolesRequest { org: scope.org() });
-            list.roles.iter().for_each(print);
+            print_all(&list.roles);
         }
         Get::Serviceaccount {
             name: Some(name),
@@ -249,7 +261,7 @@ async fn get(a: &mut Admin, what: Get) -> anyhow::Result<()> {
         Get::Serviceaccount { name: None, org } => {
             let message = pb::ListServiceAccountsRequest { org };
             let list = call!(a, list_service_accounts, message);
-            list.service_accounts.iter().for_each(print);
+            print_all(&list.service_accounts);
         }
         Get::Group {
             name: Some(name),
@@ -257,16 +269,16 @@ async fn get(a: &mut Admin, what: Get) -> anyhow::Result<()> {
         } => print(&call!(a, get_group, pb::GroupRef { org, name })),
         Get::Group { name: None, org } => {
             let list = call!(a, list_groups, pb::ListGroupsRequest { org });
-            list.groups.iter().for_each(print);
+            print_all(&list.groups);
         }
         Get::Member { org } => {
             let list = call!(a, list_members, pb::ListMembersRequest { org });
-            list.members.iter().for_each(print);
+            print_all(&list.members);
         }
         Get::Binding { scope } => {
             let message = pb::ListRoleBindingsRequest { org: scope.org() };
             let list = call!(a, list_role_bindings, message);
-            list.bindings.iter().for_each(print);
+            print_all(&list.bindings);
         }
         Get::Audit { org, limit } => {
             let message = pb::ListAuditLogRequest {
@@ -274,7 +286,7 @@ async fn get(a: &mut Admin, what: Get) -> anyhow::Result<()> {
                 limit,
             };
             let list = call!(a, list_audit_log, message);
-            list.entries.iter().for_each(print);
+            print_all(&list.entries);
         }
     }
     Ok(())
@@ -342,7 +354,7 @@ pub async fn users(connection: &Connection, command: UsersCommand) -> anyhow::Re
         }
         UsersCommand::List { .. } => {
             let list = call!(a, list_users, pb::ListUsersRequest {});
-            list.users.iter().for_each(print);
+            print_all(&list.users);
         }
         UsersCommand::Show { user } => print(&call!(a, get_user, pb::UserRef { user })),
         UsersCommand::Disable { user } => {
