@@ -204,7 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reload { connection } => iam::reload(&connection).await?,
         Command::Explain(args) => return explain::explain(&args, config).await,
         Command::Export { output } => {
-            let store = startup::open_store(&config).await?;
+            let store = startup::open_existing_store(&config).await?;
             let rows = match output {
                 Some(path) => {
                     let file = std::fs::File::create(&path)

@@ -49,7 +49,11 @@ fn normalize(value: Value) -> Value {
                             .map_or(value.clone(), |secs| Value::String(timestamp(secs))),
                         _ => normalize(value),
                     };
-                    let key = if key == "issuer" { "source".into() } else { key };
+                    let key = if key == "issuer" {
+                        "source".into()
+                    } else {
+                        key
+                    };
                     (key, value)
                 })
                 .collect::<Map<_, _>>(),
@@ -122,7 +126,13 @@ pub fn many(format: Format, records: &[Value], columns: &[&str]) {
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
-        .map(|(i, c)| rows.iter().map(|r| r[i].len()).chain([c.len()]).max().unwrap_or(0))
+        .map(|(i, c)| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |cells: Vec<String>| {
         let padded: Vec<String> = cells

@@ -63,7 +63,12 @@ impl AddUser {
 }
 
 pub(super) async fn users(command: UsersCommand, config: &Config) -> anyhow::Result<()> {
-    let iam = startup::local_iam(config).await?;
+    let iam = match command {
+        UsersCommand::List | UsersCommand::Show { .. } => {
+            startup::local_iam_read_only(config).await?
+        }
+        _ => startup::local_iam(config).await?,
+    };
     let actor = local_actor();
     match command {
         UsersCommand::Add(add) => {
@@ -71,7 +76,12 @@ pub(super) async fn users(command: UsersCommand, config: &Config) -> anyhow::Res
             print_user(&user);
         }
         UsersCommand::List => {
-            let users: Vec<_> = iam.list_users(&actor).await?.iter().map(user_json).collect();
+            let users: Vec<_> = iam
+                .list_users(&actor)
+                .await?
+                .iter()
+                .map(user_json)
+                .collect();
             output::many(output::format(), &users, USER_COLUMNS);
         }
         UsersCommand::Show { user } => {

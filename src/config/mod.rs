@@ -62,17 +62,44 @@ pub const ENV_PREFIX: &str = "DISPATCH_AUTHZ_";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    /// Figment's message names the key and where it came from (file or
-    /// environment). Not a `#[source]`: the message already holds it.
+    /// Where (the file, or the environment variable), which key, and what
+    /// is wrong: figment's errors rephrased without its internals (its
+    /// profile name, "TOML file").
     #[error("configuration: {0}")]
-    Load(Box<figment::Error>),
+    Load(String),
     #[error("configuration: {field}: {reason}")]
     Invalid { field: String, reason: String },
 }
 
 impl From<figment::Error> for ConfigError {
-    fn from(e: figment::Error) -> Self {
-        Self::Load(Box::new(e))
+    fn from(errors: figment::Error) -> Self {
+        let described: Vec<String> = errors.into_iter().map(|e| describe(&e)).collect();
+        Self::Load(described.join("; "))
+    }
+}
+
+/// `FILE: KEY: what` or `VARIABLE: what`.
+fn describe(e: &figment::Error) -> String {
+    use figment::Source;
+    let key = e.path.join(".");
+    let origin = e.metadata.as_ref().map(|m| match &m.source {
+        Some(Source::File(path)) => match key.as_str() {
+            "" => path.display().to_string(),
+            key => format!("{}: {key}", path.display()),
+        },
+        // The environment: the variable's own name.
+        _ if !e.path.is_empty() && m.name.contains("environment") => {
+            let path: Vec<String> = e.path.iter().map(|k| k.to_uppercase()).collect();
+            format!("environment variable {ENV_PREFIX}{}", path.join("__"))
+        }
+        _ => key.clone(),
+    });
+    let what = e.kind.to_string();
+    let what = what.trim_end();
+    match origin {
+        Some(origin) if !origin.is_empty() => format!("{origin}: {what}"),
+        _ if !key.is_empty() => format!("{key}: {what}"),
+        _ => what.to_owned(),
     }
 }
 

@@ -501,3 +501,28 @@ fn paths_in_the_file_are_read_from_its_directory() {
     let postgres = "postgres://u@h/db";
     assert_eq!(relative_to(dir.path(), postgres), postgres);
 }
+
+/// Issue 16, item 7: a bad value names the file and the key (or the
+/// environment variable), without the configuration library's internals.
+#[test]
+fn load_errors_name_the_file_and_key_and_nothing_of_figment() {
+    let message = err("[server]\nlisten = 5\n");
+    assert!(
+        message.contains("c.toml: server.listen: invalid type"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("default.") && !message.contains("TOML file"),
+        "{message}"
+    );
+    let missing = Settings::load(
+        Some(Path::new("/nonexistent/x.toml")),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        missing.contains("/nonexistent/x.toml: No such file"),
+        "{missing}"
+    );
+}

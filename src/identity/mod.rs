@@ -237,10 +237,14 @@ impl IdentityVerifier {
 
     /// Verifies `token`, from the cache when it was verified before.
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedIdentity>, TokenError> {
-        if let Some(github) = &self.github
-            && github::looks_like_github_token(token)
-        {
-            return github.verify(token).await;
+        if github::looks_like_github_token(token) {
+            return match &self.github {
+                Some(github) => github.verify(token).await,
+                // Said plainly, rather than "malformed JWT".
+                None => Err(TokenError::Rejected(
+                    "a GitHub token, but no GitHub source ([github]) is configured here",
+                )),
+            };
         }
         let now = unix_now();
         self.cache

@@ -506,3 +506,18 @@ async fn uncached_verifications_wait_for_a_slot_and_cached_tokens_never_do() {
     drop(held);
     assert_eq!(uncached.await.unwrap().principal.subject.as_str(), "2002");
 }
+
+/// Issue 16: a GitHub token where no `[github]` is configured is told so,
+/// not called a malformed JWT.
+#[tokio::test]
+async fn a_github_token_without_a_github_source_is_told_so() {
+    let v = IdentityVerifier::new(Vec::new(), TokenCache::new(10, Duration::from_secs(60)));
+    let err = v
+        .verify("ghp_0123456789abcdefghijklmnopqrstuvwxyzAB")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no GitHub source ([github])"),
+        "{err}"
+    );
+}

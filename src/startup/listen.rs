@@ -11,8 +11,9 @@ use crate::{
     server::{Listener, http::Style},
 };
 
-fn bind_error(addr: impl ToString, source: io::Error) -> StartupError {
+fn bind_error(setting: &'static str, addr: impl ToString, source: io::Error) -> StartupError {
     StartupError::Bind {
+        setting,
         addr: addr.to_string(),
         source,
     }
@@ -30,13 +31,14 @@ pub(super) async fn bind_admin(addr: SocketAddr) -> Result<TcpListener, StartupE
     }
     TcpListener::bind(addr)
         .await
-        .map_err(|e| bind_error(addr, e))
+        .map_err(|e| bind_error("admin.listen", addr, e))
 }
 
+/// The operations listener.
 pub(super) async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| bind_error(addr, e))
+        .map_err(|e| bind_error("operations.listen", addr, e))
 }
 
 /// Where the original request is read from, by the configured proxy.
@@ -60,20 +62,24 @@ pub(super) async fn bind_http(addr: &ListenAddr) -> Result<Listener, StartupErro
              method and URI of whoever calls it, so only the proxy may reach it"
         );
     }
-    bind(addr).await
+    bind("http.listen", addr).await
 }
 
-pub(super) async fn bind(addr: &ListenAddr) -> Result<Listener, StartupError> {
+/// `setting` names the listener in an error.
+pub(super) async fn bind(
+    setting: &'static str,
+    addr: &ListenAddr,
+) -> Result<Listener, StartupError> {
     match addr {
         ListenAddr::Tcp(addr) => TcpListener::bind(addr)
             .await
             .map(Listener::Tcp)
-            .map_err(|e| bind_error(addr, e)),
+            .map_err(|e| bind_error(setting, addr, e)),
         ListenAddr::Unix(path) => {
-            remove_stale_socket(path).map_err(|e| bind_error(path.display(), e))?;
+            remove_stale_socket(path).map_err(|e| bind_error(setting, path.display(), e))?;
             UnixListener::bind(path)
                 .map(|l| Listener::Unix(l, path.clone()))
-                .map_err(|e| bind_error(path.display(), e))
+                .map_err(|e| bind_error(setting, path.display(), e))
         }
     }
 }

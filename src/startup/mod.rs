@@ -29,10 +29,20 @@ use crate::{
 pub enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: io::Error },
+    /// The setting names the listener; the cause follows in the chain.
+    #[error("cannot listen on {addr} ({setting})")]
+    Bind {
+        setting: &'static str,
+        addr: String,
+        source: io::Error,
+    },
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error(
+        "no database at {0}: a read-only command never creates one (store.database or \
+         --database names it; `dispatch-authz migrate` or the server creates it)"
+    )]
+    NoDatabase(String),
 }
 
 pub struct App {
@@ -55,7 +65,7 @@ impl App {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let store = SqlStore::open(&config.database, config.pool_size).await?;
         let sources = config.source_names().into_iter().cloned().collect();
-        let listener = bind(&config.listen).await?;
+        let listener = bind("server.listen", &config.listen).await?;
         let admin = match config.admin_listen {
             Some(addr) => Some(bind_admin(addr).await?),
             None => None,
@@ -383,7 +393,7 @@ fn identity_verifier(
 /// The check pipeline as `serve` would build it, for `explain`: the
 /// configured store, and every remote key set fetched once.
 pub async fn explainer(config: Config) -> Result<Checker, StartupError> {
-    let store = SqlStore::open(&config.database, config.pool_size).await?;
+    let store = open_existing_store(&config).await?;
     let checker = checker(Arc::new(store), config);
     reload::first_fetch(checker.identity()).await;
     Ok(checker)
@@ -398,6 +408,25 @@ pub async fn migrate(config: &Config) -> Result<(), StartupError> {
 /// The configured store, migrated (`export`, `import`).
 pub async fn open_store(config: &Config) -> Result<SqlStore, StartupError> {
     Ok(SqlStore::open(&config.database, config.pool_size).await?)
+}
+
+/// The store for a read-only command: a SQLite file that does not exist
+/// is an error naming it, never a new empty database (which would answer
+/// "no such user" about a typo'd path).
+pub async fn open_existing_store(config: &Config) -> Result<SqlStore, StartupError> {
+    if let StoreLocation::Sqlite(path) = &config.database
+        && !path.exists()
+    {
+        return Err(StartupError::NoDatabase(path.display().to_string()));
+    }
+    open_store(config).await
+}
+
+/// [`local_iam`] for read-only commands ([`open_existing_store`]).
+pub async fn local_iam_read_only(config: &Config) -> Result<Iam, StartupError> {
+    let store = open_existing_store(config).await?;
+    let sources = config.source_names().into_iter().cloned().collect();
+    Ok(Iam::new(Arc::new(store), Arc::new(NoCaches), sources))
 }
 
 /// The `iam` service on the database file, for the operator's local

@@ -110,8 +110,15 @@ fn users_can_be_added_listed_disabled_and_removed() {
     assert!(disabled.ok, "{}", disabled.stderr);
     assert_eq!(field(&disabled.stdout, "enabled").as_deref(), Some("no"));
     // Absent values print as "-", times as ISO-8601.
-    assert_eq!(field(&disabled.stdout, "display_name").as_deref(), Some("-"));
-    assert!(field(&disabled.stdout, "created_at").unwrap().ends_with('Z'));
+    assert_eq!(
+        field(&disabled.stdout, "display_name").as_deref(),
+        Some("-")
+    );
+    assert!(
+        field(&disabled.stdout, "created_at")
+            .unwrap()
+            .ends_with('Z')
+    );
     let enabled = run(&config, &["users", "enable", &id]);
     assert!(enabled.ok);
     assert_eq!(field(&enabled.stdout, "enabled").as_deref(), Some("yes"));
@@ -917,9 +924,26 @@ async fn export_then_import_moves_the_store_to_another_backend() {
 async fn local_and_server_commands_print_the_same() {
     let app = spawn_app_with(Options::default()).await;
     let config = app.dir.path().join("dispatch-authz.toml");
-    let boot = ["bootstrap", "--source", "test", "--subject", "root", "--login", "root"];
+    let boot = [
+        "bootstrap",
+        "--source",
+        "test",
+        "--subject",
+        "root",
+        "--login",
+        "root",
+    ];
     assert!(run(&config, &boot).ok);
-    let add = ["users", "add", "--source", "test", "--subject", "42", "--login", "hubot"];
+    let add = [
+        "users",
+        "add",
+        "--source",
+        "test",
+        "--subject",
+        "42",
+        "--login",
+        "hubot",
+    ];
     assert!(run(&config, &add).ok);
     let server = format!("http://{}", app.admin_addr.unwrap());
     let root = token(&claims("root"));
@@ -934,7 +958,12 @@ async fn local_and_server_commands_print_the_same() {
         let mut remote_args = args.to_vec();
         remote_args.extend_from_slice(&["--server", &server]);
         let remote = run_env(&config, &remote_args, &env);
-        assert!(local.ok && remote.ok, "{args:?}: {}{}", local.stderr, remote.stderr);
+        assert!(
+            local.ok && remote.ok,
+            "{args:?}: {}{}",
+            local.stderr,
+            remote.stderr
+        );
         assert_eq!(local.stdout, remote.stdout, "{args:?}");
     }
     let shown = run(&config, &["users", "show", "test:42", "--json"]);

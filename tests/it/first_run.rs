@@ -231,3 +231,28 @@ fn token_mint_takes_the_algorithm_from_the_key() {
         minted.stderr
     );
 }
+
+/// Issue 16, item 7: a read-only command on a database file that does not
+/// exist says so, naming it, and creates nothing.
+#[test]
+fn read_only_commands_never_create_a_database() {
+    let cwd = tempfile::tempdir().unwrap();
+    for args in [
+        &["users", "list"][..],
+        &["users", "show", "dev:1"],
+        &["export"],
+        &["explain", "--user", "dev:1", "GET", "/v1/function"],
+    ] {
+        let ran = run_in(cwd.path(), args);
+        assert!(!ran.ok, "{args:?}");
+        assert!(
+            ran.stderr.contains("no database at dispatch-authz.db"),
+            "{args:?}: {}",
+            ran.stderr
+        );
+        assert!(
+            std::fs::read_dir(cwd.path()).unwrap().next().is_none(),
+            "{args:?} created a file"
+        );
+    }
+}
