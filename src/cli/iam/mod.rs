@@ -352,7 +352,7 @@ pub async fn users(connection: &Connection, command: UsersCommand) -> anyhow::Re
             };
             print(&call!(a, create_user, message));
         }
-        UsersCommand::List { .. } => {
+        UsersCommand::List => {
             let list = call!(a, list_users, pb::ListUsersRequest {});
             print_all(&list.users);
         }
