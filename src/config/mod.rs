@@ -90,7 +90,10 @@ fn describe(e: &figment::Error) -> String {
         // The environment: the variable's own name.
         _ if !e.path.is_empty() && m.name.contains("environment") => {
             let path: Vec<String> = e.path.iter().map(|k| k.to_uppercase()).collect();
-            format!("environment variable {ENV_PREFIX}{} ({key})", path.join("__"))
+            format!(
+                "environment variable {ENV_PREFIX}{} ({key})",
+                path.join("__")
+            )
         }
         _ => key.clone(),
     });
