@@ -9,6 +9,9 @@
 //! [`telemetry`] beside them. See ARCHITECTURE.md (and
 //! `tests/it/architecture.rs`, which enforces the arrows).
 
+// No unsafe code of our own: what needs it lives in well-kept crates.
+#![forbid(unsafe_code)]
+
 pub mod assertion;
 pub mod check;
 pub mod cli;

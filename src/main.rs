@@ -1,5 +1,7 @@
 //! The `dispatch-authz` binary: parse the command line, run it, print errors.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -5,7 +5,7 @@
 //! one call to the [`Iam`] service — which authorizes, writes one audited
 //! transaction and invalidates what it made stale — and converts the answer.
 
-mod convert;
+pub mod convert;
 mod reload;
 
 use std::sync::Arc;
