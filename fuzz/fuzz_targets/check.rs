@@ -137,7 +137,8 @@ async fn populate(location: &StoreLocation) -> SqlStore {
 
 fuzz_target!(|input: Input| {
     let world = world();
-    let mut headers: std::collections::HashMap<String, String> = input.headers.into_iter().collect();
+    let mut headers: std::collections::HashMap<String, String> =
+        input.headers.into_iter().collect();
     let token = world.tokens.get(usize::from(input.token));
     if let Some(token) = token {
         headers.insert("authorization".into(), format!("Bearer {token}"));

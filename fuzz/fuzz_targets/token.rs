@@ -43,8 +43,16 @@ fn setup() -> &'static (tokio::runtime::Runtime, IdentityVerifier) {
             .unwrap();
         let verifier = IdentityVerifier::new(
             vec![
-                issuer("rsa", "https://rsa.test", pem("rsa.pub.pem", Algorithm::RS256)),
-                issuer("ec", "https://ec.test", pem("ec256.pub.pem", Algorithm::ES256)),
+                issuer(
+                    "rsa",
+                    "https://rsa.test",
+                    pem("rsa.pub.pem", Algorithm::RS256),
+                ),
+                issuer(
+                    "ec",
+                    "https://ec.test",
+                    pem("ec256.pub.pem", Algorithm::ES256),
+                ),
                 issuer(
                     "hmac",
                     "https://hmac.test",
