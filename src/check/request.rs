@@ -121,18 +121,24 @@ impl<'a> ClientHeaders<'a> {
 /// Whether a header name, as sent, reads as `name` (given in its lower-case
 /// `-` spelling) once `_` is read as `-`.
 pub fn same_name(sent: &str, name: &str) -> bool {
+    same_bytes(sent.as_bytes(), name.as_bytes())
+}
+
+fn same_bytes(sent: &[u8], name: &[u8]) -> bool {
     sent.len() == name.len()
         && sent
-            .bytes()
-            .zip(name.bytes())
-            .all(|(s, n)| s == n || (s == b'_' && n == b'-'))
+            .iter()
+            .zip(name)
+            .all(|(s, n)| s == n || (*s == b'_' && *n == b'-'))
 }
 
 /// Whether a name, as sent, reads as one of ours (`x-dispatch-*`, any
-/// spelling of the separators).
+/// spelling of the separators). Compared as bytes: a name is any text, and
+/// its prefix need not end on a character boundary.
 pub fn is_dispatch_name(sent: &str) -> bool {
-    sent.len() >= DISPATCH_PREFIX.len()
-        && same_name(&sent[..DISPATCH_PREFIX.len()], DISPATCH_PREFIX)
+    sent.as_bytes()
+        .get(..DISPATCH_PREFIX.len())
+        .is_some_and(|prefix| same_bytes(prefix, DISPATCH_PREFIX.as_bytes()))
 }
 
 fn lower(name: Cow<'_, str>) -> Cow<'_, str> {
@@ -403,5 +409,24 @@ mod tests {
         assert!(is_dispatch_name("x_dispatch_"));
         assert!(!is_dispatch_name("x_dispatch"));
         assert!(!is_dispatch_name("x-dispatcher-user"));
+    }
+
+    /// Regression (issue 17, found by the `check` fuzzer): a header name
+    /// whose 11th byte is inside a multi-byte character panicked the check
+    /// (slicing a `str` off a character boundary). A panic is a transport
+    /// error to Envoy, which `failure_mode_allow: true` lets through.
+    #[test]
+    fn a_name_with_multibyte_characters_is_read_without_a_panic() {
+        for name in [
+            "x-dispatché",
+            "x-dispatc\u{e9}-user",
+            "é",
+            "x-dispatch\u{1F600}",
+        ] {
+            assert!(!is_dispatch_name(name), "{name}");
+            let headers = ClientHeaders::new([(name, "v")]);
+            assert!(headers.dispatch_names().is_empty(), "{name}");
+        }
+        assert!(is_dispatch_name("x-dispatch-é"));
     }
 }

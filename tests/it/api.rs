@@ -511,3 +511,22 @@ async fn the_server_can_listen_on_a_unix_socket() {
     server.await.unwrap().unwrap();
     assert!(!socket.exists(), "socket file left behind");
 }
+
+/// Regression (issue 17, found by the `check` fuzzer): a header name with a
+/// multi-byte character at the 11th byte panicked the check, a transport
+/// error that `failure_mode_allow` would turn into an allow. It is answered.
+#[tokio::test]
+async fn a_header_name_with_multibyte_characters_is_answered_not_dropped() {
+    let app = spawn_app().await;
+    app.add_user("1001", "octocat").await;
+    let auth = bearer(&token(&claims("1001")));
+    for name in ["x-dispatch\u{e9}", "x-dispatc\u{e9}-user"] {
+        let r = app
+            .check(
+                "/v1/function/f",
+                &[("authorization", auth.as_str()), (name, "v")],
+            )
+            .await;
+        assert!(r.status.is_some(), "{name}: no answer");
+    }
+}
