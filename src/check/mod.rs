@@ -55,7 +55,7 @@ pub use decision::{
 };
 pub use dry_run::DryRun;
 pub use explain::{ExplainAs, Explanation, Step};
-pub use live::Live;
+pub use live::{Live, Replicas};
 pub use method::MethodOverride;
 pub use request::{ClientHeaders, CredentialSettings, Removals, RequestView};
 pub use settled::SettledCache;

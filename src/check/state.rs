@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, atomic::AtomicU32};
 
-use super::{Authorization, Checker, RequestRules};
+use super::{Authorization, Checker, Replicas, RequestRules};
 use crate::{assertion::Asserter, directory::Directory, identity::IdentityVerifier};
 
 /// What `/readyz` reports.
@@ -15,11 +15,13 @@ pub struct Readiness {
     pub keys: bool,
     /// The database answered a ping; else why not.
     pub database: Result<(), String>,
+    /// Not ready while [`Replicas::Starting`].
+    pub replicas: Replicas,
 }
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
-        self.keys && self.database.is_ok()
+        self.keys && self.database.is_ok() && self.replicas != Replicas::Starting
     }
 }
 
@@ -84,12 +86,13 @@ impl Checker {
         entries
     }
 
-    /// Whether checks can be decided: every identity source has keys and
-    /// the database answers (`/readyz`, the gRPC health status).
+    /// Whether this checker can decide: every identity source has keys and
+    /// the database answers. [`super::Live::readiness`] adds the replicas.
     pub async fn readiness(&self) -> Readiness {
         Readiness {
             keys: self.identity.is_ready(),
             database: self.directory.ping().await.map_err(|e| e.to_string()),
+            replicas: Replicas::Alone,
         }
     }
 }

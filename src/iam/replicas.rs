@@ -9,6 +9,10 @@
 //! again, the caches are emptied at every retry (at most a second apart), so
 //! a check is decided on what the database says now, or, when it is down,
 //! refused with a 503 like any check it cannot verify.
+//!
+//! Until it first listens, the replica is not ready (`/readyz`, gRPC
+//! health): a cache it filled before would be forgotten (a check that hit
+//! it once might not the next time, found by a test failing in CI).
 
 use std::time::Duration;
 
@@ -19,7 +23,7 @@ use super::{
     forget::{forget_account, forget_user},
 };
 use crate::{
-    check::{Checker, Live},
+    check::{Checker, Live, Replicas},
     domain::Principal,
     store::changes::{ChangeFeed, Changed, News},
 };
@@ -43,6 +47,7 @@ pub async fn follow(url: String, live: std::sync::Arc<Live>) {
                 // Listening from here on: what was cached before may predate
                 // a change that nobody heard.
                 forget_everything(&live.current());
+                live.set_replicas(Replicas::Following);
                 info!("following other replicas' changes");
                 retry = FIRST_RETRY;
                 loop {
@@ -56,6 +61,7 @@ pub async fn follow(url: String, live: std::sync::Arc<Live>) {
                                 error,
                                 "lost the change feed: caches emptied until it is back"
                             );
+                            live.set_replicas(Replicas::Lost);
                             break;
                         }
                     }

@@ -16,7 +16,7 @@ use tokio_stream::{StreamExt, wrappers::UnixListenerStream};
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::server::HealthReporter;
 
-use crate::check::{Checker, Live};
+use crate::check::Live;
 
 pub use admin::{AdminServer, AdminService, Reload, Reloaded};
 pub use conn::Unvectored;
@@ -55,7 +55,7 @@ pub async fn serve(
     // SERVING only while every identity source can verify tokens.
     // Reported once before serving, so the first health check has an answer.
     let mut reported = None;
-    report_readiness(&health, &checker.current(), &mut reported).await;
+    report_readiness(&health, &checker, &mut reported).await;
     let readiness = track_readiness(health.clone(), checker.clone(), reported);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -167,16 +167,27 @@ pub async fn serve(
     Ok(())
 }
 
-/// The Authorization service's health follows `/readyz`: keys loaded and
-/// the database answering. Re-read every 250 ms.
+/// The Authorization service's health follows `/readyz`: keys loaded, the
+/// database answering, the other replicas followed. Re-read every 250 ms,
+/// and at once when the replicas' state changes (a replica that starts to
+/// follow is told SERVING without waiting for the next tick).
 async fn track_readiness(health: HealthReporter, checker: Arc<Live>, mut reported: Option<bool>) {
+    let mut replicas = checker.replicas();
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        report_readiness(&health, &checker.current(), &mut reported).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            changed = replicas.changed() => {
+                if changed.is_err() {
+                    // The sender lives in `checker`: it cannot be gone.
+                    continue;
+                }
+            }
+        }
+        report_readiness(&health, &checker, &mut reported).await;
     }
 }
 
-async fn report_readiness(health: &HealthReporter, checker: &Checker, reported: &mut Option<bool>) {
+async fn report_readiness(health: &HealthReporter, checker: &Live, reported: &mut Option<bool>) {
     let readiness = checker.readiness().await;
     let ready = readiness.is_ready();
     if *reported == Some(ready) {
@@ -192,6 +203,7 @@ async fn report_readiness(health: &HealthReporter, checker: &Checker, reported: 
                 .as_ref()
                 .err()
                 .map_or("ok", String::as_str),
+            replicas = readiness.replicas.describe(),
             "not ready"
         );
         health.set_not_serving::<AuthorizationServer>().await;

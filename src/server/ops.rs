@@ -24,7 +24,7 @@ impl Operations {
     }
 
     async fn ready(&self) -> Response<Body> {
-        let readiness = self.checker.current().readiness().await;
+        let readiness = self.checker.readiness().await;
         let status = if readiness.is_ready() {
             StatusCode::OK
         } else {
@@ -34,6 +34,7 @@ impl Operations {
             "ready": readiness.is_ready(),
             "database": readiness.database.as_ref().err().map_or("ok", String::as_str),
             "keys": if readiness.keys { "ok" } else { "an identity source has no keys yet" },
+            "replicas": readiness.replicas.describe(),
             // Visible where operators look: refusals are being let through.
             "dry_run": self.checker.current().dry_run_scope().describe(),
         });

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     assertion::Asserter,
-    check::{Checker, Live, SettledCache},
+    check::{Checker, Live, Replicas, SettledCache},
     config::{Config, Overrides, Settings},
     directory::{Directory, GrantsCache, LinkedCache, OrgCache, ServiceAccountCache, UserCache},
     domain::IssuerName,
@@ -79,7 +79,15 @@ impl App {
             None => None,
         };
         let shutdown_grace = config.shutdown_grace;
-        let checker = Arc::new(Live::new(checker(Arc::new(store.clone()), config)));
+        // Not ready until it hears the other replicas (see `Replicas`).
+        let replicas = match store.location() {
+            StoreLocation::Postgres(_) => Replicas::Starting,
+            _ => Replicas::Alone,
+        };
+        let checker = Arc::new(Live::new(
+            checker(Arc::new(store.clone()), config),
+            replicas,
+        ));
         Ok(Self {
             listener,
             admin,
@@ -135,6 +143,11 @@ impl App {
 
     pub fn store(&self) -> &SqlStore {
         &self.store
+    }
+
+    /// The checker in force, and whether it follows the other replicas.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.checker
     }
 
     /// A line per listener, then the start-up line: what runs where, on

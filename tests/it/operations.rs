@@ -35,6 +35,11 @@ async fn readyz_fails_while_the_database_is_unreachable_and_recovers() {
     let ready: Value = serde_json::from_str(&until(&app, "/readyz", 200).await).unwrap();
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["database"], "ok");
+    let replicas = match app.store.location() {
+        dispatch_authz::store::StoreLocation::Postgres(_) => "following",
+        _ => "alone",
+    };
+    assert_eq!(ready["replicas"], replicas);
 
     app.break_database().await;
     let body: Value = serde_json::from_str(&until(&app, "/readyz", 503).await).unwrap();

@@ -566,3 +566,45 @@ async fn a_linked_group_change_through_one_replica_is_refused_by_the_other_withi
     let took = until(PERMISSION_DENIED, check_b).await;
     assert!(took < BOUND, "B refused only after {took:?}");
 }
+
+/// Regression (failed once in CI): a replica cached a check before it first
+/// listened, then forgot it on listening, so a cache hit the test relied on
+/// went to the database. Until it listens it is not ready, and health says so.
+#[tokio::test]
+async fn a_replica_is_not_ready_until_it_follows_the_others() {
+    use dispatch_authz::check::Replicas;
+    use dispatch_authz::config::{Overrides, Settings};
+    use dispatch_authz::startup::App;
+    let Some(database) = postgres_if_available().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = format!("database = \"{}\"", dir.path().join("users.db").display());
+    let toml = config_toml(dir.path(), &Options::default())
+        .replace(&file, &format!("database = \"{database}\""));
+    let path = dir.path().join("dispatch-authz.toml");
+    std::fs::write(&path, toml).unwrap();
+    let settings = Settings::load(Some(&path), &Overrides::default()).unwrap();
+    let app = App::build(settings.compile().unwrap()).await.unwrap();
+    let live = app.live().clone();
+    let before = live.readiness().await;
+    assert_eq!(before.replicas, Replicas::Starting);
+    assert!(before.keys && before.database.is_ok());
+    assert!(!before.is_ready(), "{before:?}");
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let mut replicas = live.replicas();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        replicas.wait_for(|r| *r == Replicas::Following),
+    )
+    .await
+    .expect("following within 10 s")
+    .unwrap();
+    assert!(live.readiness().await.is_ready());
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

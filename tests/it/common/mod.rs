@@ -242,6 +242,11 @@ pub async fn spawn_app_on(opts: Options, database: Option<String>) -> TestApp {
     let http_addr = app.http_addr();
     let operations_addr = app.operations_addr();
     let store = app.store().clone();
+    // On PostgreSQL, what is cached before the replica listens is forgotten
+    // once it does: a test's checks start once it follows, as Envoy's would
+    // once health says SERVING.
+    let live = app.live().clone();
+    let mut replicas = live.replicas();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(async move {
         app.run_until_stopped(async {
@@ -250,7 +255,14 @@ pub async fn spawn_app_on(opts: Options, database: Option<String>) -> TestApp {
         .await
         .unwrap();
     });
-    TestApp {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        replicas.wait_for(|r| *r != dispatch_authz::check::Replicas::Starting),
+    )
+    .await
+    .expect("the replica follows the others within 10 s")
+    .unwrap();
+    let app = TestApp {
         addr,
         admin_addr,
         http_addr,
@@ -259,7 +271,18 @@ pub async fn spawn_app_on(opts: Options, database: Option<String>) -> TestApp {
         dir,
         shutdown: Some(tx),
         handle: Some(handle),
+    };
+    // And the health status has caught up (it is re-read, not pushed).
+    if live.readiness().await.is_ready() {
+        let serving = 1;
+        for _ in 0..100 {
+            if app.authorization_health().await == serving {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
+    app
 }
 
 impl TestApp {
