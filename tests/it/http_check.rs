@@ -343,3 +343,91 @@ async fn the_http_listener_can_listen_on_a_unix_socket() {
     server.await.unwrap().unwrap();
     assert!(!socket.exists(), "socket file left behind");
 }
+
+/// Issue 17, item 2: the same decision through both front ends, for
+/// generated requests over the RBAC world: every subject, methods, paths
+/// and their respellings (as sent on the wire: no dot segments, which an
+/// HTTP client resolves first), organizations, forged `x-dispatch-*` names
+/// in any spelling.
+#[test]
+fn generated_requests_are_decided_alike_through_grpc_and_http() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    const WHO: [&str; 8] = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "ci", "nobody",
+    ];
+    const METHODS: [&str; 7] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PROPFIND",
+    ];
+    const PATHS: [&str; 13] = [
+        "/v1/function/f",
+        "/v1/function",
+        "/v1/image/i?x=1",
+        "/v1/secret",
+        "/v1//function",
+        "/v1/%66unction/f",
+        "/v1/function%2Ff",
+        "/v1/function;x/f",
+        "/v1/function/f%00",
+        "/v1/function/f%20",
+        "/api/orders/1",
+        "/api/cart",
+        "/healthz",
+    ];
+    const NAMES: [&str; 5] = [
+        "x-dispatch-org",
+        "X_Dispatch_Org",
+        "x_dispatch_user",
+        "X-Dispatch-Roles",
+        "x-dispatch-other",
+    ];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = runtime.block_on(async {
+        let app = spawn_app_with(Options {
+            http_proxy: Some("envoy"),
+            ..crate::rbac::rbac()
+        })
+        .await;
+        crate::rbac::world(&app).await;
+        app
+    });
+    let tokens: Vec<Option<String>> = WHO
+        .iter()
+        .map(|w| (*w != "nobody").then(|| bearer(&crate::rbac::credential(w))))
+        .collect();
+    let header = (
+        prop::sample::select(&NAMES[..]),
+        prop::sample::select(&["acme", "globex", "mallory", "ACME"][..]),
+    );
+    let request = (
+        0..WHO.len(),
+        prop::sample::select(&METHODS[..]),
+        prop::sample::select(&PATHS[..]),
+        prop::collection::btree_map(header.0, header.1, 0..3),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 128,
+        ..Config::default()
+    });
+    let result = runner.run(&request, |(who, method, path, forged)| {
+        let mut headers: Vec<(&str, &str)> = forged.into_iter().collect();
+        if let Some(token) = &tokens[who] {
+            headers.push(("authorization", token));
+        }
+        let (mut grpc, http) = runtime.block_on(async {
+            let grpc = over_grpc(&app, method, path, &headers).await;
+            (grpc, over_http(&app, method, path, &headers).await)
+        });
+        if method == "HEAD" {
+            // An answer to HEAD has no body, by HTTP's rules; the client
+            // of a HEAD would not see one either.
+            grpc.body = grpc.body.map(|_| String::new());
+        }
+        prop_assert_eq!(http, grpc, "{} {} {} {:?}", WHO[who], method, path, headers);
+        Ok(())
+    });
+    runtime.block_on(async move { drop(app) });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}

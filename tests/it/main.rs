@@ -25,6 +25,7 @@ mod linked_groups;
 mod oidc;
 mod operations;
 mod pipeline;
+mod properties;
 mod proxies;
 mod rbac;
 mod reload;

@@ -89,7 +89,7 @@ fn pipeline_over(store: Arc<MemoryStore>) -> dispatch_authz::check::Checker {
 }
 
 /// `edit` may change the configuration text first.
-fn pipeline_with(
+pub(crate) fn pipeline_with(
     store: Arc<MemoryStore>,
     edit: impl FnOnce(String) -> String,
 ) -> dispatch_authz::check::Checker {

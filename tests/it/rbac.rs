@@ -35,7 +35,7 @@ host = "shop.test"
 /// - globex: carol (default org; admin);
 /// - dave holds the global role auditor (`*:get`) and is a member of none;
 /// - root is the bootstrap global admin (`*:*`).
-async fn world(app: &TestApp) -> Admin {
+pub(crate) async fn world(app: &TestApp) -> Admin {
     let mut admin = app.bootstrap().await;
     for org in ["acme", "globex"] {
         admin.org(org).await.unwrap();

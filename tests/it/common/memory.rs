@@ -69,6 +69,17 @@ impl World {
         self
     }
 
+    /// As `users disable` leaves it: known, and refused.
+    pub fn disable(&mut self, subject: &str) -> &mut Self {
+        let user = self
+            .users
+            .iter_mut()
+            .find(|u| u.subject.as_str() == subject);
+        user.unwrap_or_else(|| panic!("no user {subject} in the world"))
+            .enabled = false;
+        self
+    }
+
     pub fn org(&mut self, name: &str) -> &mut Self {
         self.orgs.insert(org(name));
         self
