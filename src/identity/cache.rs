@@ -28,7 +28,7 @@ use crate::{
 #[derive(Clone)]
 pub struct TokenCache {
     cache: Cache<[u8; 32], Stamped<Arc<VerifiedIdentity>>>,
-    refused: Cache<[u8; 32], Stamped<TokenError>>,
+    refused: Cache<[u8; 32], Refusal>,
     /// A service account's verified tokens are served only if their
     /// verification began after the account last changed (keys, enabled,
     /// deleted): linearizable with the admin API's invalidations.
@@ -38,6 +38,15 @@ pub struct TokenCache {
     last_account_change: Arc<AtomicU64>,
     /// Counts [`TokenCache::invalidate_all`] (a signing key was removed).
     revocations: Arc<AtomicU64>,
+}
+
+/// A remembered refusal: why, and when (the invalidation stamp, and the
+/// wall clock in seconds, for refusals that only time decides).
+#[derive(Clone)]
+struct Refusal {
+    error: TokenError,
+    started: u64,
+    at: u64,
 }
 
 /// When a verification began, as far as later invalidations are concerned:
@@ -127,8 +136,10 @@ impl TokenCache {
         }
         // Refusals after hits: the hot path is a known good token.
         if let Some(refusal) = self.refused.get(&key).await {
-            if refusal.started >= self.last_account_change.load(Ordering::SeqCst) {
-                return Err(refusal.value);
+            if refusal.started >= self.last_account_change.load(Ordering::SeqCst)
+                && still_holds(&refusal.error, refusal.at, now)
+            {
+                return Err(refusal.error);
             }
             self.refused.invalidate(&key).await;
         }
@@ -137,9 +148,10 @@ impl TokenCache {
             Ok(identity) => Arc::new(identity),
             Err(e) => {
                 if worth_remembering(&e) {
-                    let refusal = Stamped {
-                        value: e.clone(),
+                    let refusal = Refusal {
+                        error: e.clone(),
                         started,
+                        at: now,
                     };
                     self.refused.insert(key, refusal).await;
                 }
@@ -221,6 +233,20 @@ fn worth_remembering(e: &TokenError) -> bool {
             | TokenError::UnknownServiceAccount
             | TokenError::LifetimeTooLong { .. }
     )
+}
+
+/// Whether a refusal made at `at` (wall clock, seconds) holds at `now`.
+/// Time only makes an expired token more expired, and a token from the
+/// future less so: an expiry is re-examined when the clock reads earlier
+/// than when it was found (the clock stepped back: found by a test that
+/// stepped it forward and back, and was refused a valid token for 10 s),
+/// an early token as soon as a second has passed.
+fn still_holds(error: &TokenError, at: u64, now: u64) -> bool {
+    match error {
+        TokenError::Expired => now >= at,
+        TokenError::NotYetValid | TokenError::IssuedInFuture => now <= at,
+        _ => true,
+    }
 }
 
 #[cfg(test)]
@@ -329,5 +355,35 @@ mod tests {
         };
         let _ = cache.get_or_verify("forged", unix_now(), verify).await;
         assert_eq!(verifications.load(Ordering::SeqCst), 6);
+    }
+
+    /// Regression (a stepped clock, `faults::clock`): a refusal that only
+    /// time decided is verified again once the clock says otherwise; the
+    /// same clock answers from memory.
+    #[tokio::test]
+    async fn a_refusal_by_time_is_verified_again_when_the_clock_steps() {
+        let cache = TokenCache::new(100, Duration::from_secs(300));
+        let verifications = std::sync::atomic::AtomicUsize::new(0);
+        let now = unix_now();
+        let cases = [
+            (TokenError::Expired, now - 1, now + 1),
+            (TokenError::NotYetValid, now + 1, now - 1),
+            (TokenError::IssuedInFuture, now + 1, now - 1),
+        ];
+        for (i, (error, stepped, unchanged)) in cases.into_iter().enumerate() {
+            let token = format!("token-{i}");
+            let ask = async |at: u64| {
+                let verify = async {
+                    verifications.fetch_add(1, Ordering::SeqCst);
+                    Err(error.clone())
+                };
+                let _ = cache.get_or_verify(&token, at, verify).await;
+                verifications.load(Ordering::SeqCst)
+            };
+            let first = ask(now).await;
+            assert_eq!(ask(now).await, first, "{error:?}: same clock");
+            assert_eq!(ask(unchanged).await, first, "{error:?}: still holds");
+            assert_eq!(ask(stepped).await, first + 1, "{error:?}: stepped");
+        }
     }
 }

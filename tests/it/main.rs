@@ -17,6 +17,7 @@ mod dry_run;
 mod envoy;
 mod escalation;
 mod explain;
+mod faults;
 mod first_run;
 mod github;
 mod groups;

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::common::{
+    serve::{Launch, ServeProcess},
+    *,
+};
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
 /// Within this a change made through one replica must reach the other.
@@ -278,16 +281,9 @@ async fn both_replicas_fail_closed_while_postgres_is_down_and_recover_after() {
     }
 }
 
-/// A real `serve` process (the binary, as a deployment runs it) on
-/// `database`: its check address. Killed when dropped.
-struct ServeProcess {
-    _child: tokio::process::Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn serve_process(database: &str) -> ServeProcess {
-    use tokio::io::{AsyncBufReadExt, BufReader};
+/// A real `serve` process on `database`, with its configuration's
+/// directory. Killed when dropped.
+async fn serve_process(database: &str) -> (ServeProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dispatch-authz.toml");
     let opts = Options {
@@ -297,35 +293,7 @@ async fn serve_process(database: &str) -> ServeProcess {
     let file = format!("database = \"{}\"", dir.path().join("users.db").display());
     let toml = config_toml(dir.path(), &opts).replace(&file, &format!("database = \"{database}\""));
     std::fs::write(&path, toml).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dispatch-authz"))
-        .arg("--config")
-        .arg(&path)
-        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("serve did not start")
-            .unwrap()
-            .expect("serve exited");
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-            && v["message"] == "serving ext_authz"
-        {
-            break v["addr"].as_str().unwrap().to_owned();
-        }
-    };
-    // Keep reading its log, so that a full pipe never stalls it.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    ServeProcess {
-        _child: child,
-        addr,
-        _dir: dir,
-    }
+    (ServeProcess::start(&path, Launch::default()).await, dir)
 }
 
 /// The test as written: two sidecar processes on one PostgreSQL.
@@ -368,7 +336,7 @@ async fn two_sidecar_processes_follow_changes_and_fail_closed_under_load() {
     let request = check_request("GET", "/", &[("authorization", &auth)]);
     let mut clients = Vec::new();
     for p in [&a, &b] {
-        let client = AuthorizationClient::connect(format!("http://{}", p.addr))
+        let client = AuthorizationClient::connect(format!("http://{}", p.0.addr))
             .await
             .unwrap();
         clients.push(client);

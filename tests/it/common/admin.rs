@@ -17,6 +17,11 @@ pub struct Admin {
 impl Admin {
     pub async fn connect(app: &TestApp, token: &str) -> Self {
         let addr = app.admin_addr.expect("the admin API is on");
+        Self::connect_to(&addr.to_string(), token).await
+    }
+
+    /// The admin API at `addr` (a `serve` process's).
+    pub async fn connect_to(addr: &str, token: &str) -> Self {
         let client = AdminClient::connect(format!("http://{addr}"))
             .await
             .unwrap();

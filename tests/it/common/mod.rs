@@ -7,6 +7,7 @@ pub mod fake_github;
 pub mod fake_oidc;
 pub mod memory;
 pub mod programs;
+pub mod serve;
 pub mod upstream;
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
