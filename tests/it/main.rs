@@ -34,4 +34,5 @@ mod replicas;
 mod security;
 mod service_accounts;
 mod signed_identity;
+mod soak;
 mod traces;
