@@ -313,6 +313,96 @@ impl Permit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{
+        IssuerName, Login, OrgName, RoleName, ServiceAccountId, ServiceAccountName, Subject, UserId,
+    };
+
+    fn octocat() -> Who {
+        Who::User(Arc::new(User {
+            id: UserId::new(),
+            issuer: IssuerName::parse("github").unwrap(),
+            subject: Subject::parse("583231").unwrap(),
+            login: Login::parse("octocat").unwrap(),
+            email: None,
+            display_name: None,
+            enabled: true,
+            created_at: 0,
+            updated_at: 0,
+        }))
+    }
+
+    fn ci() -> Who {
+        Who::ServiceAccount(Arc::new(ServiceAccount {
+            id: ServiceAccountId::new(),
+            org: OrgName::parse("acme").unwrap(),
+            name: ServiceAccountName::parse("ci").unwrap(),
+            enabled: true,
+            keys: Vec::new(),
+            created_at: 0,
+            updated_at: 0,
+        }))
+    }
+
+    /// What `x-dispatch-user`, `x-dispatch-issuer` and the decision line
+    /// say of each kind of caller (found unchecked by cargo-mutants).
+    #[test]
+    fn a_caller_is_named_by_login_or_org_and_name_and_by_its_source() {
+        let (user, account) = (octocat(), ci());
+        assert_eq!((user.name().as_ref(), user.issuer()), ("octocat", "github"));
+        assert_eq!(
+            (account.name().as_ref(), account.issuer()),
+            ("acme/ci", service_account::ISSUER_NAME)
+        );
+        assert_ne!(service_account::ISSUER_NAME, "");
+    }
+
+    /// The reason codes of decision lines, and whom a permit names.
+    #[test]
+    fn a_permit_names_its_caller_and_its_reason() {
+        let allowed = Allowed {
+            org: OrgName::parse("acme").unwrap(),
+            roles: vec![RoleName::parse("developer").unwrap()],
+            groups: Vec::new(),
+        };
+        let cases = [
+            (
+                Permit::Subject {
+                    who: octocat(),
+                    allowed: None,
+                },
+                "authenticated",
+                Some("octocat"),
+            ),
+            (
+                Permit::Subject {
+                    who: ci(),
+                    allowed: Some(allowed),
+                },
+                "role_granted",
+                None,
+            ),
+            (Permit::PublicPath, "public_path", None),
+            (
+                Permit::WouldDeny {
+                    who: octocat(),
+                    denial: Denial::new(DenialKind::Forbidden, "no_role", "m"),
+                },
+                "no_role",
+                Some("octocat"),
+            ),
+        ];
+        for (permit, reason, user) in cases {
+            assert_eq!(permit.reason(), reason);
+            assert_eq!(permit.user().map(|u| u.login.as_str()), user, "{reason}");
+            let named = permit.who().map(|w| w.name().into_owned());
+            let want = match reason {
+                "public_path" => None,
+                "role_granted" => Some("acme/ci".to_owned()),
+                _ => Some("octocat".to_owned()),
+            };
+            assert_eq!(named, want, "{reason}");
+        }
+    }
 
     #[test]
     fn decision_ids_are_unique_and_fixed_width() {

@@ -115,6 +115,26 @@ mod tests {
         }
     }
 
+    /// The reason codes decision lines carry, one per error (found
+    /// unchecked by cargo-mutants).
+    #[test]
+    fn each_override_error_has_its_own_reason_code() {
+        let codes = [
+            OverrideError::Refused,
+            OverrideError::Ambiguous,
+            OverrideError::Invalid,
+        ]
+        .map(OverrideError::code);
+        assert_eq!(
+            codes,
+            [
+                "method_override",
+                "ambiguous_method_override",
+                "invalid_method_override"
+            ]
+        );
+    }
+
     /// Regression (issue 9, item 11): a POST that names DELETE is not
     /// authorized as `create`.
     #[test]

@@ -303,6 +303,28 @@ mod tests {
         bearer_token(&headers, &settings(Some("session"))).map(str::to_owned)
     }
 
+    /// The call's own trace context first, then the request's W3C, then
+    /// its Jaeger header (found unchecked by cargo-mutants).
+    #[test]
+    fn a_check_continues_the_nearest_trace() {
+        use crate::telemetry::trace::{JAEGER, W3C};
+        let w3c = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let headers = [(JAEGER, "abc:def:0:1"), (W3C, w3c)];
+        let view = |pairs: &[(&'static str, &'static str)], trace| RequestView {
+            headers: ClientHeaders::new(pairs.iter().copied()),
+            trace,
+            ..Default::default()
+        };
+        assert_eq!(view(&headers, None).trace_parent(), Some((W3C, w3c)));
+        assert_eq!(
+            view(&headers[..1], None).trace_parent(),
+            Some((JAEGER, "abc:def:0:1"))
+        );
+        let own = Some((W3C, "00-own"));
+        assert_eq!(view(&headers, own).trace_parent(), own);
+        assert_eq!(view(&[], None).trace_parent(), None);
+    }
+
     #[test]
     fn bearer_tokens_are_found() {
         assert_eq!(
