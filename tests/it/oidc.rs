@@ -166,6 +166,39 @@ async fn a_token_answered_from_the_cache_is_refused_once_its_key_is_removed() {
     .await;
 }
 
+/// Issue 17, item 3. Fault: the key set URL answers 200 with a page that
+/// is not a JWKS (a proxy's error page), at start-up and later.
+/// Expected: as an outage, never as "no keys": at start-up, unready and 503
+/// denials (not 401); later, the last good keys are kept and tokens still
+/// verify; with the real key set back, the server is ready by itself.
+#[tokio::test]
+async fn a_provider_answering_garbage_is_an_outage_not_an_empty_key_set() {
+    let provider = FakeOidc::start().await;
+    provider.add_key("a", "rsa.pem");
+    provider.set_garbage(true);
+    let app = app_with(&provider, 1, 1).await;
+    wait_health(&app, ServingStatus::NotServing).await;
+    let r = app.check_bearer(&provider.token("a", "alice")).await;
+    assert_eq!(code(&r), UNAVAILABLE);
+
+    provider.set_garbage(false);
+    wait_health(&app, ServingStatus::Serving).await;
+    assert_eq!(
+        code(&app.check_bearer(&provider.token("a", "alice")).await),
+        OK
+    );
+
+    provider.set_garbage(true);
+    let before = provider.jwks_fetches();
+    eventually("refreshes that got garbage", async || {
+        provider.jwks_fetches() >= before + 2
+    })
+    .await;
+    // Not a token verified before: it needs the keys.
+    let fresh = provider.token_with("a", "alice", serde_json::json!({"jti": "new"}));
+    assert_eq!(code(&app.check_bearer(&fresh).await), OK, "keys kept");
+}
+
 #[tokio::test]
 async fn a_provider_down_at_start_up_makes_the_server_unready_not_dead() {
     let provider = FakeOidc::start().await;

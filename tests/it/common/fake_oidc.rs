@@ -1,5 +1,6 @@
 //! An OIDC provider on port 0: discovery and a JWKS whose keys can be added
-//! and removed, which can go down or answer slowly, and counts its fetches.
+//! and removed, which can go down, answer slowly or with garbage, and counts
+//! its fetches.
 
 use std::{
     sync::{
@@ -27,6 +28,8 @@ struct Provider {
     keys: Mutex<Vec<ProviderKey>>,
     jwks_fetches: AtomicUsize,
     down: AtomicBool,
+    /// Answers 200 with a page that is not a JWKS (a proxy's error page).
+    garbage: AtomicBool,
     delay_ms: AtomicU64,
     /// Published as they are, after the keys (keys we cannot use).
     extra: Mutex<Vec<Value>>,
@@ -54,6 +57,9 @@ async fn jwks(State(p): State<Arc<Provider>>) -> impl IntoResponse {
     }
     if p.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    if p.garbage.load(Ordering::SeqCst) {
+        return "<html><body>502 Bad Gateway</body></html>".into_response();
     }
     let mut keys: Vec<Value> = p
         .keys
@@ -119,6 +125,10 @@ impl FakeOidc {
 
     pub fn set_down(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn set_garbage(&self, garbage: bool) {
+        self.state.garbage.store(garbage, Ordering::SeqCst);
     }
 
     pub fn set_delay(&self, delay: Duration) {
