@@ -350,6 +350,46 @@ mod tests {
         );
     }
 
+    /// oauth2-proxy's way: the token alone in the configured header, read
+    /// when there is no `Authorization`, before the cookie (found unchecked
+    /// by cargo-mutants: no test accepted a token from that header).
+    #[test]
+    fn the_configured_token_header_is_read_after_authorization() {
+        let header = "x-forwarded-access-token";
+        assert_eq!(token_of(&[(header, " abc.def ")]), Ok("abc.def".into()));
+        assert_eq!(
+            token_of(&[("cookie", "session=c"), (header, "h")]),
+            Ok("h".into())
+        );
+        assert_eq!(
+            token_of(&[(header, "h"), ("authorization", "Bearer a")]),
+            Ok("a".into())
+        );
+        // Without the setting, the header is nobody's credential.
+        let headers = ClientHeaders::new([(header, "h")]);
+        let mut unset = settings(None);
+        unset.header = None;
+        assert_eq!(
+            bearer_token(&headers, &unset),
+            Err(CredentialError::Missing)
+        );
+    }
+
+    /// The limit is inclusive: a token of exactly `max_token_bytes` passes.
+    #[test]
+    fn a_token_of_exactly_the_limit_passes_and_one_byte_more_does_not() {
+        let at = format!("Bearer {}", "a".repeat(8192));
+        let over = format!("Bearer {}", "a".repeat(8193));
+        assert_eq!(
+            token_of(&[("authorization", &at)]).map(|t| t.len()),
+            Ok(8192)
+        );
+        assert_eq!(
+            token_of(&[("authorization", &over)]),
+            Err(CredentialError::TooLarge { limit: 8192 })
+        );
+    }
+
     #[test]
     fn bad_credentials_are_named() {
         use CredentialError::*;

@@ -210,6 +210,19 @@ mod tests {
         }
     }
 
+    /// Action names as roles write them, each its own (found unchecked by
+    /// cargo-mutants: `delete` parsed by name was not).
+    #[test]
+    fn action_names_parse_and_print_the_same() {
+        for action in [Action::Get, Action::Create, Action::Update, Action::Delete] {
+            assert_eq!(Action::parse(action.as_str()), Some(action));
+            assert_eq!(action.to_string(), action.as_str());
+        }
+        for bad in ["", "GET", "Delete", "remove", "*"] {
+            assert_eq!(Action::parse(bad), None, "{bad}");
+        }
+    }
+
     #[test]
     fn dispatch_paths_map_to_resources_without_the_query() {
         let map = RouteMap::dispatch();
@@ -287,11 +300,19 @@ mod tests {
             ("/%2f", "a"),
             ("/a", ""),
             ("/a", "A b"),
+            ("/a", "a.b"),
+            ("/a", "a:b"),
         ] {
             assert!(
                 RouteMap::default().with(None, prefix, resource).is_err(),
                 "{prefix} {resource}"
             );
+        }
+        // Lower-case letters, digits, '-' and '_' are all a resource may hold.
+        for resource in ["base-image", "base_image", "v2", "a-1_b"] {
+            let map = RouteMap::default().with(None, "/x", resource).unwrap();
+            let path = RequestPath::parse("/x/1").unwrap();
+            assert_eq!(map.resource("h", &path), Some(resource));
         }
     }
 }

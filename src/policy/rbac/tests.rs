@@ -258,8 +258,22 @@ fn permissions_parse_with_wildcards() {
             .unwrap()
             .grants("iam", Action::Delete)
     );
-    for bad in ["function", "function:read", ":get", "Func:get", "a b:get"] {
+    for bad in [
+        "function",
+        "function:read",
+        ":get",
+        "Func:get",
+        "a b:get",
+        "a.b:get",
+    ] {
         assert!(Permission::parse(bad).is_none(), "{bad}");
+    }
+    // A resource may hold '-', '_' and digits (found unchecked by
+    // cargo-mutants).
+    for resource in ["base-image", "base_image", "v2"] {
+        let permission = Permission::parse(&format!("{resource}:delete")).unwrap();
+        assert!(permission.grants(resource, Action::Delete), "{resource}");
+        assert_eq!(permission.resource_str(), resource);
     }
 }
 
