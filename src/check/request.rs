@@ -375,6 +375,36 @@ mod tests {
         );
     }
 
+    /// RFC 6750: no error code without a bearer token, `invalid_request`
+    /// with a bad one; and each error's reason code for decision lines
+    /// (found unchecked by cargo-mutants).
+    #[test]
+    fn credential_errors_have_their_rfc_6750_kind_and_reason_code() {
+        use super::super::{BearerError::InvalidRequest, DenialKind::Unauthenticated};
+        use CredentialError::*;
+        let cases = [
+            (Missing, None, "missing_credential"),
+            (UnsupportedScheme, None, "unsupported_scheme"),
+            (Repeated, Some(InvalidRequest), "repeated_authorization"),
+            (Empty, Some(InvalidRequest), "empty_token"),
+            (
+                InvalidCharacters,
+                Some(InvalidRequest),
+                "invalid_token_characters",
+            ),
+            (
+                TooLarge { limit: 1 },
+                Some(InvalidRequest),
+                "token_too_large",
+            ),
+            (RepeatedCookie, Some(InvalidRequest), "repeated_cookie"),
+        ];
+        for (e, error, code) in cases {
+            assert_eq!(e.kind(), Unauthenticated { error }, "{e:?}");
+            assert_eq!(e.code(), code);
+        }
+    }
+
     /// The limit is inclusive: a token of exactly `max_token_bytes` passes.
     #[test]
     fn a_token_of_exactly_the_limit_passes_and_one_byte_more_does_not() {

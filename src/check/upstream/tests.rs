@@ -196,3 +196,94 @@ fn the_credential_is_removed_unless_forwarded() {
 fn owned(set: &[(&'static str, HeaderText)]) -> Vec<(&'static str, String)> {
     set.iter().map(|(n, v)| (*n, v.to_string())).collect()
 }
+
+fn allowed_through(groups: &[&str]) -> Allowed {
+    Allowed {
+        org: OrgName::parse("acme").unwrap(),
+        roles: vec![RoleName::parse("developer").unwrap()],
+        groups: groups
+            .iter()
+            .map(|g| crate::domain::GroupName::parse(g).unwrap())
+            .collect(),
+    }
+}
+
+/// `x-dispatch-groups` is opt-in, and names the groups that granted the
+/// call only when there are some (found unchecked by cargo-mutants).
+#[test]
+fn the_groups_header_is_set_only_when_asked_and_groups_granted() {
+    let req = request(&[]);
+    let group_header = |rules: &UpstreamRules, groups: &[&str]| {
+        let (_, permit) = subject(Some(allowed_through(groups)));
+        let h = rules.headers(&permit, &req, &credentials(), None);
+        let found = h.set.iter().find(|(n, _)| *n == names::GROUPS);
+        found.map(|(_, v)| v.to_string())
+    };
+    let on = UpstreamRules::default().with_groups_header(true);
+    assert_eq!(
+        group_header(&on, &["platform", "sre"]).as_deref(),
+        Some("platform,sre")
+    );
+    assert_eq!(group_header(&on, &[]), None);
+    let off = UpstreamRules::default();
+    assert_eq!(group_header(&off, &["platform"]), None);
+    assert_eq!(
+        group_header(&on.with_groups_header(false), &["platform"]),
+        None
+    );
+}
+
+/// The client may send the organization it acts in and the configured
+/// pass-through names, each in its canonical spelling only.
+#[test]
+fn client_inputs_are_the_org_and_the_passthrough_names_exactly() {
+    let rules = UpstreamRules::default();
+    for name in [
+        "x-dispatch-org",
+        "x-dispatch-blocking",
+        "x-dispatch-project",
+    ] {
+        assert!(rules.is_client_input(name), "{name}");
+    }
+    for name in [
+        "x_dispatch_org",
+        "x-dispatch-user",
+        "x-dispatch-other",
+        "x-dispatch-orgs",
+    ] {
+        assert!(!rules.is_client_input(name), "{name}");
+    }
+    let none = UpstreamRules::new(false, &[] as &[&str]).unwrap();
+    assert!(none.is_client_input("x-dispatch-org"));
+    assert!(!none.is_client_input("x-dispatch-blocking"));
+}
+
+/// What the signed identity asserts: the subject and its source, the
+/// organization and roles when roles granted the call, the dry-run reason,
+/// the request id; nothing for a public path.
+#[test]
+fn the_assertion_says_who_where_and_why() {
+    let req = request(&[]);
+    assert!(assertion(&Permit::PublicPath, &req).is_none());
+    let (user, permit) = subject(Some(allowed_through(&[])));
+    let a = assertion(&permit, &req).unwrap();
+    assert_eq!(a.subject, crate::domain::SubjectRef::User(user.id));
+    assert_eq!((a.login.as_ref(), a.source), ("octocat", "dex"));
+    assert_eq!(a.email, Some("octo@example.com"));
+    assert_eq!(a.org.map(|o| o.as_str()), Some("acme"));
+    assert_eq!(a.roles.len(), 1);
+    assert_eq!((a.would_deny, a.request_id), (None, Some("req-1")));
+    let would = Permit::WouldDeny {
+        who: Who::User(user),
+        denial: crate::check::Denial::new(crate::check::DenialKind::Forbidden, "no_role", "m"),
+    };
+    let a = assertion(&would, &req).unwrap();
+    assert_eq!((a.would_deny, a.org), (Some("no_role"), None));
+}
+
+#[test]
+fn lists_are_joined_with_commas() {
+    assert_eq!(joined::<&str>(&[]), "");
+    assert_eq!(joined(&["a"]), "a");
+    assert_eq!(joined(&["a", "b", "c"]), "a,b,c");
+}
