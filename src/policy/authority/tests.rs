@@ -110,3 +110,40 @@ fn wildcards_are_held_only_when_covered() {
             .is_err()
     );
 }
+
+/// Holding every permission of an organization's role is not enough: iam
+/// for the action is needed there too (found by cargo-mutants: with the
+/// iam check gone, no unit test failed).
+#[test]
+fn an_organization_role_needs_iam_there_besides_its_permissions() {
+    let developer = caller(&["acme"], vec![role("acme", "developer", &["function:*"])]);
+    let acme_dev = role("acme", "dev", &["function:get"]);
+    assert_eq!(
+        developer.over_role(&acme_dev, Action::Create),
+        Err(Overreach::NoIamInOrg {
+            org: OrgName::parse("acme").unwrap(),
+            action: Action::Create
+        })
+    );
+    let creator = caller(&["acme"], vec![role("acme", "iam", &["iam:create"])]);
+    let acme = OrgName::parse("acme").unwrap();
+    let globex = OrgName::parse("globex").unwrap();
+    assert!(creator.in_org(&acme, Action::Create).is_ok());
+    assert!(
+        creator.in_org(&acme, Action::Delete).is_err(),
+        "another action"
+    );
+    assert!(
+        creator.in_org(&globex, Action::Create).is_err(),
+        "another org"
+    );
+    assert!(Authority::Local.in_org(&globex, Action::Delete).is_ok());
+}
+
+/// Local access (the CLI on the database file) has no grants to show.
+#[test]
+fn only_a_caller_has_grants() {
+    assert!(Authority::Local.grants().is_none());
+    let grants = caller(&["acme"], Vec::new()).grants().cloned().unwrap();
+    assert!(grants.member_of.contains(&OrgName::parse("acme").unwrap()));
+}
