@@ -72,4 +72,15 @@ mod tests {
         assert_eq!(names, ["acme", "globex", "initech"]);
         assert!(OrgSet::default().is_empty());
     }
+
+    /// Borrowed iteration is in order too, and a set with members is not
+    /// empty (found unchecked by cargo-mutants).
+    #[test]
+    fn a_set_is_read_in_order_without_being_consumed() {
+        let set: OrgSet = [org("globex"), org("acme")].into_iter().collect();
+        assert!(!set.is_empty());
+        let names: Vec<&str> = set.iter().map(|o| o.as_str()).collect();
+        assert_eq!(names, ["acme", "globex"]);
+        assert_eq!(OrgSet::default().iter().count(), 0);
+    }
 }
