@@ -248,3 +248,30 @@ proptest! {
         prop_assert!(target_of_raw(&raw).is_ok(), "{} refused", raw);
     }
 }
+
+/// Each way of cutting `;` off, as the server that does it reads the
+/// segments (found unchecked by cargo-mutants: the readings overlap, so a
+/// swapped condition still refused the same paths through another one).
+#[test]
+fn each_reading_cuts_parameters_where_its_servers_do() {
+    let read_as = |raw: &str, decodes: u8, strip: Strip| -> Vec<String> {
+        let reading = Reading {
+            decodes,
+            strip,
+            fold_case: false,
+        };
+        read(raw, reading)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.into_owned())
+            .collect()
+    };
+    // A raw `;`: cut by Tomcat's and Spring's readings, kept by ours.
+    assert_eq!(read_as("/a;p/b", 1, Strip::Never), ["a;p", "b"]);
+    assert_eq!(read_as("/a;p/b", 1, Strip::Raw), ["a", "b"]);
+    assert_eq!(read_as("/a;p/b", 0, Strip::Always), ["a", "b"]);
+    // An encoded `%3B`: a name to Tomcat, a parameter once decoded again.
+    assert_eq!(read_as("/a%3Bp", 1, Strip::Raw), ["a;p"]);
+    assert_eq!(read_as("/a%3Bp", 1, Strip::Always), ["a"]);
+    assert_eq!(read_as("/a%3Bp", 0, Strip::Always), ["a%3Bp"]);
+}
