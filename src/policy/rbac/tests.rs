@@ -350,9 +350,18 @@ fn linked_groups_match_their_source_and_key_exactly() {
         1,
         "a database member is not counted twice"
     );
-    let disabled = grants(false, None, &[], vec![]).with_linked(vec![platform]);
+    let disabled = grants(false, None, &[], vec![]).with_linked(vec![platform.clone()]);
     assert_eq!(
         disabled.decide(Some(&org("acme")), "function", Action::Create),
         Err(Refused::Disabled)
     );
+    // Groups of the same name in two organizations, or two names in one,
+    // are two groups (found unchecked by cargo-mutants).
+    let viewer = role("viewer", Some("globex"), &["*:get"]);
+    let globex_platform = group("globex", "platform", vec![viewer]);
+    let acme_sre = group("acme", "sre", vec![]);
+    let both = own.with_linked(vec![platform, globex_platform, acme_sre]);
+    assert_eq!(both.groups.len(), 3);
+    assert!(linked.matching(&dex, &[]).is_empty() && !linked.is_empty());
+    assert!(LinkedGroups::new([]).is_empty());
 }
