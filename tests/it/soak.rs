@@ -9,7 +9,8 @@
 //! flight may get either answer, and nothing else. So a disable is refused
 //! from the first request sent after its acknowledgement: that is the
 //! bound. Every 200 carries the caller's identity to the upstream and
-//! never the forged one sent with it. RSS is sampled as it goes.
+//! never the forged one sent with it. RSS is sampled as it goes. Each user
+//! is allowed once before the clock starts ([`warm_up`]).
 //!
 //! CI runs it for 20 s at 200 requests/s. BENCHMARKS.md's figures:
 //! `DISPATCH_SOAK_SECS=600 DISPATCH_SOAK_RATE=500 DISPATCH_SOAK_SAMPLE_SECS=60
@@ -228,6 +229,32 @@ async fn one(
     }
 }
 
+/// One allowed request per user before the clock starts. The soak is about
+/// the steady state under churn; the cold start is not: a debug build's
+/// first check of each of 200 users at 200/s on a busy 2-core machine
+/// queued past Envoy's 250 ms and was answered 503 (failing closed, as it
+/// should, but not what is measured here; seen once in a local CI-like
+/// run). Cold checks are tested elsewhere (`pipeline`, `api`).
+async fn warm_up(http: &reqwest::Client, url: &str, tokens: &[String]) {
+    for (i, token) in tokens.iter().enumerate() {
+        let mut statuses = Vec::new();
+        for _ in 0..20 {
+            let status = http
+                .get(url)
+                .header("authorization", token)
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16());
+            if status == 200 {
+                break;
+            }
+            statuses.push(status);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(statuses.len() < 20, "warm-up: {} got {statuses:?}", user(i));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_soak_through_envoy_answers_every_request_rightly_with_flat_memory() {
     let Some(envoy) = programs::require(programs::ENVOY) else {
@@ -251,6 +278,8 @@ async fn a_soak_through_envoy_answers_every_request_rightly_with_flat_memory() {
     );
     let states: Arc<Vec<State>> = Arc::new((0..USERS).map(|_| State::default()).collect());
     let tally = Arc::new(Tally::default());
+    let http = reqwest::Client::new();
+    warm_up(&http, &url, &tokens).await;
 
     let started = Instant::now();
     let until = started + Duration::from_secs(secs);
@@ -262,7 +291,6 @@ async fn a_soak_through_envoy_answers_every_request_rightly_with_flat_memory() {
     ));
     let mut rss = vec![rss_mib(pid)];
     let mut next_sample = started + sample;
-    let http = reqwest::Client::new();
     let mut requests = tokio::task::JoinSet::new();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);

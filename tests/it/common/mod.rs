@@ -354,17 +354,31 @@ impl TestApp {
 
     /// Makes every query fail, as a broken database would.
     pub async fn break_database(&self) {
-        sqlx::query("ALTER TABLE users RENAME TO users_gone")
-            .execute(self.store.pool())
-            .await
-            .unwrap();
+        self.rename_users("ALTER TABLE users RENAME TO users_gone")
+            .await;
     }
 
     pub async fn repair_database(&self) {
-        sqlx::query("ALTER TABLE users_gone RENAME TO users")
-            .execute(self.store.pool())
-            .await
-            .unwrap();
+        self.rename_users("ALTER TABLE users_gone RENAME TO users")
+            .await;
+    }
+
+    /// The damage is the test's, not the server's: a rename that meets a
+    /// lock is tried again (each failure printed), rather than failing the
+    /// test before it checks anything.
+    async fn rename_users(&self, sql: &'static str) {
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            match sqlx::query(sql).execute(self.store.pool()).await {
+                Ok(_) => return,
+                Err(e) => {
+                    eprintln!("{sql}: {e}");
+                    errors.push(e.to_string());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{sql} failed every time: {errors:?}");
     }
 
     pub async fn stop(&mut self) {
