@@ -11,7 +11,11 @@ use std::sync::{
 use async_trait::async_trait;
 
 use super::*;
-use crate::domain::{IssuerName, Subject, UserId};
+use crate::{
+    domain::{IssuerName, Login, OrgName, ServiceAccountName, Subject, SubjectRef, UserId},
+    policy::rbac::Grants,
+    store::{CheckStore, ServiceAccount, StoreError, User, UserRef},
+};
 
 const SUBJECTS: usize = 4;
 

@@ -1,9 +1,18 @@
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use async_trait::async_trait;
 
 use super::*;
-use crate::domain::{IssuerName, Subject, UserId};
+use crate::{
+    domain::{
+        IssuerName, Login, OrgName, Principal, ServiceAccountName, Subject, SubjectRef, UserId,
+    },
+    policy::rbac::Grants,
+    store::{CheckStore, ServiceAccount, StoreError, User, UserRef, fixtures},
+};
 
 /// A store that counts queries and answers slowly, to observe coalescing.
 #[derive(Default)]
@@ -23,17 +32,8 @@ impl CheckStore for CountingStore {
     ) -> Result<Option<User>, StoreError> {
         self.queries.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        Ok((subject.as_str() == "known").then(|| User {
-            id: UserId::new(),
-            issuer: issuer.clone(),
-            subject: subject.clone(),
-            login: Login::parse("octocat").unwrap(),
-            email: None,
-            display_name: None,
-            enabled: true,
-            created_at: 0,
-            updated_at: 0,
-        }))
+        Ok((subject.as_str() == "known")
+            .then(|| fixtures::user(issuer.as_str(), subject.as_str(), "octocat")))
     }
     async fn update_login(&self, _: &UserRef, _: &Login) -> Result<User, StoreError> {
         unimplemented!("not used by these tests")

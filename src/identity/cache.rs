@@ -253,8 +253,8 @@ fn still_holds(error: &TokenError, at: u64, now: u64) -> bool {
 mod tests {
     use super::*;
     use crate::{
-        domain::{IssuerName, OrgName, Principal, ServiceAccountName, Subject},
-        store::ServiceAccount,
+        domain::{IssuerName, Principal, Subject},
+        store::{ServiceAccount, fixtures},
     };
 
     fn account_identity(id: ServiceAccountId) -> VerifiedIdentity {
@@ -270,12 +270,7 @@ mod tests {
             verified_at: unix_now(),
             service_account: Some(Arc::new(ServiceAccount {
                 id,
-                org: OrgName::parse("acme").unwrap(),
-                name: ServiceAccountName::parse("ci").unwrap(),
-                enabled: true,
-                keys: Vec::new(),
-                created_at: 0,
-                updated_at: 0,
+                ..(*fixtures::account("acme", "ci")).clone()
             })),
             links: Box::default(),
         }

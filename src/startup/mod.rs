@@ -3,7 +3,13 @@
 //! the pipeline again from a changed file.
 
 mod listen;
+mod pipeline;
 mod reload;
+mod stores;
+
+use pipeline::identity_verifier;
+pub use pipeline::{checker, explainer, http_client};
+pub use stores::{local_iam, local_iam_read_only, migrate, open_existing_store, open_store};
 
 use std::{future::Future, io, net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -11,17 +17,12 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 
 use crate::{
-    assertion::Asserter,
-    check::{Checker, Live, Replicas, SettledCache},
+    check::{Live, Replicas},
     config::{Config, Overrides, Settings},
-    directory::{Directory, GrantsCache, LinkedCache, OrgCache, ServiceAccountCache, UserCache},
     domain::IssuerName,
-    iam::{Iam, NoCaches},
-    identity::{
-        IdentityVerifier, TokenCache, github::GithubSource, service_account::ServiceAccountSource,
-    },
+    iam::Iam,
     server::{self, AdminService, HttpCheck, Listener, Operations, ServeError, http::Style},
-    store::{CheckStore, SqlStore, StoreError, StoreLocation},
+    store::{SqlStore, StoreError, StoreLocation},
     telemetry::metrics,
 };
 
@@ -336,128 +337,4 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-}
-
-/// The check pipeline over `store`, as the server assembles it: the
-/// configured identity sources (remote keys fetched by refreshers the
-/// caller runs), the caches, the request rules and the authorization mode.
-/// Tests build it over an in-memory store to decide without the wire.
-pub fn checker(store: Arc<dyn CheckStore>, mut config: Config) -> Checker {
-    let caches = config.caches;
-    config.request_rules.signed_identity = config
-        .signed_identity
-        .map(|(settings, keys)| Arc::new(Asserter::new(settings, keys)));
-    let accounts = ServiceAccountCache::new(store.clone(), caches.users);
-    let http = http_client();
-    let issuers = config.issuers.into_iter().map(|i| i.build(&http)).collect();
-    let github = config.github.map(|g| GithubSource::new(g, http.clone()));
-    let identity = IdentityVerifier::new(
-        issuers,
-        TokenCache::new(caches.tokens_capacity, caches.tokens_max_ttl),
-    )
-    .with_github(github)
-    .with_service_accounts(
-        config
-            .service_accounts
-            .map(|settings| ServiceAccountSource::new(accounts.clone(), settings)),
-    );
-    let directory = Directory {
-        users: UserCache::new(store.clone(), caches.users),
-        grants: GrantsCache::new(store.clone(), caches.users),
-        linked: LinkedCache::new(store.clone(), caches.users),
-        orgs: OrgCache::new(store, caches.users),
-        accounts,
-    };
-    Checker::new(
-        identity,
-        directory,
-        SettledCache::new(
-            caches.tokens_capacity,
-            caches.users.ttl,
-            caches.tokens_max_ttl,
-        ),
-        config.request_rules,
-        config.authorization,
-    )
-}
-
-/// The configured identity sources, with a token cache of their own;
-/// service accounts are read through `accounts` (the directory's cache).
-fn identity_verifier(
-    issuers: Vec<crate::identity::IssuerConfig>,
-    github: Option<crate::identity::github::GithubSettings>,
-    service_accounts: Option<crate::identity::service_account::ServiceAccountSettings>,
-    caches: crate::config::Caches,
-    accounts: ServiceAccountCache,
-) -> IdentityVerifier {
-    let http = http_client();
-    let issuers = issuers.into_iter().map(|i| i.build(&http)).collect();
-    let github = github.map(|g| GithubSource::new(g, http.clone()));
-    IdentityVerifier::new(
-        issuers,
-        TokenCache::new(caches.tokens_capacity, caches.tokens_max_ttl),
-    )
-    .with_github(github)
-    .with_service_accounts(
-        service_accounts.map(|settings| ServiceAccountSource::new(accounts, settings)),
-    )
-}
-
-/// The check pipeline as `serve` would build it, for `explain`: the
-/// configured store, and every remote key set fetched once.
-pub async fn explainer(config: Config) -> Result<Checker, StartupError> {
-    let store = open_existing_store(&config).await?;
-    let checker = checker(Arc::new(store), config);
-    reload::first_fetch(checker.identity()).await;
-    Ok(checker)
-}
-
-/// Creates or migrates the database.
-pub async fn migrate(config: &Config) -> Result<(), StartupError> {
-    open_store(config).await?;
-    Ok(())
-}
-
-/// The configured store, migrated (`export`, `import`).
-pub async fn open_store(config: &Config) -> Result<SqlStore, StartupError> {
-    Ok(SqlStore::open(&config.database, config.pool_size).await?)
-}
-
-/// The store for a read-only command: a SQLite file that does not exist
-/// is an error naming it, never a new empty database (which would answer
-/// "no such user" about a typo'd path).
-pub async fn open_existing_store(config: &Config) -> Result<SqlStore, StartupError> {
-    if let StoreLocation::Sqlite(path) = &config.database
-        && !path.exists()
-    {
-        return Err(StartupError::NoDatabase(path.display().to_string()));
-    }
-    open_store(config).await
-}
-
-/// [`local_iam`] for read-only commands ([`open_existing_store`]).
-pub async fn local_iam_read_only(config: &Config) -> Result<Iam, StartupError> {
-    let store = open_existing_store(config).await?;
-    let sources = config.source_names().into_iter().cloned().collect();
-    Ok(Iam::new(Arc::new(store), Arc::new(NoCaches), sources))
-}
-
-/// The `iam` service on the database file, for the operator's local
-/// commands: the same operations (and audit entries) as the admin API. A
-/// running server sees their effect within its cache TTLs.
-pub async fn local_iam(config: &Config) -> Result<Iam, StartupError> {
-    let store = SqlStore::open(&config.database, config.pool_size).await?;
-    let sources = config.source_names().into_iter().cloned().collect();
-    Ok(Iam::new(Arc::new(store), Arc::new(NoCaches), sources))
-}
-
-/// The client for identity providers and the GitHub API: one connection
-/// pool, rustls with the system's trust store.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("dispatch-authz/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_default()
 }

@@ -9,6 +9,8 @@
 //! what other replicas wrote.
 
 pub mod changes;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod location;
 pub mod records;
 mod sql;

@@ -25,12 +25,12 @@ use std::{
 };
 
 use dispatch_authz::{
-    domain::{IssuerName, Login, OrgName, RoleName, Subject, SubjectRef},
+    domain::{OrgName, RoleName, SubjectRef},
     policy::rbac::{Permission, Role, Scope},
     proto::admin::role_binding::Subject as BoundSubject,
     store::{
-        Actor, BindingAdmin, NewUser, OrgAdmin, RoleAdmin, RoleBinding, RoleKey, SqlStore,
-        StoreLocation, UserAdmin, UserRef,
+        Actor, BindingAdmin, OrgAdmin, RoleAdmin, RoleBinding, RoleKey, SqlStore, StoreLocation,
+        UserAdmin, UserRef,
     },
 };
 
@@ -113,13 +113,7 @@ async fn prepare(dir: &std::path::Path) -> std::path::PathBuf {
     store.create_role(&actor, &developer).await.unwrap();
     let subjects = std::iter::once("root".to_owned()).chain((0..USERS).map(user));
     for subject in subjects {
-        let new = NewUser {
-            issuer: IssuerName::parse(ISSUER_NAME).unwrap(),
-            subject: Subject::parse(&subject).unwrap(),
-            login: Login::parse(&subject).unwrap(),
-            email: None,
-            display_name: None,
-        };
+        let new = new_user(ISSUER_NAME, &subject, &subject);
         let added = store.add(&actor, new).await.unwrap();
         let id = UserRef::Id(added.id);
         if subject == "root" {

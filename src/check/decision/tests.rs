@@ -1,32 +1,15 @@
 use super::*;
-use crate::domain::{
-    IssuerName, Login, OrgName, RoleName, ServiceAccountId, ServiceAccountName, Subject, UserId,
+use crate::{
+    domain::{OrgName, RoleName},
+    store::fixtures,
 };
 
 fn octocat() -> Who {
-    Who::User(Arc::new(User {
-        id: UserId::new(),
-        issuer: IssuerName::parse("github").unwrap(),
-        subject: Subject::parse("583231").unwrap(),
-        login: Login::parse("octocat").unwrap(),
-        email: None,
-        display_name: None,
-        enabled: true,
-        created_at: 0,
-        updated_at: 0,
-    }))
+    Who::User(Arc::new(fixtures::user("github", "583231", "octocat")))
 }
 
 fn ci() -> Who {
-    Who::ServiceAccount(Arc::new(ServiceAccount {
-        id: ServiceAccountId::new(),
-        org: OrgName::parse("acme").unwrap(),
-        name: ServiceAccountName::parse("ci").unwrap(),
-        enabled: true,
-        keys: Vec::new(),
-        created_at: 0,
-        updated_at: 0,
-    }))
+    Who::ServiceAccount(fixtures::account("acme", "ci"))
 }
 
 /// What `x-dispatch-user`, `x-dispatch-issuer` and the decision line

@@ -37,27 +37,20 @@ fn a_check_continues_the_nearest_trace() {
 
 #[test]
 fn bearer_tokens_are_found() {
-    assert_eq!(
-        token_of(&[("Authorization", "Bearer abc.def.ghi")]),
-        Ok("abc.def.ghi".into())
-    );
-    assert_eq!(
-        token_of(&[("authorization", "bearer abc")]),
-        Ok("abc".into())
-    );
-    assert_eq!(
-        token_of(&[("authorization", "BEARER  abc ")]),
-        Ok("abc".into())
-    );
-    assert_eq!(
-        token_of(&[("cookie", "a=1; session=tok.en; b=2")]),
-        Ok("tok.en".into())
-    );
-    // Authorization wins over the cookie.
-    assert_eq!(
-        token_of(&[("cookie", "session=c"), ("authorization", "Bearer h")]),
-        Ok("h".into())
-    );
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[("Authorization", "Bearer abc.def.ghi")], "abc.def.ghi"),
+        (&[("authorization", "bearer abc")], "abc"),
+        (&[("authorization", "BEARER  abc ")], "abc"),
+        (&[("cookie", "a=1; session=tok.en; b=2")], "tok.en"),
+        // Authorization wins over the cookie.
+        (
+            &[("cookie", "session=c"), ("authorization", "Bearer h")],
+            "h",
+        ),
+    ];
+    for (headers, token) in cases {
+        assert_eq!(token_of(headers), Ok(token.into()), "{headers:?}");
+    }
 }
 
 /// oauth2-proxy's way: the token alone in the configured header, read

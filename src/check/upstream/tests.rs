@@ -3,22 +3,15 @@ use std::sync::Arc;
 use super::*;
 use crate::{
     check::request::ClientHeaders,
-    domain::{Email, IssuerName, Login, OrgName, RequestId, RoleName, Subject, UserId},
+    domain::{Email, OrgName, RequestId, RoleName},
     policy::rbac::Allowed,
-    store::User,
+    store::{User, fixtures},
 };
 
 fn user() -> Arc<User> {
     Arc::new(User {
-        id: UserId::new(),
-        issuer: IssuerName::parse("dex").unwrap(),
-        subject: Subject::parse("1").unwrap(),
-        login: Login::parse("octocat").unwrap(),
         email: Some(Email::parse("octo@example.com").unwrap()),
-        display_name: None,
-        enabled: true,
-        created_at: 0,
-        updated_at: 0,
+        ..fixtures::user("dex", "1", "octocat")
     })
 }
 

@@ -5,6 +5,8 @@
 //! one call to the [`Iam`] service — which authorizes, writes one audited
 //! transaction and invalidates what it made stale — and converts the answer.
 
+mod accounts;
+mod bindings;
 pub mod convert;
 mod reload;
 
@@ -16,15 +18,15 @@ pub use crate::proto::admin::admin_server::AdminServer;
 use crate::{
     check::{ClientHeaders, DenialKind, Live},
     domain::OrgName,
-    iam::{Iam, IamError, PublicKey},
+    iam::{Iam, IamError},
     policy::rbac::Role,
     proto::admin::{self as pb, admin_server::Admin},
-    store::{Actor, GroupBinding, NewUser, UserRef},
+    store::{Actor, NewUser, UserRef},
 };
+use bindings::Change;
 use convert::{
-    Bind, Bound, account_fields, account_pb, audit_pb, binding_pb, field, group_binding_pb,
-    group_fields, group_member, group_pb, link_fields, member_pb, optional, org_pb, role_key,
-    role_pb, status, user_pb,
+    audit_pb, field, group_fields, group_member, group_pb, link_fields, member_pb, optional,
+    org_pb, role_key, role_pb, status, user_pb,
 };
 pub use reload::{Reload, Reloaded};
 
@@ -259,70 +261,27 @@ impl Admin for AdminService {
         reply(self.iam.delete_role(&actor, &key).await, |r| role_pb(&r))
     }
 
-    // ---- role bindings --------------------------------------------------
+    // ---- role bindings (bindings.rs) -------------------------------------
 
     async fn create_role_binding(
         &self,
         request: Request<pb::RoleBinding>,
     ) -> Reply<pb::RoleBinding> {
-        let actor = self.actor(&request).await?;
-        let Bind { role, target } = Bind::try_from(request.get_ref())?;
-        match target {
-            Bound::Subject(subject) => {
-                let result = self.iam.bind(&actor, role, &subject).await;
-                reply(result, |(binding, name)| binding_pb(&binding, name))
-            }
-            Bound::Group(org, group) => {
-                let binding = GroupBinding { role, group };
-                let result = self.iam.bind_group(&actor, &org, &binding).await;
-                reply(result, |()| group_binding_pb(&binding, &org))
-            }
-        }
+        self.change_binding(request, Change::Make).await
     }
 
     async fn delete_role_binding(
         &self,
         request: Request<pb::RoleBinding>,
     ) -> Reply<pb::RoleBinding> {
-        let actor = self.actor(&request).await?;
-        let Bind { role, target } = Bind::try_from(request.get_ref())?;
-        match target {
-            Bound::Subject(subject) => {
-                let result = self.iam.unbind(&actor, role, &subject).await;
-                reply(result, |(binding, name)| binding_pb(&binding, name))
-            }
-            Bound::Group(org, group) => {
-                let binding = GroupBinding { role, group };
-                let result = self.iam.unbind_group(&actor, &org, &binding).await;
-                reply(result, |()| group_binding_pb(&binding, &org))
-            }
-        }
+        self.change_binding(request, Change::Remove).await
     }
 
     async fn list_role_bindings(
         &self,
         request: Request<pb::ListRoleBindingsRequest>,
     ) -> Reply<pb::ListRoleBindingsResponse> {
-        let actor = self.actor(&request).await?;
-        let org = optional("org", &request.get_ref().org, OrgName::parse)?;
-        let mut bindings: Vec<pb::RoleBinding> = self
-            .iam
-            .list_bindings(&actor, org.as_ref())
-            .await
-            .map_err(status)?
-            .into_iter()
-            .map(|(b, name)| binding_pb(&b, name))
-            .collect();
-        // An organization's listing also has the bindings to its groups.
-        if let Some(org) = &org {
-            let groups = self
-                .iam
-                .list_group_bindings(&actor, org)
-                .await
-                .map_err(status)?;
-            bindings.extend(groups.iter().map(|b| group_binding_pb(b, org)));
-        }
-        Ok(Response::new(pb::ListRoleBindingsResponse { bindings }))
+        self.list_bindings(request).await
     }
 
     // ---- groups -----------------------------------------------------------
@@ -396,103 +355,55 @@ impl Admin for AdminService {
         reply(result, |_| request.into_inner())
     }
 
-    // ---- service accounts -----------------------------------------------
+    // ---- service accounts (accounts.rs) -----------------------------------
 
     async fn create_service_account(
         &self,
         request: Request<pb::CreateServiceAccountRequest>,
     ) -> Reply<pb::ServiceAccount> {
-        let actor = self.actor(&request).await?;
-        let r = request.get_ref();
-        let (org, name) = account_fields(&r.org, &r.name)?;
-        let keys = r
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| PublicKey::parse(&format!("keys[{i}]"), &k.algorithm, &k.pem))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(Status::invalid_argument)?;
-        let result = self.iam.create_account(&actor, &org, &name, &keys).await;
-        reply(result, |a| account_pb(&a))
+        self.create_account(request).await
     }
 
     async fn get_service_account(
         &self,
         request: Request<pb::ServiceAccountRef>,
     ) -> Reply<pb::ServiceAccount> {
-        let actor = self.actor(&request).await?;
-        let (org, name) = account_fields(&request.get_ref().org, &request.get_ref().name)?;
-        reply(self.iam.get_account(&actor, &org, &name).await, |a| {
-            account_pb(&a)
-        })
+        self.get_account(request).await
     }
 
     async fn list_service_accounts(
         &self,
         request: Request<pb::ListServiceAccountsRequest>,
     ) -> Reply<pb::ListServiceAccountsResponse> {
-        let actor = self.actor(&request).await?;
-        let org = org(&request.get_ref().org)?;
-        reply(self.iam.list_accounts(&actor, &org).await, |accounts| {
-            pb::ListServiceAccountsResponse {
-                service_accounts: accounts.iter().map(account_pb).collect(),
-            }
-        })
+        self.list_accounts(request).await
     }
 
     async fn delete_service_account(
         &self,
         request: Request<pb::ServiceAccountRef>,
     ) -> Reply<pb::ServiceAccount> {
-        let actor = self.actor(&request).await?;
-        let (org, name) = account_fields(&request.get_ref().org, &request.get_ref().name)?;
-        reply(self.iam.delete_account(&actor, &org, &name).await, |a| {
-            account_pb(&a)
-        })
+        self.delete_account(request).await
     }
 
     async fn set_service_account_enabled(
         &self,
         request: Request<pb::SetServiceAccountEnabledRequest>,
     ) -> Reply<pb::ServiceAccount> {
-        let actor = self.actor(&request).await?;
-        let r = request.get_ref();
-        let (org, name) = account_fields(&r.org, &r.name)?;
-        let result = self
-            .iam
-            .set_account_enabled(&actor, &org, &name, r.enabled)
-            .await;
-        reply(result, |a| account_pb(&a))
+        self.set_account_enabled(request).await
     }
 
     async fn add_service_account_key(
         &self,
         request: Request<pb::AddServiceAccountKeyRequest>,
     ) -> Reply<pb::ServiceAccount> {
-        let actor = self.actor(&request).await?;
-        let r = request.get_ref();
-        let (org, name) = account_fields(&r.org, &r.name)?;
-        let key =
-            PublicKey::parse("key", &r.algorithm, &r.pem).map_err(Status::invalid_argument)?;
-        let result = self.iam.add_account_key(&actor, &org, &name, &key).await;
-        reply(result, |a| account_pb(&a))
+        self.add_account_key(request).await
     }
 
     async fn remove_service_account_key(
         &self,
         request: Request<pb::RemoveServiceAccountKeyRequest>,
     ) -> Reply<pb::ServiceAccount> {
-        let actor = self.actor(&request).await?;
-        let r = request.get_ref();
-        let (org, name) = account_fields(&r.org, &r.name)?;
-        if r.key_id.is_empty() {
-            return Err(Status::invalid_argument("key_id: must not be empty"));
-        }
-        let result = self
-            .iam
-            .remove_account_key(&actor, &org, &name, &r.key_id)
-            .await;
-        reply(result, |a| account_pb(&a))
+        self.remove_account_key(request).await
     }
 
     // ---- audit log ------------------------------------------------------

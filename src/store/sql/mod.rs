@@ -44,6 +44,7 @@ mod roles;
 mod accounts;
 mod audit;
 mod bindings;
+mod group_rows;
 mod groups;
 mod orgs;
 mod reads;

@@ -152,9 +152,9 @@ impl OrgAdmin for SqlStore {
             .filter(|r| r.scope == Scope::Org(org.clone()))
             .collect();
         let mut left = Vec::new();
-        for (group_id, group_org, name) in groups::subject_groups(&mut tx, subject).await? {
+        for (group_id, group_org, name) in group_rows::subject_groups(&mut tx, subject).await? {
             if group_org == *org {
-                unbound.extend(groups::group_roles(&mut tx, &group_id).await?);
+                unbound.extend(group_rows::group_roles(&mut tx, &group_id).await?);
                 left.push(name.to_string());
             }
         }

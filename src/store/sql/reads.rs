@@ -52,8 +52,8 @@ impl SqlStore {
             .map(|role| self.roles.intern(role))
             .collect();
         let mut groups = Vec::new();
-        for (id, org, name) in groups::subject_groups(&mut conn, subject).await? {
-            let roles = groups::group_roles(&mut conn, &id).await?;
+        for (id, org, name) in group_rows::subject_groups(&mut conn, subject).await? {
+            let roles = group_rows::group_roles(&mut conn, &id).await?;
             let roles = roles
                 .into_iter()
                 .map(|role| self.roles.intern(Arc::unwrap_or_clone(role)))
@@ -67,8 +67,8 @@ impl SqlStore {
     pub(super) async fn load_linked_groups(&self) -> Result<LinkedGroups, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let mut groups = Vec::new();
-        for (id, org, name, link) in groups::linked_groups(&mut conn).await? {
-            let roles = groups::group_roles(&mut conn, &id).await?;
+        for (id, org, name, link) in group_rows::linked_groups(&mut conn).await? {
+            let roles = group_rows::group_roles(&mut conn, &id).await?;
             let roles = roles
                 .into_iter()
                 .map(|role| self.roles.intern(Arc::unwrap_or_clone(role)))

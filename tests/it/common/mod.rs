@@ -212,6 +212,17 @@ pub async fn fresh_postgres_database(admin: &str) -> String {
     url.to_string()
 }
 
+/// A user to add, with no e-mail or display name.
+pub fn new_user(issuer: &str, subject: &str, login: &str) -> NewUser {
+    NewUser {
+        issuer: IssuerName::parse(issuer).unwrap(),
+        subject: Subject::parse(subject).unwrap(),
+        login: Login::parse(login).unwrap(),
+        email: None,
+        display_name: None,
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
@@ -299,16 +310,7 @@ impl TestApp {
 
     pub async fn add_user_of(&self, issuer: &str, subject: &str, login: &str) -> User {
         self.store
-            .add(
-                &Actor::local("test"),
-                NewUser {
-                    issuer: IssuerName::parse(issuer).unwrap(),
-                    subject: Subject::parse(subject).unwrap(),
-                    login: Login::parse(login).unwrap(),
-                    email: None,
-                    display_name: None,
-                },
-            )
+            .add(&Actor::local("test"), new_user(issuer, subject, login))
             .await
             .unwrap()
     }

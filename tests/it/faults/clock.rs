@@ -104,16 +104,7 @@ async fn a_stepped_clock_never_resurrects_an_expired_token() {
 }
 
 async fn add_user(store: &dispatch_authz::store::SqlStore, subject: &str) {
-    use dispatch_authz::{
-        domain::{IssuerName, Login, Subject},
-        store::{Actor, NewUser, UserAdmin},
-    };
-    let user = NewUser {
-        issuer: IssuerName::parse(ISSUER_NAME).unwrap(),
-        subject: Subject::parse(subject).unwrap(),
-        login: Login::parse(subject).unwrap(),
-        email: None,
-        display_name: None,
-    };
+    use dispatch_authz::store::{Actor, UserAdmin};
+    let user = new_user(ISSUER_NAME, subject, subject);
     store.add(&Actor::local("test"), user).await.unwrap();
 }

@@ -8,12 +8,8 @@ use std::{
     time::Duration,
 };
 
-use dispatch_authz::{
-    domain::{IssuerName, Login, Subject},
-    store::{
-        Actor, AuditLog, BindingAdmin, NewUser, OrgAdmin, SqlStore, StoreLocation, UserAdmin,
-        UserRef,
-    },
+use dispatch_authz::store::{
+    Actor, AuditLog, BindingAdmin, OrgAdmin, SqlStore, StoreLocation, UserAdmin, UserRef,
 };
 
 use super::check_within;
@@ -31,13 +27,7 @@ async fn prepared(dir: &Path) -> std::path::PathBuf {
     let store = open(dir).await;
     let actor = Actor::local("test");
     for subject in ["root", "alice"] {
-        let user = NewUser {
-            issuer: IssuerName::parse(ISSUER_NAME).unwrap(),
-            subject: Subject::parse(subject).unwrap(),
-            login: Login::parse(subject).unwrap(),
-            email: None,
-            display_name: None,
-        };
+        let user = new_user(ISSUER_NAME, subject, subject);
         let user = store.add(&actor, user).await.unwrap();
         if subject == "root" {
             store

@@ -6,39 +6,21 @@ use prost::Message;
 use super::Answer;
 use crate::{
     check::{Checked, Decision, DecisionId, Permit, UpstreamHeaders, Who},
-    domain::{
-        Email, IssuerName, Login, OrgName, RoleName, ServiceAccountId, ServiceAccountName, Subject,
-        UserId,
-    },
+    domain::{Email, OrgName, RoleName},
     policy::rbac::Allowed,
     server::grpc::check_response,
-    store::{ServiceAccount, User},
+    store::{User, fixtures},
 };
 
 fn user(login: &str, email: Option<&str>) -> Who {
     Who::User(Arc::new(User {
-        id: UserId::new(),
-        issuer: IssuerName::parse("dex").unwrap(),
-        subject: Subject::parse("1").unwrap(),
-        login: Login::parse(login).unwrap(),
         email: email.map(|e| Email::parse(e).unwrap()),
-        display_name: None,
-        enabled: true,
-        created_at: 0,
-        updated_at: 0,
+        ..fixtures::user("dex", "1", login)
     }))
 }
 
 fn account() -> Who {
-    Who::ServiceAccount(Arc::new(ServiceAccount {
-        id: ServiceAccountId::new(),
-        org: OrgName::parse("acme").unwrap(),
-        name: ServiceAccountName::parse("ci").unwrap(),
-        enabled: true,
-        keys: Vec::new(),
-        created_at: 0,
-        updated_at: 0,
-    }))
+    Who::ServiceAccount(fixtures::account("acme", "ci"))
 }
 
 fn allowed(org: &str, roles: &[&str]) -> Option<Allowed> {
