@@ -270,7 +270,7 @@ mod tests {
             verified_at: unix_now(),
             service_account: Some(Arc::new(ServiceAccount {
                 id,
-                ..(*fixtures::account("acme", "ci")).clone()
+                ..fixtures::account("acme", "ci")
             })),
             links: Box::default(),
         }

@@ -1,8 +1,6 @@
 //! Records for unit tests, so that a test names only what it is about and
 //! a new field is given its default in one place.
 
-use std::sync::Arc;
-
 use super::{ServiceAccount, User};
 use crate::domain::{
     IssuerName, Login, OrgName, ServiceAccountId, ServiceAccountName, Subject, UserId,
@@ -24,8 +22,8 @@ pub fn user(issuer: &str, subject: &str, login: &str) -> User {
 }
 
 /// An enabled service account with no keys.
-pub fn account(org: &str, name: &str) -> Arc<ServiceAccount> {
-    Arc::new(ServiceAccount {
+pub fn account(org: &str, name: &str) -> ServiceAccount {
+    ServiceAccount {
         id: ServiceAccountId::new(),
         org: OrgName::parse(org).unwrap(),
         name: ServiceAccountName::parse(name).unwrap(),
@@ -33,5 +31,5 @@ pub fn account(org: &str, name: &str) -> Arc<ServiceAccount> {
         keys: Vec::new(),
         created_at: 0,
         updated_at: 0,
-    })
+    }
 }

@@ -9,7 +9,7 @@ fn octocat() -> Who {
 }
 
 fn ci() -> Who {
-    Who::ServiceAccount(fixtures::account("acme", "ci"))
+    Who::ServiceAccount(Arc::new(fixtures::account("acme", "ci")))
 }
 
 /// What `x-dispatch-user`, `x-dispatch-issuer` and the decision line

@@ -20,7 +20,7 @@ fn user(login: &str, email: Option<&str>) -> Who {
 }
 
 fn account() -> Who {
-    Who::ServiceAccount(fixtures::account("acme", "ci"))
+    Who::ServiceAccount(Arc::new(fixtures::account("acme", "ci")))
 }
 
 fn allowed(org: &str, roles: &[&str]) -> Option<Allowed> {
